@@ -1,0 +1,299 @@
+//! The blob envelope: what a device pushes and the relay stores, opaque to the relay.
+//!
+//! Wire: `version (1) || epoch (u32 BE) || nonce (24) || XChaCha20-Poly1305 ciphertext`.
+//! Inner plaintext: `sender (32) || seq (u64 BE) || prev_hash (32) || kind (1) ||
+//! payload_len (u32 BE) || payload || Ed25519 signature (64) || zero padding` to the Padmé
+//! length (floor 256). See docs/PROTOCOL.md.
+
+mod padme;
+
+pub use padme::{PAD_FLOOR, padded_len, padme};
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hkdf::Hkdf;
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+use thiserror::Error;
+use zeroize::Zeroizing;
+
+use crate::CoreRng;
+use crate::keys::{DeviceId, DeviceSigningKey, EpochSecret, GroupId, verify_signature};
+
+/// Envelope format version.
+pub const ENVELOPE_VERSION: u8 = 1;
+/// Largest payload a blob may carry (1 MiB).
+pub const MAX_PAYLOAD: usize = 1024 * 1024;
+/// Bytes before the ciphertext: version, epoch, nonce.
+pub const OUTER_HEADER_LEN: usize = 1 + 4 + NONCE_LEN;
+/// Inner bytes besides payload and padding: sender, seq, prev hash, kind, length, signature.
+pub const INNER_OVERHEAD: usize = 32 + 8 + 32 + 1 + 4 + 64;
+/// The largest envelope: a maximal payload, padded, plus header and tag.
+pub const MAX_ENVELOPE: usize = OUTER_HEADER_LEN + padded_len(MAX_PAYLOAD + INNER_OVERHEAD) + TAG_LEN;
+/// The smallest envelope: an empty payload padded to the floor.
+pub const MIN_ENVELOPE: usize = OUTER_HEADER_LEN + PAD_FLOOR + TAG_LEN;
+
+const NONCE_LEN: usize = 24;
+const TAG_LEN: usize = 16;
+const KEY_LABEL: &[u8] = b"0k-sync blob key v1";
+const AAD_LABEL: &[u8] = b"0k-sync/blob/v1";
+const SIG_LABEL: &[u8] = b"0k-sync/blob-sig/v1";
+
+/// What a blob is for. Only `Data` exists in version 1; other values are refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum BlobKind {
+    /// Application data.
+    Data = 0,
+}
+
+impl BlobKind {
+    fn from_u8(b: u8) -> Option<Self> {
+        (b == 0).then_some(BlobKind::Data)
+    }
+}
+
+/// The per-sender chain position of a blob being sealed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChainLink {
+    /// The sender's sequence number: 1 for its first blob, then +1 per blob.
+    pub seq: u64,
+    /// [`envelope_hash`] of the sender's previous envelope; all zero for seq 1.
+    pub prev_hash: [u8; 32],
+}
+
+/// An envelope that decrypted and verified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenedBlob {
+    /// The signing device.
+    pub sender: DeviceId,
+    /// The sender's sequence number.
+    pub seq: u64,
+    /// Hash of the sender's previous envelope.
+    pub prev_hash: [u8; 32],
+    /// What the blob is for.
+    pub kind: BlobKind,
+    /// The application payload.
+    pub payload: Vec<u8>,
+    /// [`envelope_hash`] of this envelope: the next blob of the sender links to it.
+    pub hash: [u8; 32],
+}
+
+/// Why an envelope was not sealed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum SealError {
+    /// The payload exceeds [`MAX_PAYLOAD`].
+    #[error("payload of {0} bytes exceeds the 1 MiB limit")]
+    TooLarge(usize),
+    /// Sequence numbers start at 1.
+    #[error("sequence numbers start at 1")]
+    ZeroSeq,
+    /// The cipher refused the input (cannot happen below the size limit).
+    #[error("encryption failed")]
+    Crypto,
+}
+
+/// Why an envelope was refused. Every failure is one of these, never a panic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// Shorter than the smallest envelope, longer than the largest, or a bad inner layout.
+    #[error("malformed envelope")]
+    Malformed,
+    /// An envelope version this build does not read.
+    #[error("unsupported envelope version {0}")]
+    UnsupportedVersion(u8),
+    /// Sealed under an epoch this key is not for.
+    #[error("envelope from epoch {0}, not this key's epoch")]
+    WrongEpoch(u32),
+    /// Authentication failed: wrong key, wrong group, or tampered bytes.
+    #[error("envelope failed authentication")]
+    Decrypt,
+    /// Padding is not the canonical zero padding.
+    #[error("bad padding")]
+    BadPadding,
+    /// The sender's signature does not verify.
+    #[error("bad signature")]
+    BadSignature,
+}
+
+/// The blob key of one group epoch: seals and opens envelopes.
+pub struct BlobCipher {
+    aead: XChaCha20Poly1305,
+    group: GroupId,
+    epoch: u32,
+}
+
+impl core::fmt::Debug for BlobCipher {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("BlobCipher").field("epoch", &self.epoch).finish_non_exhaustive()
+    }
+}
+
+impl BlobCipher {
+    /// Derives the key `HKDF-SHA256(salt = group id, ikm = epoch secret,
+    /// info = "0k-sync blob key v1" || epoch)`.
+    pub fn new(group: &GroupId, epoch: u32, secret: &EpochSecret) -> Self {
+        let hk = Hkdf::<Sha256>::new(Some(group.expose()), secret.expose());
+        let mut info = KEY_LABEL.to_vec();
+        info.extend_from_slice(&epoch.to_be_bytes());
+        let mut key = Zeroizing::new([0u8; 32]);
+        // A 32-byte output is always within HKDF-SHA256's limit.
+        let _ = hk.expand(&info, key.as_mut());
+        BlobCipher { aead: XChaCha20Poly1305::new(key.as_ref().into()), group: group.clone(), epoch }
+    }
+
+    /// The epoch this key belongs to.
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
+    /// Seals `payload` from `signer` at `link`. The nonce is drawn from `rng` here, never
+    /// passed in, so a caller cannot reuse one.
+    pub fn seal(
+        &self,
+        signer: &DeviceSigningKey,
+        link: ChainLink,
+        kind: BlobKind,
+        payload: &[u8],
+        rng: &mut CoreRng,
+    ) -> Result<Vec<u8>, SealError> {
+        if payload.len() > MAX_PAYLOAD {
+            return Err(SealError::TooLarge(payload.len()));
+        }
+        if link.seq == 0 {
+            return Err(SealError::ZeroSeq);
+        }
+        let sender = signer.device_id();
+        let unpadded = INNER_OVERHEAD + payload.len();
+        let mut inner = Zeroizing::new(Vec::with_capacity(padded_len(unpadded)));
+        inner.extend_from_slice(&sender.0);
+        inner.extend_from_slice(&link.seq.to_be_bytes());
+        inner.extend_from_slice(&link.prev_hash);
+        inner.push(kind as u8);
+        // payload.len() <= MAX_PAYLOAD fits in u32.
+        inner.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        inner.extend_from_slice(payload);
+        let signature = signer.sign(&self.signed_message(&inner));
+        inner.extend_from_slice(&signature);
+        inner.resize(padded_len(unpadded), 0);
+
+        let nonce: [u8; NONCE_LEN] = rng.bytes();
+        let header = self.header(&nonce);
+        let aad = self.aad();
+        let ciphertext = self
+            .aead
+            .encrypt(XNonce::from_slice(&nonce), Payload { msg: &inner, aad: &aad })
+            .map_err(|_| SealError::Crypto)?;
+        let mut out = Vec::with_capacity(header.len() + ciphertext.len());
+        out.extend_from_slice(&header);
+        out.extend_from_slice(&ciphertext);
+        Ok(out)
+    }
+
+    /// Opens an envelope: checks version, epoch, authentication, layout, padding and signature.
+    pub fn open(&self, envelope: &[u8]) -> Result<OpenedBlob, OpenError> {
+        if envelope.len() < MIN_ENVELOPE || envelope.len() > MAX_ENVELOPE {
+            return Err(OpenError::Malformed);
+        }
+        let (header, ciphertext) = envelope.split_at(OUTER_HEADER_LEN);
+        let (version, rest) = header.split_first().ok_or(OpenError::Malformed)?;
+        if *version != ENVELOPE_VERSION {
+            return Err(OpenError::UnsupportedVersion(*version));
+        }
+        let (epoch_bytes, nonce) = rest.split_at(4);
+        let epoch = u32::from_be_bytes(epoch_bytes.try_into().map_err(|_| OpenError::Malformed)?);
+        if epoch != self.epoch {
+            return Err(OpenError::WrongEpoch(epoch));
+        }
+        let aad = self.aad();
+        let inner = Zeroizing::new(
+            self.aead
+                .decrypt(XNonce::from_slice(nonce), Payload { msg: ciphertext, aad: &aad })
+                .map_err(|_| OpenError::Decrypt)?,
+        );
+        let mut blob = self.parse_inner(&inner)?;
+        blob.hash = envelope_hash(envelope);
+        Ok(blob)
+    }
+
+    fn parse_inner(&self, inner: &[u8]) -> Result<OpenedBlob, OpenError> {
+        let mut r = Reader(inner);
+        let sender = DeviceId(r.array()?);
+        let seq = u64::from_be_bytes(r.array()?);
+        let prev_hash: [u8; 32] = r.array()?;
+        let [kind] = r.array()?;
+        let kind = BlobKind::from_u8(kind).ok_or(OpenError::Malformed)?;
+        let payload_len = u32::from_be_bytes(r.array()?) as usize;
+        if payload_len > MAX_PAYLOAD || seq == 0 {
+            return Err(OpenError::Malformed);
+        }
+        let payload = r.take(payload_len)?;
+        let signed_len = INNER_OVERHEAD - 64 + payload_len;
+        let signature: [u8; 64] = r.array()?;
+        if inner.len() != padded_len(signed_len + 64) {
+            return Err(OpenError::BadPadding);
+        }
+        if !bool::from(r.0.iter().fold(0u8, |acc, b| acc | b).ct_eq(&0)) {
+            return Err(OpenError::BadPadding);
+        }
+        let signed = inner.get(..signed_len).ok_or(OpenError::Malformed)?;
+        if !verify_signature(&sender, &self.signed_message(signed), &signature) {
+            return Err(OpenError::BadSignature);
+        }
+        Ok(OpenedBlob { sender, seq, prev_hash, kind, payload: payload.to_vec(), hash: [0; 32] })
+    }
+
+    fn header(&self, nonce: &[u8; NONCE_LEN]) -> [u8; OUTER_HEADER_LEN] {
+        let mut h = [0u8; OUTER_HEADER_LEN];
+        let (v, rest) = h.split_at_mut(1);
+        v.copy_from_slice(&[ENVELOPE_VERSION]);
+        let (e, n) = rest.split_at_mut(4);
+        e.copy_from_slice(&self.epoch.to_be_bytes());
+        n.copy_from_slice(nonce);
+        h
+    }
+
+    /// `label || version || group id || epoch`: binds a blob to its group and epoch.
+    fn context(&self, label: &[u8], extra: usize) -> Vec<u8> {
+        let mut c = Vec::with_capacity(label.len() + 1 + 32 + 4 + extra);
+        c.extend_from_slice(label);
+        c.push(ENVELOPE_VERSION);
+        c.extend_from_slice(self.group.expose());
+        c.extend_from_slice(&self.epoch.to_be_bytes());
+        c
+    }
+
+    fn aad(&self) -> Vec<u8> {
+        self.context(AAD_LABEL, 0)
+    }
+
+    fn signed_message(&self, signed_inner: &[u8]) -> Vec<u8> {
+        let mut m = self.context(SIG_LABEL, signed_inner.len());
+        m.extend_from_slice(signed_inner);
+        m
+    }
+}
+
+/// BLAKE3 of a whole envelope: the link in each sender's hash chain.
+pub fn envelope_hash(envelope: &[u8]) -> [u8; 32] {
+    blake3::hash(envelope).into()
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], OpenError> {
+        if n > self.0.len() {
+            return Err(OpenError::Malformed);
+        }
+        let (head, tail) = self.0.split_at(n);
+        self.0 = tail;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], OpenError> {
+        self.take(N)?.try_into().map_err(|_| OpenError::Malformed)
+    }
+}
