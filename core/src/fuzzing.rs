@@ -78,11 +78,13 @@ pub fn qr_payload_parse(data: &[u8]) {
         let again = invite.to_bytes();
         assert_eq!(again.as_ref().map(|b| b.as_slice()), Ok(data));
     }
-    if let Ok(text) = core::str::from_utf8(data) {
-        if let Ok(invite) = QrInvite::from_text(text) {
-            let again = invite.to_text();
-            assert!(again.is_ok());
-        }
+    if let Ok(text) = core::str::from_utf8(data)
+        && let Ok(invite) = QrInvite::from_text(text)
+    {
+        let again = invite.to_text();
+        assert!(again.is_ok());
+        let reparsed = again.map(|t| QrInvite::from_text(&t));
+        assert_eq!(reparsed, Ok(Ok(invite)));
     }
 }
 

@@ -9,15 +9,12 @@ mod padme;
 
 pub use padme::{PAD_FLOOR, padded_len, padme};
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use hkdf::Hkdf;
-use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use thiserror::Error;
 use zeroize::Zeroizing;
 
 use crate::CoreRng;
+use crate::crypto::{AEAD_NONCE_LEN as NONCE_LEN, AEAD_TAG_LEN as TAG_LEN, Aead256, hkdf_sha256_32};
 use crate::keys::{DeviceId, DeviceSigningKey, EpochSecret, GroupId, verify_signature};
 
 /// Envelope format version.
@@ -33,8 +30,6 @@ pub const MAX_ENVELOPE: usize = OUTER_HEADER_LEN + padded_len(MAX_PAYLOAD + INNE
 /// The smallest envelope: an empty payload padded to the floor.
 pub const MIN_ENVELOPE: usize = OUTER_HEADER_LEN + PAD_FLOOR + TAG_LEN;
 
-const NONCE_LEN: usize = 24;
-const TAG_LEN: usize = 16;
 const KEY_LABEL: &[u8] = b"0k-sync blob key v1";
 const AAD_LABEL: &[u8] = b"0k-sync/blob/v1";
 const SIG_LABEL: &[u8] = b"0k-sync/blob-sig/v1";
@@ -120,7 +115,7 @@ pub enum OpenError {
 
 /// The blob key of one group epoch: seals and opens envelopes.
 pub struct BlobCipher {
-    aead: XChaCha20Poly1305,
+    aead: Aead256,
     group: GroupId,
     epoch: u32,
 }
@@ -135,13 +130,10 @@ impl BlobCipher {
     /// Derives the key `HKDF-SHA256(salt = group id, ikm = epoch secret,
     /// info = "0k-sync blob key v1" || epoch)`.
     pub fn new(group: &GroupId, epoch: u32, secret: &EpochSecret) -> Self {
-        let hk = Hkdf::<Sha256>::new(Some(group.expose()), secret.expose());
         let mut info = KEY_LABEL.to_vec();
         info.extend_from_slice(&epoch.to_be_bytes());
-        let mut key = Zeroizing::new([0u8; 32]);
-        // A 32-byte output is always within HKDF-SHA256's limit.
-        let _ = hk.expand(&info, key.as_mut());
-        BlobCipher { aead: XChaCha20Poly1305::new(key.as_ref().into()), group: group.clone(), epoch }
+        let key = hkdf_sha256_32(Some(group.expose()), secret.expose(), &info);
+        BlobCipher { aead: Aead256::new(&key), group: group.clone(), epoch }
     }
 
     /// The epoch this key belongs to.
@@ -182,10 +174,7 @@ impl BlobCipher {
         let nonce: [u8; NONCE_LEN] = rng.bytes();
         let header = self.header(&nonce);
         let aad = self.aad();
-        let ciphertext = self
-            .aead
-            .encrypt(XNonce::from_slice(&nonce), Payload { msg: &inner, aad: &aad })
-            .map_err(|_| SealError::Crypto)?;
+        let ciphertext = self.aead.seal(&nonce, &aad, &inner).ok_or(SealError::Crypto)?;
         let mut out = Vec::with_capacity(header.len() + ciphertext.len());
         out.extend_from_slice(&header);
         out.extend_from_slice(&ciphertext);
@@ -204,15 +193,12 @@ impl BlobCipher {
         }
         let (epoch_bytes, nonce) = rest.split_at(4);
         let epoch = u32::from_be_bytes(epoch_bytes.try_into().map_err(|_| OpenError::Malformed)?);
+        let nonce: &[u8; NONCE_LEN] = nonce.try_into().map_err(|_| OpenError::Malformed)?;
         if epoch != self.epoch {
             return Err(OpenError::WrongEpoch(epoch));
         }
         let aad = self.aad();
-        let inner = Zeroizing::new(
-            self.aead
-                .decrypt(XNonce::from_slice(nonce), Payload { msg: ciphertext, aad: &aad })
-                .map_err(|_| OpenError::Decrypt)?,
-        );
+        let inner = Zeroizing::new(self.aead.open(nonce, &aad, ciphertext).ok_or(OpenError::Decrypt)?);
         let mut blob = self.parse_inner(&inner)?;
         blob.hash = envelope_hash(envelope);
         Ok(blob)

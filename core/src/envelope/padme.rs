@@ -30,8 +30,8 @@ mod tests {
     fn known_values() {
         assert_eq!(padded_len(0), 256);
         assert_eq!(padded_len(256), 256);
-        assert_eq!(padded_len(257), 260);
-        assert_eq!(padme(1000), 1008);
+        assert_eq!(padded_len(257), 272);
+        assert_eq!(padme(1000), 1024);
         assert_eq!(padme(1_048_717), 1_081_344);
     }
 

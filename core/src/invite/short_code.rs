@@ -64,7 +64,7 @@ impl ShortCode {
             if i > 0 && i % 4 == 0 {
                 s.push('-');
             }
-            s.push(char::from(ALPHABET[usize::from(*v & 31)]));
+            s.push(symbol_char(*v));
         }
         s
     }
@@ -107,6 +107,10 @@ impl ShortCode {
         }
         out
     }
+}
+
+fn symbol_char(v: u8) -> char {
+    char::from(ALPHABET.get(usize::from(v & 31)).copied().unwrap_or(b'0'))
 }
 
 fn symbol_value(c: char) -> Option<u8> {
@@ -202,6 +206,6 @@ mod tests {
     }
 
     fn render(symbols: &[u8; SHORT_CODE_CHARS]) -> String {
-        symbols.iter().map(|v| char::from(ALPHABET[usize::from(*v)])).collect()
+        symbols.iter().map(|v| symbol_char(*v)).collect()
     }
 }

@@ -1,8 +1,6 @@
 //! SPAKE2 turns a short code's 55-bit secret into a 256-bit pairing psk, giving an attacker
 //! one online guess per attempt (and an invite dies after 3 failed attempts).
 
-use hkdf::Hkdf;
-use sha2::Sha256;
 use spake2::{Ed25519Group, Identity, Password, Spake2};
 use subtle::ConstantTimeEq;
 
@@ -53,14 +51,10 @@ pub fn qr_psk(secret: &InviteSecret, slot: u32) -> PairingPsk {
 
 /// `HKDF-SHA256(ikm, info = "0k-sync pairing psk v1" || path || slot)`.
 fn derive_psk(ikm: &[u8], path: &[u8], slot: u32) -> PairingPsk {
-    let hk = Hkdf::<Sha256>::new(None, ikm);
     let mut info = PSK_LABEL.to_vec();
     info.extend_from_slice(path);
     info.extend_from_slice(&slot.to_be_bytes());
-    let mut psk = zeroize::Zeroizing::new([0u8; 32]);
-    // 32 bytes is always within HKDF-SHA256's output limit.
-    let _ = hk.expand(&info, psk.as_mut());
-    PairingPsk::from_bytes(*psk)
+    PairingPsk::from_bytes(*crate::crypto::hkdf_sha256_32(None, ikm, &info))
 }
 
 /// The SPAKE2 identity: `"0k-sync/pair/v1" || slot (u32 BE)`.

@@ -86,15 +86,7 @@ impl IkInitiator {
         auth: &ClientAuth,
         fixed_ephemeral: Option<&[u8]>,
     ) -> Result<(Self, Vec<u8>), HandshakeError> {
-        let mut builder = build(IK_PATTERN, rng)?
-            .local_private_key(access_key.secret().expose())
-            .and_then(|b| b.remote_public_key(&relay_key.0))
-            .and_then(|b| b.prologue(prologue))
-            .map_err(|_| HandshakeError::Malformed)?;
-        if let Some(e) = fixed_ephemeral {
-            builder = builder.fixed_ephemeral_key_for_testing_only(e);
-        }
-        let mut state = builder.build_initiator().map_err(|_| HandshakeError::Malformed)?;
+        let mut state = ik_state(rng, access_key, Some(relay_key), prologue, fixed_ephemeral)?;
         let payload = postcard::to_stdvec(auth).map_err(|_| HandshakeError::Malformed)?;
         let msg = write(&mut state, &payload)?;
         Ok((IkInitiator { state }, msg))
@@ -143,14 +135,7 @@ impl IkResponder {
         message: &[u8],
         fixed_ephemeral: Option<&[u8]>,
     ) -> Result<Self, HandshakeError> {
-        let mut builder = build(IK_PATTERN, rng)?
-            .local_private_key(relay_key.secret().expose())
-            .and_then(|b| b.prologue(prologue))
-            .map_err(|_| HandshakeError::Malformed)?;
-        if let Some(e) = fixed_ephemeral {
-            builder = builder.fixed_ephemeral_key_for_testing_only(e);
-        }
-        let mut state = builder.build_responder().map_err(|_| HandshakeError::Malformed)?;
+        let mut state = ik_state(rng, relay_key, None, prologue, fixed_ephemeral)?;
         let payload = read(&mut state, message)?;
         let auth: ClientAuth = decode_canonical(&payload).map_err(|_| HandshakeError::Malformed)?;
         if auth.version != PROTOCOL_VERSION {
@@ -175,6 +160,29 @@ impl IkResponder {
         let msg = write(&mut self.state, &[])?;
         Ok((into_session(self.state)?, msg))
     }
+}
+
+/// An IK handshake state: the initiator knows the responder's key (`remote`), the responder
+/// does not.
+pub(super) fn ik_state(
+    rng: &mut CoreRng,
+    local: &NoiseKeypair,
+    remote: Option<&NoisePublic>,
+    prologue: &[u8],
+    fixed_ephemeral: Option<&[u8]>,
+) -> Result<snow::HandshakeState, HandshakeError> {
+    let mut builder = build(IK_PATTERN, rng)?
+        .local_private_key(local.secret().expose())
+        .and_then(|b| b.prologue(prologue))
+        .map_err(|_| HandshakeError::Malformed)?;
+    if let Some(e) = fixed_ephemeral {
+        builder = builder.fixed_ephemeral_key_for_testing_only(e);
+    }
+    match remote {
+        Some(key) => builder.remote_public_key(&key.0).and_then(|b| b.build_initiator()),
+        None => builder.build_responder(),
+    }
+    .map_err(|_| HandshakeError::Malformed)
 }
 
 pub(super) fn write(state: &mut snow::HandshakeState, payload: &[u8]) -> Result<Vec<u8>, HandshakeError> {

@@ -62,7 +62,7 @@ impl Session {
         let n = self.transport.write_message(plaintext, &mut msg).map_err(|_| SessionError::Exhausted)?;
         msg.truncate(n);
         self.sent += 1;
-        if self.sent % self.rekey_every == 0 {
+        if self.sent.is_multiple_of(self.rekey_every) {
             self.transport.rekey_outgoing();
         }
         Ok(msg)
@@ -81,7 +81,7 @@ impl Session {
         })?;
         out.truncate(n);
         self.received += 1;
-        if self.received % self.rekey_every == 0 {
+        if self.received.is_multiple_of(self.rekey_every) {
             self.transport.rekey_incoming();
         }
         Ok(out)

@@ -73,10 +73,10 @@ impl PairingHandshake {
     /// Reads the peer's next handshake message; checks the pinned key as soon as it is known.
     pub fn read(&mut self, message: &[u8]) -> Result<Vec<u8>, HandshakeError> {
         let payload = read(&mut self.state, message)?;
-        if let (Some(pinned), Some(remote)) = (self.pinned, self.state.get_remote_static()) {
-            if !bool::from(pinned.0.ct_eq(remote)) {
-                return Err(HandshakeError::PinnedKeyMismatch);
-            }
+        if let (Some(pinned), Some(remote)) = (self.pinned, self.state.get_remote_static())
+            && !bool::from(pinned.0.ct_eq(remote))
+        {
+            return Err(HandshakeError::PinnedKeyMismatch);
         }
         Ok(payload)
     }
