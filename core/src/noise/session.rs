@@ -96,3 +96,51 @@ impl Session {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::CoreRng;
+    use crate::keys::{GroupId, NoiseKeypair};
+    use crate::noise::{ClientAuth, IkInitiator, IkResponder, Intent};
+
+    fn sessions() -> (Session, Session) {
+        let mut rng = CoreRng::from_seed([1; 32]);
+        let access = NoiseKeypair::generate(&mut rng);
+        let relay = NoiseKeypair::generate(&mut rng);
+        let auth = ClientAuth::new(&GroupId::from_bytes([0; 32]), 1, Intent::Member);
+        let (init, m1) = IkInitiator::start(&mut rng, &access, &relay.public(), b"p", &auth).unwrap();
+        let (resp, m2) = IkResponder::read_first(&mut rng, &relay, b"p", &m1).unwrap().accept().unwrap();
+        (init.finish(&m2).unwrap(), resp)
+    }
+
+    #[test]
+    fn rekey_changes_the_key_at_the_interval() {
+        let (mut a, mut b) = sessions();
+        a.set_rekey_interval(3);
+        b.set_rekey_interval(3);
+        for i in 0..10u8 {
+            let ct = a.encrypt(&[i]).unwrap();
+            assert_eq!(b.decrypt(&ct).unwrap(), [i]);
+        }
+        // A receiver that does not rekey fails exactly at the first message after the interval.
+        let (mut a, mut b) = sessions();
+        a.set_rekey_interval(3);
+        b.set_rekey_interval(1000);
+        for i in 0..3u8 {
+            let ct = a.encrypt(&[i]).unwrap();
+            assert_eq!(b.decrypt(&ct).unwrap(), [i]);
+        }
+        let ct = a.encrypt(&[3]).unwrap();
+        assert_eq!(b.decrypt(&ct), Err(SessionError::Rejected));
+    }
+
+    #[test]
+    fn streams_split_at_the_record_limit() {
+        let (mut a, _) = sessions();
+        let mut out = Vec::new();
+        a.seal_stream(&vec![0u8; MAX_RECORD_PLAINTEXT + 1], &mut out).unwrap();
+        assert_eq!(out.len(), 2 * (2 + TAG_LEN) + MAX_RECORD_PLAINTEXT + 1);
+        assert_eq!(&out[..2], &[0xFF, 0xFF]);
+    }
+}
