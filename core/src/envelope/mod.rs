@@ -283,3 +283,47 @@ impl<'a> Reader<'a> {
         self.take(N)?.try_into().map_err(|_| OpenError::Malformed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A group member (who holds the key) re-encrypting a modified inner plaintext.
+    fn reseal(cipher: &BlobCipher, envelope: &[u8], edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+        let nonce: [u8; NONCE_LEN] = envelope[5..OUTER_HEADER_LEN].try_into().unwrap();
+        let mut inner = cipher.aead.open(&nonce, &cipher.aad(), &envelope[OUTER_HEADER_LEN..]).unwrap();
+        edit(&mut inner);
+        let mut out = envelope[..OUTER_HEADER_LEN].to_vec();
+        out.extend(cipher.aead.seal(&nonce, &cipher.aad(), &inner).unwrap());
+        out
+    }
+
+    #[test]
+    fn insiders_cannot_forge_signatures_or_bend_the_layout() {
+        let mut rng = CoreRng::from_seed([1; 32]);
+        let cipher = BlobCipher::new(&GroupId::from_bytes([1; 32]), 0, &EpochSecret::from_bytes([2; 32]));
+        let signer = DeviceSigningKey::generate(&mut rng);
+        let link = ChainLink { seq: 5, prev_hash: [9; 32] };
+        let e = cipher.seal(&signer, link, BlobKind::Data, b"payload", &mut rng).unwrap();
+        assert!(cipher.open(&e).is_ok());
+        // Change the payload but keep the signature.
+        let forged = reseal(&cipher, &e, |i| i[INNER_OVERHEAD - 64] ^= 1);
+        assert_eq!(cipher.open(&forged), Err(OpenError::BadSignature));
+        // Claim another sender.
+        let spoofed = reseal(&cipher, &e, |i| i[0] ^= 1);
+        assert_eq!(cipher.open(&spoofed), Err(OpenError::BadSignature));
+        // Non-zero padding.
+        let dirty = reseal(&cipher, &e, |i| *i.last_mut().unwrap() = 1);
+        assert_eq!(cipher.open(&dirty), Err(OpenError::BadPadding));
+        // Padding of the wrong length.
+        let long = reseal(&cipher, &e, |i| i.extend_from_slice(&[0; 16]));
+        assert_eq!(cipher.open(&long), Err(OpenError::BadPadding));
+        // Unknown kind, zero seq, and a payload length past the end.
+        let kind = reseal(&cipher, &e, |i| i[72] = 9);
+        assert_eq!(cipher.open(&kind), Err(OpenError::Malformed));
+        let zero = reseal(&cipher, &e, |i| i[32..40].copy_from_slice(&[0; 8]));
+        assert_eq!(cipher.open(&zero), Err(OpenError::Malformed));
+        let overlong = reseal(&cipher, &e, |i| i[73..77].copy_from_slice(&1000u32.to_be_bytes()));
+        assert_eq!(cipher.open(&overlong), Err(OpenError::Malformed));
+    }
+}
