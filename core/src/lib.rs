@@ -21,7 +21,7 @@
 //! let me = DeviceSigningKey::generate(&mut rng);
 //! let link = ChainLink { seq: 1, prev_hash: [0; 32] };
 //! let sealed = cipher.seal(&me, link, BlobKind::Data, b"hello", &mut rng).unwrap();
-//! assert_eq!(cipher.open(&sealed).unwrap().payload, b"hello");
+//! assert_eq!(cipher.open(&sealed.envelope).unwrap().payload, b"hello");
 //! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

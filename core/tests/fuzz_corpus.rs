@@ -39,7 +39,7 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     let cipher = BlobCipher::new(&GroupId::from_bytes([1; 32]), 0, &EpochSecret::from_bytes([2; 32]));
     let signer = DeviceSigningKey::generate(&mut rng);
     for (i, len) in [0usize, 100, 3000].iter().enumerate() {
-        let e = cipher.seal(&signer, ChainLink { seq: i as u64 + 1, prev_hash: [0; 32] }, BlobKind::Data, &vec![0x61; *len], &mut rng).unwrap();
+        let e = cipher.seal(&signer, ChainLink { seq: i as u64 + 1, prev_hash: [0; 32] }, BlobKind::Data, &vec![0x61; *len], &mut rng).unwrap().envelope;
         out.push(("envelope_open", format!("{i:02}"), e));
     }
     let qr = QrInvite {

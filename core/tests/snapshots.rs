@@ -127,7 +127,8 @@ fn sealed_envelope() {
     let signer = DeviceSigningKey::from_bytes(&[0x33; 32]);
     let e = cipher
         .seal(&signer, ChainLink { seq: 1, prev_hash: [0; 32] }, BlobKind::Data, b"hello, 0k-sync", &mut rng)
-        .unwrap();
+        .unwrap()
+        .envelope;
     assert_eq!(e.len(), MIN_ENVELOPE);
     insta::assert_snapshot!("sealed_envelope", hex(&e));
 }

@@ -3,7 +3,10 @@
 //! Wire: `version (1) || epoch (u32 BE) || nonce (24) || XChaCha20-Poly1305 ciphertext`.
 //! Inner plaintext: `sender (32) || seq (u64 BE) || prev_hash (32) || kind (1) ||
 //! payload_len (u32 BE) || payload || Ed25519 signature (64) || zero padding` to the Padmé
-//! length (floor 256). See docs/PROTOCOL.md.
+//! length (floor 256). The signature covers the header fields and the BLAKE3 hash of the
+//! payload (hash-then-sign: one fast pass over the payload instead of two SHA-512 passes),
+//! and the blob's chain hash is taken over what was signed plus the signature, so it is
+//! independent of the nonce. See docs/PROTOCOL.md.
 
 mod padme;
 
@@ -33,6 +36,10 @@ pub const MIN_ENVELOPE: usize = OUTER_HEADER_LEN + PAD_FLOOR + TAG_LEN;
 const KEY_LABEL: &[u8] = b"0k-sync blob key v1";
 const AAD_LABEL: &[u8] = b"0k-sync/blob/v1";
 const SIG_LABEL: &[u8] = b"0k-sync/blob-sig/v1";
+const PAYLOAD_HASH_CONTEXT: &str = "0k-sync blob payload v1";
+const CHAIN_HASH_CONTEXT: &str = "0k-sync blob chain v1";
+/// Inner offset of the payload: sender, seq, prev hash, kind, length.
+const PAYLOAD_OFFSET: usize = 32 + 8 + 32 + 1 + 4;
 
 /// What a blob is for. Only `Data` exists in version 1; other values are refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -53,7 +60,7 @@ impl BlobKind {
 pub struct ChainLink {
     /// The sender's sequence number: 1 for its first blob, then +1 per blob.
     pub seq: u64,
-    /// [`envelope_hash`] of the sender's previous envelope; all zero for seq 1.
+    /// The chain hash ([`SealedBlob::hash`]) of the sender's previous blob; zero for seq 1.
     pub prev_hash: [u8; 32],
 }
 
@@ -70,7 +77,17 @@ pub struct OpenedBlob {
     pub kind: BlobKind,
     /// The application payload.
     pub payload: Vec<u8>,
-    /// [`envelope_hash`] of this envelope: the next blob of the sender links to it.
+    /// This blob's chain hash: the sender's next blob links to it. Equal for two envelopes
+    /// exactly when they carry the same signed content (whatever their nonces).
+    pub hash: [u8; 32],
+}
+
+/// A freshly sealed envelope and its chain hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SealedBlob {
+    /// The bytes to push.
+    pub envelope: Vec<u8>,
+    /// The chain hash, to use as `prev_hash` of the sender's next blob.
     pub hash: [u8; 32],
 }
 
@@ -150,7 +167,7 @@ impl BlobCipher {
         kind: BlobKind,
         payload: &[u8],
         rng: &mut CoreRng,
-    ) -> Result<Vec<u8>, SealError> {
+    ) -> Result<SealedBlob, SealError> {
         if payload.len() > MAX_PAYLOAD {
             return Err(SealError::TooLarge(payload.len()));
         }
@@ -166,10 +183,12 @@ impl BlobCipher {
         inner.push(kind as u8);
         // payload.len() <= MAX_PAYLOAD fits in u32.
         inner.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        let signed = self.signed_message(&inner, payload);
+        let signature = signer.sign(&signed);
         inner.extend_from_slice(payload);
-        let signature = signer.sign(&self.signed_message(&inner));
         inner.extend_from_slice(&signature);
         inner.resize(padded_len(unpadded), 0);
+        let hash = chain_hash(&signed, &signature);
 
         let nonce: [u8; NONCE_LEN] = rng.bytes();
         let header = self.header(&nonce);
@@ -178,7 +197,7 @@ impl BlobCipher {
         let mut out = Vec::with_capacity(header.len() + ciphertext.len());
         out.extend_from_slice(&header);
         out.extend_from_slice(&ciphertext);
-        Ok(out)
+        Ok(SealedBlob { envelope: out, hash })
     }
 
     /// Opens an envelope: checks version, epoch, authentication, layout, padding and signature.
@@ -199,9 +218,7 @@ impl BlobCipher {
         }
         let aad = self.aad();
         let inner = Zeroizing::new(self.aead.open(nonce, &aad, ciphertext).ok_or(OpenError::Decrypt)?);
-        let mut blob = self.parse_inner(&inner)?;
-        blob.hash = envelope_hash(envelope);
-        Ok(blob)
+        self.parse_inner(&inner)
     }
 
     fn parse_inner(&self, inner: &[u8]) -> Result<OpenedBlob, OpenError> {
@@ -216,19 +233,20 @@ impl BlobCipher {
             return Err(OpenError::Malformed);
         }
         let payload = r.take(payload_len)?;
-        let signed_len = INNER_OVERHEAD - 64 + payload_len;
         let signature: [u8; 64] = r.array()?;
-        if inner.len() != padded_len(signed_len + 64) {
+        if inner.len() != padded_len(INNER_OVERHEAD + payload_len) {
             return Err(OpenError::BadPadding);
         }
         if !bool::from(r.0.iter().fold(0u8, |acc, b| acc | b).ct_eq(&0)) {
             return Err(OpenError::BadPadding);
         }
-        let signed = inner.get(..signed_len).ok_or(OpenError::Malformed)?;
-        if !verify_signature(&sender, &self.signed_message(signed), &signature) {
+        let header = inner.get(..PAYLOAD_OFFSET).ok_or(OpenError::Malformed)?;
+        let signed = self.signed_message(header, payload);
+        if !verify_signature(&sender, &signed, &signature) {
             return Err(OpenError::BadSignature);
         }
-        Ok(OpenedBlob { sender, seq, prev_hash, kind, payload: payload.to_vec(), hash: [0; 32] })
+        let hash = chain_hash(&signed, &signature);
+        Ok(OpenedBlob { sender, seq, prev_hash, kind, payload: payload.to_vec(), hash })
     }
 
     fn header(&self, nonce: &[u8; NONCE_LEN]) -> [u8; OUTER_HEADER_LEN] {
@@ -255,16 +273,23 @@ impl BlobCipher {
         self.context(AAD_LABEL, 0)
     }
 
-    fn signed_message(&self, signed_inner: &[u8]) -> Vec<u8> {
-        let mut m = self.context(SIG_LABEL, signed_inner.len());
-        m.extend_from_slice(signed_inner);
+    /// `context || inner header || BLAKE3(payload)`: what the sender signs.
+    fn signed_message(&self, header: &[u8], payload: &[u8]) -> Vec<u8> {
+        let mut m = self.context(SIG_LABEL, header.len() + 32);
+        m.extend_from_slice(header);
+        let mut hasher = blake3::Hasher::new_derive_key(PAYLOAD_HASH_CONTEXT);
+        hasher.update(payload);
+        m.extend_from_slice(hasher.finalize().as_bytes());
         m
     }
 }
 
-/// BLAKE3 of a whole envelope: the link in each sender's hash chain.
-pub fn envelope_hash(envelope: &[u8]) -> [u8; 32] {
-    blake3::hash(envelope).into()
+/// The chain hash of a blob: BLAKE3 (derive-key mode) over what was signed and the signature.
+fn chain_hash(signed: &[u8], signature: &[u8; 64]) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new_derive_key(CHAIN_HASH_CONTEXT);
+    hasher.update(signed);
+    hasher.update(signature);
+    hasher.finalize().into()
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -304,7 +329,7 @@ mod tests {
         let cipher = BlobCipher::new(&GroupId::from_bytes([1; 32]), 0, &EpochSecret::from_bytes([2; 32]));
         let signer = DeviceSigningKey::generate(&mut rng);
         let link = ChainLink { seq: 5, prev_hash: [9; 32] };
-        let e = cipher.seal(&signer, link, BlobKind::Data, b"payload", &mut rng).unwrap();
+        let e = cipher.seal(&signer, link, BlobKind::Data, b"payload", &mut rng).unwrap().envelope;
         assert!(cipher.open(&e).is_ok());
         // Change the payload but keep the signature.
         let forged = reseal(&cipher, &e, |i| i[INNER_OVERHEAD - 64] ^= 1);
