@@ -36,6 +36,9 @@ mod time;
 pub mod wire;
 
 #[doc(hidden)]
+pub mod selfcheck;
+
+#[doc(hidden)]
 pub mod fuzzing;
 
 pub use rng::CoreRng;
