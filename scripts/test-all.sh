@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Every check and test of the project, as CI runs it. Usage: bash scripts/test-all.sh
+#   FUZZ_SECONDS=N  seconds per fuzz target (default 10)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "format"
+cargo fmt --all --check
+
+step "clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "docs (rustdoc warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+
+step "plain library build (no dev-dependency features)"
+cargo build --workspace --lib --quiet
+
+step "wasm gate"
+bash scripts/wasm-check.sh
+
+step "fuzz smoke: every target for ${FUZZ_SECONDS:-10}s"
+bash fuzz/run.sh "${FUZZ_SECONDS:-10}"
+
+step "tests"
+cargo test --workspace
