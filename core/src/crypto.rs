@@ -1,7 +1,7 @@
 //! Thin wrappers over the primitives the protocol uses, in one place so that the Wycheproof
 //! vectors test exactly what the envelope, the keys and the invites call.
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hkdf::Hkdf;
 use sha2::Sha256;
@@ -29,13 +29,65 @@ impl Aead256 {
     }
 
     /// `ciphertext || tag`; `None` only past the cipher's length limit.
-    pub fn seal(&self, nonce: &[u8; AEAD_NONCE_LEN], aad: &[u8], plaintext: &[u8]) -> Option<Vec<u8>> {
-        self.0.encrypt(XNonce::from_slice(nonce), Payload { msg: plaintext, aad }).ok()
+    pub fn seal(
+        &self,
+        nonce: &[u8; AEAD_NONCE_LEN],
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Option<Vec<u8>> {
+        self.0
+            .encrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
+            .ok()
+    }
+
+    /// Encrypts `buf` in place and returns the tag.
+    pub fn seal_in_place(
+        &self,
+        nonce: &[u8; AEAD_NONCE_LEN],
+        aad: &[u8],
+        buf: &mut [u8],
+    ) -> Option<[u8; AEAD_TAG_LEN]> {
+        self.0
+            .encrypt_in_place_detached(XNonce::from_slice(nonce), aad, buf)
+            .ok()
+            .map(Into::into)
+    }
+
+    /// Decrypts `buf` in place if `tag` authenticates it; otherwise leaves it unchanged.
+    pub fn open_in_place(
+        &self,
+        nonce: &[u8; AEAD_NONCE_LEN],
+        aad: &[u8],
+        buf: &mut [u8],
+        tag: &[u8; AEAD_TAG_LEN],
+    ) -> bool {
+        self.0
+            .decrypt_in_place_detached(XNonce::from_slice(nonce), aad, buf, tag.into())
+            .is_ok()
     }
 
     /// The plaintext of `ciphertext || tag`, or `None` if it does not authenticate.
-    pub fn open(&self, nonce: &[u8; AEAD_NONCE_LEN], aad: &[u8], ciphertext: &[u8]) -> Option<Vec<u8>> {
-        self.0.decrypt(XNonce::from_slice(nonce), Payload { msg: ciphertext, aad }).ok()
+    pub fn open(
+        &self,
+        nonce: &[u8; AEAD_NONCE_LEN],
+        aad: &[u8],
+        ciphertext: &[u8],
+    ) -> Option<Vec<u8>> {
+        self.0
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad,
+                },
+            )
+            .ok()
     }
 }
 
@@ -45,7 +97,11 @@ pub fn hkdf_sha256(salt: Option<&[u8]>, ikm: &[u8], info: &[u8], out: &mut [u8])
 }
 
 /// A 32-byte HKDF-SHA256 output (always within the length limit).
-pub fn hkdf_sha256_32(salt: Option<&[u8]>, ikm: &[u8], info: &[u8]) -> zeroize::Zeroizing<[u8; 32]> {
+pub fn hkdf_sha256_32(
+    salt: Option<&[u8]>,
+    ikm: &[u8],
+    info: &[u8],
+) -> zeroize::Zeroizing<[u8; 32]> {
     let mut out = zeroize::Zeroizing::new([0u8; 32]);
     let _ = hkdf_sha256(salt, ikm, info, out.as_mut());
     out

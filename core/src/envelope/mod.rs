@@ -17,7 +17,9 @@ use thiserror::Error;
 use zeroize::Zeroizing;
 
 use crate::CoreRng;
-use crate::crypto::{AEAD_NONCE_LEN as NONCE_LEN, AEAD_TAG_LEN as TAG_LEN, Aead256, hkdf_sha256_32};
+use crate::crypto::{
+    AEAD_NONCE_LEN as NONCE_LEN, AEAD_TAG_LEN as TAG_LEN, Aead256, hkdf_sha256_32,
+};
 use crate::keys::{DeviceId, DeviceSigningKey, EpochSecret, GroupId, verify_signature};
 
 /// Envelope format version.
@@ -29,7 +31,8 @@ pub const OUTER_HEADER_LEN: usize = 1 + 4 + NONCE_LEN;
 /// Inner bytes besides payload and padding: sender, seq, prev hash, kind, length, signature.
 pub const INNER_OVERHEAD: usize = 32 + 8 + 32 + 1 + 4 + 64;
 /// The largest envelope: a maximal payload, padded, plus header and tag.
-pub const MAX_ENVELOPE: usize = OUTER_HEADER_LEN + padded_len(MAX_PAYLOAD + INNER_OVERHEAD) + TAG_LEN;
+pub const MAX_ENVELOPE: usize =
+    OUTER_HEADER_LEN + padded_len(MAX_PAYLOAD + INNER_OVERHEAD) + TAG_LEN;
 /// The smallest envelope: an empty payload padded to the floor.
 pub const MIN_ENVELOPE: usize = OUTER_HEADER_LEN + PAD_FLOOR + TAG_LEN;
 
@@ -139,7 +142,9 @@ pub struct BlobCipher {
 
 impl core::fmt::Debug for BlobCipher {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("BlobCipher").field("epoch", &self.epoch).finish_non_exhaustive()
+        f.debug_struct("BlobCipher")
+            .field("epoch", &self.epoch)
+            .finish_non_exhaustive()
     }
 }
 
@@ -150,7 +155,11 @@ impl BlobCipher {
         let mut info = KEY_LABEL.to_vec();
         info.extend_from_slice(&epoch.to_be_bytes());
         let key = hkdf_sha256_32(Some(group.expose()), secret.expose(), &info);
-        BlobCipher { aead: Aead256::new(&key), group: group.clone(), epoch }
+        BlobCipher {
+            aead: Aead256::new(&key),
+            group: group.clone(),
+            epoch,
+        }
     }
 
     /// The epoch this key belongs to.
@@ -174,30 +183,33 @@ impl BlobCipher {
         if link.seq == 0 {
             return Err(SealError::ZeroSeq);
         }
-        let sender = signer.device_id();
-        let unpadded = INNER_OVERHEAD + payload.len();
-        let mut inner = Zeroizing::new(Vec::with_capacity(padded_len(unpadded)));
-        inner.extend_from_slice(&sender.0);
-        inner.extend_from_slice(&link.seq.to_be_bytes());
-        inner.extend_from_slice(&link.prev_hash);
-        inner.push(kind as u8);
-        // payload.len() <= MAX_PAYLOAD fits in u32.
-        inner.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-        let signed = self.signed_message(&inner, payload);
-        let signature = signer.sign(&signed);
-        inner.extend_from_slice(payload);
-        inner.extend_from_slice(&signature);
-        inner.resize(padded_len(unpadded), 0);
-        let hash = chain_hash(&signed, &signature);
-
         let nonce: [u8; NONCE_LEN] = rng.bytes();
-        let header = self.header(&nonce);
-        let aad = self.aad();
-        let ciphertext = self.aead.seal(&nonce, &aad, &inner).ok_or(SealError::Crypto)?;
-        let mut out = Vec::with_capacity(header.len() + ciphertext.len());
-        out.extend_from_slice(&header);
-        out.extend_from_slice(&ciphertext);
-        Ok(SealedBlob { envelope: out, hash })
+        let padded = padded_len(INNER_OVERHEAD + payload.len());
+        // Sized exactly, so the plaintext is never left behind by a reallocation: it is
+        // encrypted in place below.
+        let mut out = Vec::with_capacity(OUTER_HEADER_LEN + padded + TAG_LEN);
+        out.extend_from_slice(&self.header(&nonce));
+        out.extend_from_slice(&signer.device_id().0);
+        out.extend_from_slice(&link.seq.to_be_bytes());
+        out.extend_from_slice(&link.prev_hash);
+        out.push(kind as u8);
+        // payload.len() <= MAX_PAYLOAD fits in u32.
+        out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        let signed = self.signed_message(out.get(OUTER_HEADER_LEN..).unwrap_or_default(), payload);
+        let signature = signer.sign(&signed);
+        out.extend_from_slice(payload);
+        out.extend_from_slice(&signature);
+        out.resize(OUTER_HEADER_LEN + padded, 0);
+        let inner = out.get_mut(OUTER_HEADER_LEN..).ok_or(SealError::Crypto)?;
+        let tag = self
+            .aead
+            .seal_in_place(&nonce, &self.aad(), inner)
+            .ok_or(SealError::Crypto)?;
+        out.extend_from_slice(&tag);
+        Ok(SealedBlob {
+            envelope: out,
+            hash: chain_hash(&signed, &signature),
+        })
     }
 
     /// Opens an envelope: checks version, epoch, authentication, layout, padding and signature.
@@ -216,13 +228,19 @@ impl BlobCipher {
         if epoch != self.epoch {
             return Err(OpenError::WrongEpoch(epoch));
         }
-        let aad = self.aad();
-        let inner = Zeroizing::new(self.aead.open(nonce, &aad, ciphertext).ok_or(OpenError::Decrypt)?);
-        self.parse_inner(&inner)
+        let (body, tag) = ciphertext.split_at(ciphertext.len() - TAG_LEN);
+        let tag: &[u8; TAG_LEN] = tag.try_into().map_err(|_| OpenError::Malformed)?;
+        let mut inner = Zeroizing::new(body.to_vec());
+        if !self.aead.open_in_place(nonce, &self.aad(), &mut inner, tag) {
+            return Err(OpenError::Decrypt);
+        }
+        self.parse_inner(inner)
     }
 
-    fn parse_inner(&self, inner: &[u8]) -> Result<OpenedBlob, OpenError> {
-        let mut r = Reader(inner);
+    /// Checks the decrypted inner plaintext and turns it into the payload without copying it
+    /// again. `inner` is zeroized on every error path.
+    fn parse_inner(&self, mut inner: Zeroizing<Vec<u8>>) -> Result<OpenedBlob, OpenError> {
+        let mut r = Reader(&inner);
         let sender = DeviceId(r.array()?);
         let seq = u64::from_be_bytes(r.array()?);
         let prev_hash: [u8; 32] = r.array()?;
@@ -246,7 +264,17 @@ impl BlobCipher {
             return Err(OpenError::BadSignature);
         }
         let hash = chain_hash(&signed, &signature);
-        Ok(OpenedBlob { sender, seq, prev_hash, kind, payload: payload.to_vec(), hash })
+        inner.copy_within(PAYLOAD_OFFSET..PAYLOAD_OFFSET + payload_len, 0);
+        inner.truncate(payload_len);
+        let payload = core::mem::take(&mut *inner);
+        Ok(OpenedBlob {
+            sender,
+            seq,
+            prev_hash,
+            kind,
+            payload,
+            hash,
+        })
     }
 
     fn header(&self, nonce: &[u8; NONCE_LEN]) -> [u8; OUTER_HEADER_LEN] {
@@ -316,7 +344,10 @@ mod tests {
     /// A group member (who holds the key) re-encrypting a modified inner plaintext.
     fn reseal(cipher: &BlobCipher, envelope: &[u8], edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
         let nonce: [u8; NONCE_LEN] = envelope[5..OUTER_HEADER_LEN].try_into().unwrap();
-        let mut inner = cipher.aead.open(&nonce, &cipher.aad(), &envelope[OUTER_HEADER_LEN..]).unwrap();
+        let mut inner = cipher
+            .aead
+            .open(&nonce, &cipher.aad(), &envelope[OUTER_HEADER_LEN..])
+            .unwrap();
         edit(&mut inner);
         let mut out = envelope[..OUTER_HEADER_LEN].to_vec();
         out.extend(cipher.aead.seal(&nonce, &cipher.aad(), &inner).unwrap());
@@ -326,10 +357,20 @@ mod tests {
     #[test]
     fn insiders_cannot_forge_signatures_or_bend_the_layout() {
         let mut rng = CoreRng::from_seed([1; 32]);
-        let cipher = BlobCipher::new(&GroupId::from_bytes([1; 32]), 0, &EpochSecret::from_bytes([2; 32]));
+        let cipher = BlobCipher::new(
+            &GroupId::from_bytes([1; 32]),
+            0,
+            &EpochSecret::from_bytes([2; 32]),
+        );
         let signer = DeviceSigningKey::generate(&mut rng);
-        let link = ChainLink { seq: 5, prev_hash: [9; 32] };
-        let e = cipher.seal(&signer, link, BlobKind::Data, b"payload", &mut rng).unwrap().envelope;
+        let link = ChainLink {
+            seq: 5,
+            prev_hash: [9; 32],
+        };
+        let e = cipher
+            .seal(&signer, link, BlobKind::Data, b"payload", &mut rng)
+            .unwrap()
+            .envelope;
         assert!(cipher.open(&e).is_ok());
         // Change the payload but keep the signature.
         let forged = reseal(&cipher, &e, |i| i[INNER_OVERHEAD - 64] ^= 1);
@@ -348,7 +389,9 @@ mod tests {
         assert_eq!(cipher.open(&kind), Err(OpenError::Malformed));
         let zero = reseal(&cipher, &e, |i| i[32..40].copy_from_slice(&[0; 8]));
         assert_eq!(cipher.open(&zero), Err(OpenError::Malformed));
-        let overlong = reseal(&cipher, &e, |i| i[73..77].copy_from_slice(&1000u32.to_be_bytes()));
+        let overlong = reseal(&cipher, &e, |i| {
+            i[73..77].copy_from_slice(&1000u32.to_be_bytes())
+        });
         assert_eq!(cipher.open(&overlong), Err(OpenError::Malformed));
     }
 }

@@ -130,13 +130,21 @@ impl QrInvite {
             return Err(InviteError::TooLong);
         }
         let body = strip_prefix_ignore_case(text, QR_PREFIX).ok_or(InviteError::Malformed)?;
-        let bytes = Zeroizing::new(crockford().decode(body.as_bytes()).map_err(|_| InviteError::Malformed)?);
+        let bytes = Zeroizing::new(
+            crockford()
+                .decode(body.as_bytes())
+                .map_err(|_| InviteError::Malformed)?,
+        );
         Self::from_bytes(&bytes)
     }
 
     /// Refuses the invite at or after its expiry.
     pub fn check_expiry(&self, now_unix_ms: u64) -> Result<(), InviteError> {
-        if now_unix_ms >= self.expires_at_ms { Err(InviteError::Expired) } else { Ok(()) }
+        if now_unix_ms >= self.expires_at_ms {
+            Err(InviteError::Expired)
+        } else {
+            Ok(())
+        }
     }
 
     /// The QR code of [`Self::to_text`] as an SVG `data:` URL for an `<img src>`.
@@ -145,7 +153,9 @@ impl QrInvite {
     }
 
     fn check_hints(&self) -> Result<(), InviteError> {
-        if self.relay_addrs.len() > MAX_ADDR_HINTS || self.relay_addrs.iter().any(|a| a.len() > MAX_ADDR_LEN) {
+        if self.relay_addrs.len() > MAX_ADDR_HINTS
+            || self.relay_addrs.iter().any(|a| a.len() > MAX_ADDR_LEN)
+        {
             return Err(InviteError::TooLong);
         }
         Ok(())
@@ -168,7 +178,9 @@ pub fn qr_svg_data_url(text: &str) -> Result<String, InviteError> {
 
 fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
     let head = text.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix).then(|| text.get(prefix.len()..)).flatten()
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| text.get(prefix.len()..))
+        .flatten()
 }
 
 fn crockford() -> data_encoding::Encoding {
@@ -178,5 +190,6 @@ fn crockford() -> data_encoding::Encoding {
     spec.translate.to.push_str("ABCDEFGHJKMNPQRSTVWXYZ110110");
     spec.check_trailing_bits = true;
     // The specification is a constant known to be valid.
-    spec.encoding().unwrap_or_else(|_| data_encoding::BASE32_NOPAD.clone())
+    spec.encoding()
+        .unwrap_or_else(|_| data_encoding::BASE32_NOPAD.clone())
 }

@@ -56,5 +56,8 @@ fn build(
     rng: &mut crate::CoreRng,
 ) -> Result<snow::Builder<'static>, HandshakeError> {
     let params = pattern.parse().map_err(|_| HandshakeError::Malformed)?;
-    Ok(snow::Builder::with_resolver(params, crate::rng::SeededResolver::new(rng)))
+    Ok(snow::Builder::with_resolver(
+        params,
+        crate::rng::SeededResolver::new(rng),
+    ))
 }

@@ -2,8 +2,8 @@ use subtle::ConstantTimeEq;
 
 use super::ik::{into_session, read, remote_static, write};
 use super::{HandshakeError, Session, XX_PATTERN, build};
-use crate::keys::{NoiseKeypair, NoisePublic, PairingPsk};
 use crate::CoreRng;
+use crate::keys::{NoiseKeypair, NoisePublic, PairingPsk};
 
 /// Which side of a pairing handshake this device plays.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,7 +22,9 @@ pub struct PairingHandshake {
 
 impl core::fmt::Debug for PairingHandshake {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("PairingHandshake").field("pinned", &self.pinned).finish_non_exhaustive()
+        f.debug_struct("PairingHandshake")
+            .field("pinned", &self.pinned)
+            .finish_non_exhaustive()
     }
 }
 
