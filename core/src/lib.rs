@@ -29,8 +29,10 @@
 pub mod crypto;
 pub mod envelope;
 pub mod invite;
+pub mod io;
 pub mod keys;
 pub mod noise;
+pub mod relay;
 mod rng;
 mod time;
 pub mod wire;

@@ -2,7 +2,11 @@
 //! checks that each seed still decodes as its target expects; with `ZEROK_WRITE_CORPUS=1` it
 //! rewrites the corpus from the current encoders first.
 
-#![allow(clippy::unwrap_used, clippy::panic, reason = "test helpers outside #[test] functions")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test helpers outside #[test] functions"
+)]
 
 mod support;
 

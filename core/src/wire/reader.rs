@@ -79,6 +79,14 @@ impl RecordReader {
     pub fn buffered(&self) -> usize {
         self.input.pending().len()
     }
+
+    /// Removes and returns the bytes not yet returned as records (e.g. the first transport
+    /// records that arrived with the last handshake message).
+    pub fn take_buffered(&mut self) -> Vec<u8> {
+        let rest = self.input.pending().to_vec();
+        self.input = InBuf::default();
+        rest
+    }
 }
 
 /// Splits a decrypted byte stream, fed in chunks of any size, into frames. A frame's declared

@@ -1,0 +1,410 @@
+//! Frames from authenticated devices, and store completions.
+
+use super::{
+    Conn, OpCtx, RejectReason, Relay, RelayEvent, RelayStoreOp, RelayStoreResult, Role,
+    TokenBucket, bye, slot_close,
+};
+use crate::io::{ConnId, OpId, StoreError};
+use crate::noise::PROTOCOL_VERSION;
+use crate::time::Duration;
+use crate::wire::*;
+
+impl Relay {
+    pub(super) fn drain_frames(&mut self, conn: ConnId) {
+        loop {
+            let Some(Conn::Open(session)) = self.conns.get_mut(&conn) else {
+                return;
+            };
+            match session.channel.next_frame() {
+                Ok(Some(frame)) => self.on_frame(conn, frame),
+                Ok(None) => return,
+                Err(_) => {
+                    self.send(conn, &bye(ByeReason::ProtocolViolation));
+                    return self.reject(conn, RejectReason::Protocol);
+                }
+            }
+        }
+    }
+
+    fn on_frame(&mut self, conn: ConnId, frame: Frame) {
+        let Some(Conn::Open(session)) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let role = session.role.clone();
+        if !session.greeted {
+            return match frame {
+                Frame::Hello(h)
+                    if h.min_version <= PROTOCOL_VERSION && PROTOCOL_VERSION <= h.max_version =>
+                {
+                    session.greeted = true;
+                    self.welcome(conn, &role, h.acked_cursor);
+                }
+                Frame::Hello(_) => {
+                    self.send_error(conn, ErrorCode::UnsupportedVersion, Duration::ZERO);
+                    self.close(conn);
+                }
+                _ => {
+                    self.send_error(conn, ErrorCode::BadRequest, Duration::ZERO);
+                    self.reject(conn, RejectReason::Protocol);
+                }
+            };
+        }
+        match (frame, role) {
+            (Frame::Ping(p), _) => self.send(conn, &Frame::Pong(Pong { nonce: p.nonce })),
+            (Frame::Pong(_), _) => {}
+            (Frame::Bye(_), _) => self.close(conn),
+            (Frame::SlotMessage(m), _) => self.forward_slot_message(conn, m),
+            (Frame::SlotClose(c), _) => self.slot_closed_by(conn, c),
+            (Frame::SlotOpen(o), Role::Pairing) => self.open_slot(conn, o.slot),
+            (Frame::Push(p), Role::Member { group, key }) => self.push(conn, group, key, p),
+            (Frame::Pull(p), Role::Member { group, .. }) => self.pull(conn, group, p),
+            (Frame::Ack(a), Role::Member { group, key }) => self.ack(group, key, a.cursor),
+            (Frame::RegisterDevice(r), Role::Member { group, .. }) => {
+                self.register(conn, group, r.access_key)
+            }
+            (Frame::SlotRegister(r), Role::Member { .. }) => self.register_slot(conn, r),
+            _ => self.send_error(conn, ErrorCode::BadRequest, Duration::ZERO),
+        }
+    }
+
+    fn welcome(&mut self, conn: ConnId, role: &Role, acked_cursor: u64) {
+        let (head, earliest) = match role {
+            Role::Member { group, key } => match self.groups.get_mut(group) {
+                Some(g) => {
+                    g.online.insert(conn);
+                    let acked = g.acked.entry(*key).or_insert(0);
+                    *acked = (*acked).max(acked_cursor.min(g.head));
+                    (g.head, g.earliest)
+                }
+                None => (0, 1),
+            },
+            Role::Pairing => (0, 1),
+        };
+        let limits = &self.config.limits;
+        let welcome = Welcome {
+            version: PROTOCOL_VERSION,
+            head,
+            earliest,
+            max_envelope: u32::try_from(limits.max_envelope).unwrap_or(u32::MAX),
+            max_page_blobs: limits.max_page_blobs,
+        };
+        self.send(conn, &Frame::Welcome(welcome));
+    }
+
+    fn push(&mut self, conn: ConnId, group: [u8; 32], key: [u8; 32], push: Push) {
+        let limits = &self.config.limits;
+        if push.envelope.len() > limits.max_envelope {
+            return self.send_error(conn, ErrorCode::TooLarge, Duration::ZERO);
+        }
+        let now = self.now.mono;
+        let (burst, rate) = (limits.push_burst, limits.push_per_sec);
+        let bucket = self
+            .push_limits
+            .entry(key)
+            .or_insert_with(|| TokenBucket::per(burst, rate, Duration::from_secs(1), now));
+        if let Err(wait) = bucket.take(now) {
+            return self.send_error(conn, ErrorCode::RateLimited, wait);
+        }
+        let (quota_bytes, quota_blobs) = (limits.group_quota_bytes, limits.group_quota_blobs);
+        let Some(g) = self.groups.get_mut(&group) else {
+            return self.send_error(conn, ErrorCode::Unauthorized, Duration::ZERO);
+        };
+        if let Some(cursor) = g.stored_cursor(&push.push_id) {
+            return self.send(
+                conn,
+                &Frame::PushAck(PushAck {
+                    push_id: push.push_id,
+                    cursor,
+                }),
+            );
+        }
+        if let Some(pending) = g.pending.get_mut(&push.push_id) {
+            pending.waiters.push(conn);
+            return;
+        }
+        let size = push.envelope.len();
+        if !g.fits(size as u64, quota_bytes, quota_blobs) {
+            return self.send_error(conn, ErrorCode::QuotaExceeded, Duration::ZERO);
+        }
+        let cursor = g.assign(push.push_id, size as u64, conn);
+        let blob = StoredBlob {
+            cursor,
+            push_id: push.push_id,
+            stored_at_ms: self.now.unix_ms,
+            envelope: push.envelope,
+        };
+        self.store(
+            RelayStoreOp::Append {
+                group_id: group,
+                blob,
+            },
+            OpCtx::Append {
+                group,
+                push_id: push.push_id,
+                size,
+            },
+        );
+    }
+
+    fn pull(&mut self, conn: ConnId, group: [u8; 32], pull: Pull) {
+        let Some(g) = self.groups.get(&group) else {
+            return;
+        };
+        let (head, earliest) = (g.head, g.earliest);
+        if pull.after.saturating_add(1) < earliest {
+            return self.send(conn, &Frame::Truncated(Truncated { earliest }));
+        }
+        if pull.after >= head {
+            return self.send(
+                conn,
+                &Frame::Blobs(Blobs {
+                    blobs: Vec::new(),
+                    has_more: false,
+                    max_cursor: head,
+                }),
+            );
+        }
+        let limits = &self.config.limits;
+        let request = RelayStoreOp::Read {
+            group_id: group,
+            after: pull.after,
+            up_to: head,
+            limit: pull.limit.clamp(1, limits.max_page_blobs),
+            max_bytes: limits.max_page_bytes,
+        };
+        self.store(request, OpCtx::Read { conn, head });
+    }
+
+    fn ack(&mut self, group: [u8; 32], key: [u8; 32], cursor: u64) {
+        let Some(g) = self.groups.get_mut(&group) else {
+            return;
+        };
+        let cursor = cursor.min(g.head);
+        let known = g.acked.entry(key).or_insert(0);
+        if cursor <= *known {
+            return;
+        }
+        *known = cursor;
+        self.store(
+            RelayStoreOp::SaveAck {
+                group_id: group,
+                key,
+                cursor,
+            },
+            OpCtx::SaveAck,
+        );
+        if self.config.limits.retention_all_acked {
+            self.prune(group, 0);
+        }
+    }
+
+    fn register(&mut self, conn: ConnId, group: [u8; 32], key: [u8; 32]) {
+        if self
+            .groups
+            .get(&group)
+            .is_some_and(|g| g.keys.contains(&key))
+        {
+            return self.send(
+                conn,
+                &Frame::DeviceRegistered(DeviceRegistered { access_key: key }),
+            );
+        }
+        self.store(
+            RelayStoreOp::RegisterKey {
+                group_id: group,
+                key,
+            },
+            OpCtx::RegisterKey { conn, group, key },
+        );
+    }
+
+    fn register_slot(&mut self, conn: ConnId, r: SlotRegister) {
+        let now = self.now;
+        let max_expiry = now
+            .unix_ms
+            .saturating_add(self.config.limits.max_slot_ttl.as_millis());
+        let ttl_ms = r.expires_at_ms.min(max_expiry).saturating_sub(now.unix_ms);
+        if r.slot >= 1 << crate::invite::SLOT_BITS || ttl_ms == 0 {
+            return self.send_error(conn, ErrorCode::BadRequest, Duration::ZERO);
+        }
+        match self.slots.register(
+            r.slot,
+            conn,
+            now.mono + Duration::from_millis(ttl_ms),
+            now.mono,
+        ) {
+            Ok(()) => self.send(
+                conn,
+                &Frame::SlotRegistered(SlotRegistered { slot: r.slot }),
+            ),
+            Err(_) => self.send_error(conn, ErrorCode::SlotTaken, Duration::ZERO),
+        }
+    }
+
+    fn open_slot(&mut self, conn: ConnId, slot: u32) {
+        let now = self.now.mono;
+        let Some(Conn::Open(session)) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if let Err(wait) = session.slot_opens.take(now) {
+            return self.send_error(conn, ErrorCode::RateLimited, wait);
+        }
+        match self
+            .slots
+            .open(slot, conn, now, self.config.limits.max_slot_attempts)
+        {
+            Ok(inviter) => self.send(inviter, &Frame::SlotOpen(SlotOpen { slot })),
+            Err(_) => self.send_error(conn, ErrorCode::NotFound, Duration::ZERO),
+        }
+    }
+
+    fn forward_slot_message(&mut self, conn: ConnId, m: SlotMessage) {
+        match self.slots.peer(m.slot, conn) {
+            Some(peer) => self.send(peer, &Frame::SlotMessage(m)),
+            None => self.send_error(conn, ErrorCode::NotFound, Duration::ZERO),
+        }
+    }
+
+    fn slot_closed_by(&mut self, conn: ConnId, c: SlotClose) {
+        let Some(slot) = self.slots.get(c.slot) else {
+            return;
+        };
+        let inviter = slot.inviter;
+        let attempts_left = slot.attempts < self.config.limits.max_slot_attempts;
+        if conn == inviter {
+            let finished = matches!(
+                c.reason,
+                SlotCloseReason::Done | SlotCloseReason::Cancelled | SlotCloseReason::Expired
+            );
+            let joiner = if finished || !attempts_left {
+                self.slots.remove(c.slot).and_then(|s| s.joiner)
+            } else {
+                self.slots.detach(c.slot)
+            };
+            if let Some(j) = joiner {
+                self.send(j, &Frame::SlotClose(c));
+            }
+        } else if self.slots.peer(c.slot, conn) == Some(inviter) {
+            self.slots.detach(c.slot);
+            self.send(inviter, &slot_close(c.slot, SlotCloseReason::Failed));
+        }
+    }
+
+    pub(super) fn on_store_done(&mut self, op: OpId, result: RelayStoreResult) {
+        let Some(ctx) = self.ops.remove(&op) else {
+            return;
+        };
+        if let RelayStoreResult::Failed(_) = result {
+            self.event(RelayEvent::StoreFailed);
+        }
+        match ctx {
+            OpCtx::CreateGroup { conn, group, key } => {
+                self.group_created(conn, group, key, result == RelayStoreResult::Done)
+            }
+            OpCtx::RegisterKey { conn, group, key } => {
+                if result == RelayStoreResult::Done {
+                    if let Some(g) = self.groups.get_mut(&group) {
+                        g.keys.insert(key);
+                    }
+                    self.send(
+                        conn,
+                        &Frame::DeviceRegistered(DeviceRegistered { access_key: key }),
+                    );
+                } else {
+                    self.send_error(conn, ErrorCode::Unavailable, Duration::from_secs(1));
+                }
+            }
+            OpCtx::Append {
+                group,
+                push_id,
+                size,
+            } => self.appended(group, push_id, size, result),
+            OpCtx::Read { conn, head } => match result {
+                RelayStoreResult::Blobs { blobs, more } => self.send(
+                    conn,
+                    &Frame::Blobs(Blobs {
+                        blobs,
+                        has_more: more,
+                        max_cursor: head,
+                    }),
+                ),
+                _ => self.send_error(conn, ErrorCode::Unavailable, Duration::from_secs(1)),
+            },
+            OpCtx::SaveAck => {}
+            OpCtx::Prune { group } => {
+                if let (
+                    RelayStoreResult::Pruned {
+                        earliest,
+                        bytes,
+                        blobs,
+                    },
+                    Some(g),
+                ) = (result, self.groups.get_mut(&group))
+                {
+                    g.earliest = g.earliest.max(earliest);
+                    g.stored_bytes = bytes;
+                    g.stored_blobs = blobs;
+                }
+            }
+        }
+    }
+
+    fn appended(
+        &mut self,
+        group: [u8; 32],
+        push_id: [u8; 16],
+        size: usize,
+        result: RelayStoreResult,
+    ) {
+        let stored_at = match &result {
+            RelayStoreResult::Done => self
+                .groups
+                .get(&group)
+                .and_then(|g| g.pending.get(&push_id))
+                .map(|p| p.cursor),
+            RelayStoreResult::Duplicate { cursor } => Some(*cursor),
+            _ => None,
+        };
+        let Some(g) = self.groups.get_mut(&group) else {
+            return;
+        };
+        let Some((push, head_moved)) = g.settle(&push_id, stored_at) else {
+            return;
+        };
+        let head = g.head;
+        let online: Vec<ConnId> = g
+            .online
+            .iter()
+            .copied()
+            .filter(|c| !push.waiters.contains(c))
+            .collect();
+        match (stored_at, result) {
+            (Some(cursor), _) => {
+                if cursor == push.cursor {
+                    self.event(RelayEvent::Stored {
+                        cursor,
+                        bytes: size,
+                    });
+                }
+                for w in &push.waiters {
+                    self.send(*w, &Frame::PushAck(PushAck { push_id, cursor }));
+                }
+            }
+            (None, RelayStoreResult::Failed(StoreError::Full)) => {
+                for w in &push.waiters {
+                    self.send_error(*w, ErrorCode::Unavailable, Duration::from_secs(30));
+                }
+            }
+            (None, _) => {
+                for w in &push.waiters {
+                    self.send_error(*w, ErrorCode::Unavailable, Duration::from_secs(1));
+                }
+            }
+        }
+        if head_moved {
+            for c in online {
+                self.send(c, &Frame::Notify(Notify { cursor: head }));
+            }
+        }
+    }
+}

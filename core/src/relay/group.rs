@@ -1,0 +1,187 @@
+//! One group at the relay: members, cursor assignment, the durable head, quotas, dedupe.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use super::store::GroupSnapshot;
+use crate::io::ConnId;
+
+/// Recently stored push ids kept in memory for instant idempotent answers.
+const RECENT_PUSH_IDS: usize = 4096;
+
+/// A push waiting for its append to become durable.
+#[derive(Debug)]
+pub(crate) struct PendingPush {
+    pub cursor: u64,
+    pub size: u64,
+    /// Connections to acknowledge (the pusher, and any retry that arrived meanwhile).
+    pub waiters: Vec<ConnId>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Group {
+    pub keys: BTreeSet<[u8; 32]>,
+    /// Next cursor to assign. Never decreases, so a cursor is never given out twice.
+    next_cursor: u64,
+    /// Every cursor up to here is settled (durable, or a hole left by a failed append).
+    pub head: u64,
+    /// Settled cursors above `head`, waiting for the ones before them.
+    settled: BTreeSet<u64>,
+    pub earliest: u64,
+    pub stored_bytes: u64,
+    pub stored_blobs: u64,
+    reserved_bytes: u64,
+    reserved_blobs: u64,
+    pub acked: BTreeMap<[u8; 32], u64>,
+    pub online: BTreeSet<ConnId>,
+    pub pending: BTreeMap<[u8; 16], PendingPush>,
+    recent: BTreeMap<[u8; 16], u64>,
+    recent_order: VecDeque<[u8; 16]>,
+}
+
+impl Group {
+    pub fn new(first_key: [u8; 32]) -> Self {
+        Self::from_snapshot(&GroupSnapshot {
+            group_id: [0; 32],
+            keys: vec![first_key],
+            head: 0,
+            earliest: 1,
+            bytes: 0,
+            blobs: 0,
+            acked: Vec::new(),
+        })
+    }
+
+    pub fn from_snapshot(s: &GroupSnapshot) -> Self {
+        Group {
+            keys: s.keys.iter().copied().collect(),
+            next_cursor: s.head + 1,
+            head: s.head,
+            settled: BTreeSet::new(),
+            earliest: s.earliest.max(1),
+            stored_bytes: s.bytes,
+            stored_blobs: s.blobs,
+            reserved_bytes: 0,
+            reserved_blobs: 0,
+            acked: s.acked.iter().copied().collect(),
+            online: BTreeSet::new(),
+            pending: BTreeMap::new(),
+            recent: BTreeMap::new(),
+            recent_order: VecDeque::new(),
+        }
+    }
+
+    /// The cursor of an already stored push id, if remembered.
+    pub fn stored_cursor(&self, push_id: &[u8; 16]) -> Option<u64> {
+        self.recent.get(push_id).copied()
+    }
+
+    /// Whether `size` more bytes and one more blob fit the quota.
+    pub fn fits(&self, size: u64, quota_bytes: u64, quota_blobs: u64) -> bool {
+        self.stored_bytes + self.reserved_bytes + size <= quota_bytes
+            && self.stored_blobs + self.reserved_blobs < quota_blobs
+    }
+
+    /// Assigns the next cursor to a new push and reserves its quota.
+    pub fn assign(&mut self, push_id: [u8; 16], size: u64, conn: ConnId) -> u64 {
+        let cursor = self.next_cursor;
+        self.next_cursor += 1;
+        self.reserved_bytes += size;
+        self.reserved_blobs += 1;
+        self.pending.insert(
+            push_id,
+            PendingPush {
+                cursor,
+                size,
+                waiters: vec![conn],
+            },
+        );
+        cursor
+    }
+
+    /// Settles a pending push: `stored_at` is `Some(cursor)` when the store holds it (at our
+    /// cursor or, for a duplicate, the original one), `None` when the append failed. Returns
+    /// the push and whether the durable head moved.
+    pub fn settle(
+        &mut self,
+        push_id: &[u8; 16],
+        stored_at: Option<u64>,
+    ) -> Option<(PendingPush, bool)> {
+        let push = self.pending.remove(push_id)?;
+        self.reserved_bytes -= push.size;
+        self.reserved_blobs -= 1;
+        if let Some(at) = stored_at {
+            if at == push.cursor {
+                self.stored_bytes += push.size;
+                self.stored_blobs += 1;
+            }
+            self.remember(*push_id, at);
+        }
+        self.settled.insert(push.cursor);
+        let before = self.head;
+        while self.settled.remove(&(self.head + 1)) {
+            self.head += 1;
+        }
+        Some((push, self.head != before))
+    }
+
+    fn remember(&mut self, push_id: [u8; 16], cursor: u64) {
+        if self.recent.insert(push_id, cursor).is_none() {
+            self.recent_order.push_back(push_id);
+        }
+        while self.recent_order.len() > RECENT_PUSH_IDS {
+            if let Some(old) = self.recent_order.pop_front() {
+                self.recent.remove(&old);
+            }
+        }
+    }
+
+    /// The lowest cursor every registered key has acknowledged.
+    pub fn min_acked(&self) -> u64 {
+        self.keys
+            .iter()
+            .map(|k| self.acked.get(k).copied().unwrap_or(0))
+            .min()
+            .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_advances_only_over_a_settled_prefix() {
+        let mut g = Group::new([1; 32]);
+        let a = g.assign([1; 16], 10, ConnId(1));
+        let b = g.assign([2; 16], 10, ConnId(1));
+        let c = g.assign([3; 16], 10, ConnId(1));
+        assert_eq!((a, b, c), (1, 2, 3));
+        assert_eq!(
+            g.settle(&[2; 16], Some(2)).map(|(_, moved)| moved),
+            Some(false)
+        );
+        assert_eq!(g.head, 0, "cursor 1 is not durable yet");
+        assert_eq!(g.settle(&[1; 16], None).map(|(_, moved)| moved), Some(true));
+        assert_eq!(g.head, 2, "a failed append is a hole, not a block");
+        assert_eq!(g.settle(&[3; 16], Some(3)).map(|(_, m)| m), Some(true));
+        assert_eq!(g.head, 3);
+        assert_eq!((g.stored_blobs, g.stored_bytes), (2, 20));
+        assert_eq!(g.stored_cursor(&[2; 16]), Some(2));
+        assert_eq!(g.stored_cursor(&[1; 16]), None);
+        assert_eq!(
+            g.assign([4; 16], 1, ConnId(1)),
+            4,
+            "cursors are never reused"
+        );
+    }
+
+    #[test]
+    fn quota_counts_reservations() {
+        let mut g = Group::new([1; 32]);
+        assert!(g.fits(100, 100, 10));
+        g.assign([1; 16], 60, ConnId(1));
+        assert!(g.fits(40, 100, 10));
+        assert!(!g.fits(41, 100, 10));
+        assert!(!g.fits(1, 1000, 1));
+    }
+}

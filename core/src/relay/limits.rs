@@ -1,0 +1,140 @@
+//! Relay limits: configuration and deterministic token buckets.
+
+use crate::envelope::MAX_ENVELOPE;
+use crate::time::{Duration, Instant};
+
+/// Every limit the relay enforces. Each is answered with an Error frame, never a silent drop.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RelayLimits {
+    /// A connection that has not completed its handshake by then is closed.
+    pub handshake_timeout: Duration,
+    /// Largest first handshake message accepted before authentication, in bytes.
+    pub max_preauth_record: usize,
+    /// Largest envelope accepted, in bytes.
+    pub max_envelope: usize,
+    /// Most blobs in one pull page.
+    pub max_page_blobs: u32,
+    /// Most envelope bytes in one pull page (at least one blob is always sent).
+    pub max_page_bytes: usize,
+    /// Most stored bytes per group.
+    pub group_quota_bytes: u64,
+    /// Most stored blobs per group.
+    pub group_quota_blobs: u64,
+    /// Pushes per access key: bucket size.
+    pub push_burst: u32,
+    /// Pushes per access key: refill per second.
+    pub push_per_sec: u32,
+    /// Slot lookups (SlotOpen) per connection: bucket size.
+    pub slot_open_burst: u32,
+    /// Slot lookups per connection: refill per minute.
+    pub slot_open_per_min: u32,
+    /// Longest life of a pairing slot.
+    pub max_slot_ttl: Duration,
+    /// Joiner attempts per slot before it is closed.
+    pub max_slot_attempts: u8,
+    /// Accepted clock difference of an IK handshake timestamp, in ms.
+    pub handshake_clock_window_ms: u64,
+    /// Keys remembered by the handshake replay guard.
+    pub replay_guard_keys: usize,
+    /// Blobs older than this are deleted (`None`: keep until all devices acked).
+    pub retention_ttl: Option<Duration>,
+    /// Delete blobs once every registered device has acknowledged them.
+    pub retention_all_acked: bool,
+    /// Group creation needs this token, if set.
+    pub admission_token: Option<Vec<u8>>,
+}
+
+impl Default for RelayLimits {
+    fn default() -> Self {
+        RelayLimits {
+            handshake_timeout: Duration::from_secs(10),
+            max_preauth_record: 1024,
+            max_envelope: MAX_ENVELOPE,
+            max_page_blobs: 256,
+            max_page_bytes: 1536 * 1024,
+            group_quota_bytes: 1 << 30,
+            group_quota_blobs: 1_000_000,
+            push_burst: 1_000,
+            push_per_sec: 500,
+            slot_open_burst: 5,
+            slot_open_per_min: 5,
+            max_slot_ttl: Duration::from_secs(600),
+            max_slot_attempts: 3,
+            handshake_clock_window_ms: 10 * 60 * 1000,
+            replay_guard_keys: 100_000,
+            retention_ttl: Some(Duration::from_secs(30 * 24 * 3600)),
+            retention_all_acked: false,
+            admission_token: None,
+        }
+    }
+}
+
+/// A token bucket on the injected clock: `burst` tokens, refilled at `per` intervals.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenBucket {
+    tokens: u32,
+    burst: u32,
+    interval: Duration,
+    last: Instant,
+}
+
+impl TokenBucket {
+    /// A full bucket of `burst` tokens regaining one every `interval`.
+    pub fn new(burst: u32, interval: Duration, now: Instant) -> Self {
+        TokenBucket {
+            tokens: burst,
+            burst,
+            interval,
+            last: now,
+        }
+    }
+
+    /// A bucket of `burst` tokens regaining `rate` per `period`.
+    pub fn per(burst: u32, rate: u32, period: Duration, now: Instant) -> Self {
+        let interval = Duration(period.as_micros() / u64::from(rate.max(1)));
+        Self::new(burst, interval, now)
+    }
+
+    /// Takes a token if one is left; otherwise returns how long until the next one.
+    pub fn take(&mut self, now: Instant) -> Result<(), Duration> {
+        let step = self.interval.as_micros().max(1);
+        let elapsed = now.saturating_since(self.last).as_micros();
+        let refill = elapsed / step;
+        if refill > 0 {
+            self.tokens = self
+                .tokens
+                .saturating_add(u32::try_from(refill).unwrap_or(u32::MAX))
+                .min(self.burst);
+            self.last = Instant(self.last.0 + refill * step);
+        }
+        if self.tokens == 0 {
+            return Err(Duration(step - (elapsed % step)));
+        }
+        self.tokens -= 1;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_allows_burst_then_refills() {
+        let mut b = TokenBucket::new(3, Duration::from_secs(1), Instant(0));
+        for _ in 0..3 {
+            assert!(b.take(Instant(0)).is_ok());
+        }
+        assert_eq!(b.take(Instant(0)), Err(Duration::from_secs(1)));
+        assert_eq!(b.take(Instant(400_000)), Err(Duration(600_000)));
+        assert!(b.take(Instant(1_000_000)).is_ok());
+        assert!(b.take(Instant(1_000_000)).is_err());
+        assert!(
+            b.take(Instant(10_000_000)).is_ok(),
+            "refilled, capped at burst"
+        );
+        assert!(b.take(Instant(10_000_000)).is_ok());
+        assert!(b.take(Instant(10_000_000)).is_ok());
+        assert!(b.take(Instant(10_000_000)).is_err());
+    }
+}

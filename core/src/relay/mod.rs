@@ -1,0 +1,506 @@
+//! The relay state machine: accepts device connections (Noise IK responder), stores
+//! ciphertext through store effects, assigns cursors, answers pulls, fans out notifications and
+//! runs the pairing mailbox. Sans-IO: bytes, timer ticks and store completions in; bytes, store
+//! operations, events and deadlines out.
+//!
+//! Drive it like this, after every input: call [`Relay::poll_output`] until it returns
+//! [`RelayOutput::Timeout`], then wait for the next input or that deadline.
+//!
+//! ```no_run
+//! # use zerok_core::relay::*; use zerok_core::*;
+//! # fn wait(_: Option<Instant>) -> RelayInput { unimplemented!() }
+//! # fn now() -> Now { unimplemented!() }
+//! # let key = keys::NoiseKeypair::generate(&mut CoreRng::from_seed([0; 32]));
+//! let mut relay = Relay::new(RelayConfig::new([0; 32], key), [1; 32], now(), Vec::new());
+//! loop {
+//!     let deadline = loop {
+//!         match relay.poll_output() {
+//!             RelayOutput::Transmit { .. } | RelayOutput::Close { .. } => { /* write to the connection */ }
+//!             RelayOutput::Store { .. } => { /* run it durably, then feed StoreDone */ }
+//!             RelayOutput::Event(_) => { /* log, count */ }
+//!             RelayOutput::Timeout(deadline) => break deadline,
+//!         }
+//!     };
+//!     let input = wait(deadline);
+//!     relay.handle_input(now(), input);
+//! }
+//! ```
+
+mod frames;
+mod group;
+mod handshake;
+mod limits;
+mod slots;
+mod store;
+
+pub use limits::{RelayLimits, TokenBucket};
+pub use store::{GroupSnapshot, RelayStoreOp, RelayStoreResult};
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::CoreRng;
+use crate::io::{ConnId, OpId};
+use crate::keys::NoiseKeypair;
+use crate::noise::{Channel, IkResponder, ReplayGuard};
+use crate::time::{Duration, Instant, Now};
+use crate::wire::{Bye, ByeReason, ErrorCode, ErrorFrame, Frame, RecordReader};
+use group::Group;
+use slots::Slots;
+
+/// How often retention runs.
+const RETENTION_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The relay's identity and limits.
+#[derive(Clone, Debug)]
+pub struct RelayConfig {
+    /// The relay's transport endpoint id (bound into every IK prologue).
+    pub endpoint_id: [u8; 32],
+    /// The relay's Noise static key, which devices pin.
+    pub noise_key: NoiseKeypair,
+    /// Every limit.
+    pub limits: RelayLimits,
+}
+
+impl RelayConfig {
+    /// A configuration with default limits.
+    pub fn new(endpoint_id: [u8; 32], noise_key: NoiseKeypair) -> Self {
+        RelayConfig {
+            endpoint_id,
+            noise_key,
+            limits: RelayLimits::default(),
+        }
+    }
+}
+
+/// Something that happened to the relay.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RelayInput {
+    /// A device connected; `peer` is its transport endpoint id.
+    Accepted {
+        /// The new connection.
+        conn: ConnId,
+        /// The device's transport endpoint id.
+        peer: [u8; 32],
+    },
+    /// Bytes arrived (any chunking).
+    Received {
+        /// From this connection.
+        conn: ConnId,
+        /// The bytes.
+        bytes: Vec<u8>,
+    },
+    /// The connection is gone.
+    Closed {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// A deadline passed.
+    Timeout,
+    /// A store operation finished.
+    StoreDone {
+        /// The operation.
+        op: OpId,
+        /// Its result.
+        result: RelayStoreResult,
+    },
+}
+
+/// What the relay wants done.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RelayOutput {
+    /// Send bytes on a connection.
+    Transmit {
+        /// The connection.
+        conn: ConnId,
+        /// The bytes.
+        bytes: Vec<u8>,
+    },
+    /// Close a connection (after sending what was queued for it).
+    Close {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// Run a store operation and report back with [`RelayInput::StoreDone`].
+    Store {
+        /// Its id.
+        op: OpId,
+        /// The operation.
+        request: RelayStoreOp,
+    },
+    /// For logs and metrics.
+    Event(RelayEvent),
+    /// Nothing more to do until this deadline (or the next input).
+    Timeout(Option<Instant>),
+}
+
+/// Why a connection was refused before or during authentication.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RejectReason {
+    /// The handshake message did not decrypt or was malformed.
+    Handshake,
+    /// Stale or replayed handshake timestamp.
+    Replay,
+    /// Unknown group or unregistered key.
+    Unauthorized,
+    /// Missing or wrong admission token.
+    Admission,
+    /// The handshake did not finish in time.
+    Timeout,
+    /// The peer broke the protocol after the handshake.
+    Protocol,
+}
+
+/// Observable relay events (no secrets, no payloads).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RelayEvent {
+    /// A connection was refused or dropped for cause.
+    Rejected {
+        /// The connection.
+        conn: ConnId,
+        /// Why.
+        reason: RejectReason,
+    },
+    /// A device authenticated.
+    Authenticated {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// A group was created.
+    GroupCreated,
+    /// A push became durable.
+    Stored {
+        /// Its cursor.
+        cursor: u64,
+        /// Envelope size.
+        bytes: usize,
+    },
+    /// A store operation failed.
+    StoreFailed,
+    /// A limit refused a request.
+    Limited {
+        /// Which answer was sent.
+        code: ErrorCode,
+    },
+}
+
+enum Conn {
+    Handshaking {
+        reader: RecordReader,
+        peer: [u8; 32],
+        deadline: Instant,
+    },
+    Creating {
+        responder: Box<IkResponder>,
+        leftover: Vec<u8>,
+    },
+    Open(Box<Session>),
+}
+
+/// What an authenticated connection may do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Role {
+    Member { group: [u8; 32], key: [u8; 32] },
+    Pairing,
+}
+
+struct Session {
+    channel: Channel,
+    role: Role,
+    greeted: bool,
+    slot_opens: TokenBucket,
+}
+
+enum OpCtx {
+    CreateGroup {
+        conn: ConnId,
+        group: [u8; 32],
+        key: [u8; 32],
+    },
+    RegisterKey {
+        conn: ConnId,
+        group: [u8; 32],
+        key: [u8; 32],
+    },
+    Append {
+        group: [u8; 32],
+        push_id: [u8; 16],
+        size: usize,
+    },
+    Read {
+        conn: ConnId,
+        head: u64,
+    },
+    SaveAck,
+    Prune {
+        group: [u8; 32],
+    },
+}
+
+/// The relay.
+pub struct Relay {
+    config: RelayConfig,
+    rng: CoreRng,
+    now: Now,
+    conns: BTreeMap<ConnId, Conn>,
+    groups: BTreeMap<[u8; 32], Group>,
+    creating: BTreeMap<[u8; 32], ConnId>,
+    push_limits: BTreeMap<[u8; 32], TokenBucket>,
+    slots: Slots,
+    replay: ReplayGuard,
+    ops: BTreeMap<OpId, OpCtx>,
+    next_op: u64,
+    out: VecDeque<RelayOutput>,
+    next_retention: Instant,
+}
+
+impl core::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Relay")
+            .field("conns", &self.conns.len())
+            .field("groups", &self.groups.len())
+            .field("slots", &self.slots.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Relay {
+    /// A relay with the groups its store holds. `seed` must be 32 bytes of real entropy.
+    pub fn new(config: RelayConfig, seed: [u8; 32], now: Now, groups: Vec<GroupSnapshot>) -> Self {
+        let replay = ReplayGuard::new(
+            config.limits.replay_guard_keys,
+            config.limits.handshake_clock_window_ms,
+        );
+        Relay {
+            groups: groups
+                .iter()
+                .map(|s| (s.group_id, Group::from_snapshot(s)))
+                .collect(),
+            config,
+            rng: CoreRng::from_seed(seed),
+            now,
+            conns: BTreeMap::new(),
+            creating: BTreeMap::new(),
+            push_limits: BTreeMap::new(),
+            slots: Slots::default(),
+            replay,
+            ops: BTreeMap::new(),
+            next_op: 0,
+            out: VecDeque::new(),
+            next_retention: now.mono + RETENTION_INTERVAL,
+        }
+    }
+
+    /// Feeds one input.
+    pub fn handle_input(&mut self, now: Now, input: RelayInput) {
+        self.now = now;
+        match input {
+            RelayInput::Accepted { conn, peer } => {
+                let reader = RecordReader::new(self.config.limits.max_preauth_record);
+                let deadline = now.mono + self.config.limits.handshake_timeout;
+                self.conns.insert(
+                    conn,
+                    Conn::Handshaking {
+                        reader,
+                        peer,
+                        deadline,
+                    },
+                );
+            }
+            RelayInput::Received { conn, bytes } => self.on_bytes(conn, &bytes),
+            RelayInput::Closed { conn } => self.forget(conn),
+            RelayInput::Timeout => self.on_timeout(),
+            RelayInput::StoreDone { op, result } => self.on_store_done(op, result),
+        }
+    }
+
+    /// The next thing to do; [`RelayOutput::Timeout`] when there is nothing until a deadline.
+    #[must_use]
+    pub fn poll_output(&mut self) -> RelayOutput {
+        self.out
+            .pop_front()
+            .unwrap_or_else(|| RelayOutput::Timeout(self.poll_timeout()))
+    }
+
+    /// The earliest deadline: a handshake timeout, a slot expiry or the retention tick.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let handshakes = self.conns.values().filter_map(|c| match c {
+            Conn::Handshaking { deadline, .. } => Some(*deadline),
+            _ => None,
+        });
+        let retention = self.retention_enabled().then_some(self.next_retention);
+        handshakes
+            .chain(self.slots.next_expiry())
+            .chain(retention)
+            .min()
+    }
+
+    /// Number of open connections (any phase).
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// The durable head of a group, if the group exists.
+    pub fn group_head(&self, group: &[u8; 32]) -> Option<u64> {
+        self.groups.get(group).map(|g| g.head)
+    }
+
+    fn retention_enabled(&self) -> bool {
+        self.config.limits.retention_ttl.is_some()
+    }
+
+    fn store(&mut self, request: RelayStoreOp, ctx: OpCtx) {
+        let op = OpId(self.next_op);
+        self.next_op += 1;
+        self.ops.insert(op, ctx);
+        self.out.push_back(RelayOutput::Store { op, request });
+    }
+
+    fn event(&mut self, e: RelayEvent) {
+        self.out.push_back(RelayOutput::Event(e));
+    }
+
+    fn reject(&mut self, conn: ConnId, reason: RejectReason) {
+        self.event(RelayEvent::Rejected { conn, reason });
+        self.close(conn);
+    }
+
+    fn close(&mut self, conn: ConnId) {
+        if self.conns.contains_key(&conn) {
+            self.forget(conn);
+            self.out.push_back(RelayOutput::Close { conn });
+        }
+    }
+
+    /// Drops every trace of a connection: group presence, slots, pending waits.
+    fn forget(&mut self, conn: ConnId) {
+        let Some(state) = self.conns.remove(&conn) else {
+            return;
+        };
+        if let Conn::Open(session) = state
+            && let Role::Member { group, .. } = session.role
+            && let Some(g) = self.groups.get_mut(&group)
+        {
+            g.online.remove(&conn);
+        }
+        self.creating.retain(|_, c| *c != conn);
+        for (slot, is_inviter) in self.slots.involving(conn) {
+            if is_inviter {
+                if let Some(s) = self.slots.remove(slot)
+                    && let Some(joiner) = s.joiner
+                {
+                    self.send(
+                        joiner,
+                        &slot_close(slot, crate::wire::SlotCloseReason::Cancelled),
+                    );
+                }
+            } else {
+                self.slots.detach(slot);
+                if let Some(s) = self.slots.get(slot) {
+                    let inviter = s.inviter;
+                    self.send(
+                        inviter,
+                        &slot_close(slot, crate::wire::SlotCloseReason::Failed),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Encrypts and queues a frame for an open connection.
+    fn send(&mut self, conn: ConnId, frame: &Frame) {
+        let Some(Conn::Open(session)) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let mut bytes = Vec::new();
+        if session.channel.send(frame, &mut bytes).is_ok() {
+            self.out.push_back(RelayOutput::Transmit { conn, bytes });
+        }
+    }
+
+    fn send_error(&mut self, conn: ConnId, code: ErrorCode, retry_after: Duration) {
+        if matches!(
+            code,
+            ErrorCode::RateLimited | ErrorCode::QuotaExceeded | ErrorCode::TooLarge
+        ) {
+            self.event(RelayEvent::Limited { code });
+        }
+        self.send(
+            conn,
+            &Frame::Error(ErrorFrame {
+                code,
+                retry_after_ms: retry_after.as_millis(),
+            }),
+        );
+    }
+
+    fn on_timeout(&mut self) {
+        let now = self.now.mono;
+        let late: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter_map(|(id, c)| match c {
+                Conn::Handshaking { deadline, .. } if *deadline <= now => Some(*id),
+                _ => None,
+            })
+            .collect();
+        for conn in late {
+            self.reject(conn, RejectReason::Timeout);
+        }
+        for slot in self.slots.expired(now) {
+            if let Some(s) = self.slots.remove(slot) {
+                let reason = crate::wire::SlotCloseReason::Expired;
+                self.send(s.inviter, &slot_close(slot, reason));
+                if let Some(j) = s.joiner {
+                    self.send(j, &slot_close(slot, reason));
+                }
+            }
+        }
+        if self.retention_enabled() && self.next_retention <= now {
+            self.next_retention = now + RETENTION_INTERVAL;
+            self.run_retention();
+        }
+    }
+
+    fn run_retention(&mut self) {
+        let ttl_cutoff = self
+            .config
+            .limits
+            .retention_ttl
+            .map(|ttl| self.now.unix_ms.saturating_sub(ttl.as_millis()))
+            .unwrap_or(0);
+        let groups: Vec<[u8; 32]> = self.groups.keys().copied().collect();
+        for group in groups {
+            self.prune(group, ttl_cutoff);
+        }
+    }
+
+    fn prune(&mut self, group: [u8; 32], stored_before_ms: u64) {
+        let Some(g) = self.groups.get(&group) else {
+            return;
+        };
+        let before = if self.config.limits.retention_all_acked {
+            g.min_acked().min(g.head) + 1
+        } else {
+            0
+        };
+        self.store(
+            RelayStoreOp::Prune {
+                group_id: group,
+                before,
+                stored_before_ms,
+            },
+            OpCtx::Prune { group },
+        );
+    }
+}
+
+fn slot_close(slot: u32, reason: crate::wire::SlotCloseReason) -> Frame {
+    Frame::SlotClose(crate::wire::SlotClose { slot, reason })
+}
+
+fn bye(reason: ByeReason) -> Frame {
+    Frame::Bye(Bye { reason })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,132 @@
+//! Pairing mailbox slots: an inviter reserves a slot, one joiner at a time attaches, and the
+//! relay forwards opaque messages between them until the slot is used, expires or runs out of
+//! attempts.
+
+use std::collections::BTreeMap;
+
+use crate::io::ConnId;
+use crate::time::Instant;
+
+#[derive(Debug)]
+pub(crate) struct Slot {
+    pub inviter: ConnId,
+    pub joiner: Option<ConnId>,
+    pub expires: Instant,
+    pub attempts: u8,
+}
+
+/// Why a slot operation was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SlotRefusal {
+    Taken,
+    NotFound,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Slots {
+    slots: BTreeMap<u32, Slot>,
+}
+
+impl Slots {
+    pub fn register(
+        &mut self,
+        slot: u32,
+        inviter: ConnId,
+        expires: Instant,
+        now: Instant,
+    ) -> Result<(), SlotRefusal> {
+        match self.slots.get(&slot) {
+            Some(s) if s.inviter != inviter && s.expires > now => Err(SlotRefusal::Taken),
+            _ => {
+                self.slots.insert(
+                    slot,
+                    Slot {
+                        inviter,
+                        joiner: None,
+                        expires,
+                        attempts: 0,
+                    },
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// Attaches a joiner; returns the inviter to tell. Each attach is one attempt.
+    pub fn open(
+        &mut self,
+        slot: u32,
+        joiner: ConnId,
+        now: Instant,
+        max_attempts: u8,
+    ) -> Result<ConnId, SlotRefusal> {
+        let s = self.slots.get_mut(&slot).ok_or(SlotRefusal::NotFound)?;
+        if s.expires <= now
+            || s.joiner.is_some()
+            || s.attempts >= max_attempts
+            || s.inviter == joiner
+        {
+            return Err(SlotRefusal::NotFound);
+        }
+        s.attempts += 1;
+        s.joiner = Some(joiner);
+        Ok(s.inviter)
+    }
+
+    /// The other side of `slot` for a message from `from`.
+    pub fn peer(&self, slot: u32, from: ConnId) -> Option<ConnId> {
+        let s = self.slots.get(&slot)?;
+        if s.inviter == from {
+            s.joiner
+        } else if s.joiner == Some(from) {
+            Some(s.inviter)
+        } else {
+            None
+        }
+    }
+
+    /// Detaches the current joiner (the attempt is over); returns it.
+    pub fn detach(&mut self, slot: u32) -> Option<ConnId> {
+        self.slots.get_mut(&slot).and_then(|s| s.joiner.take())
+    }
+
+    pub fn get(&self, slot: u32) -> Option<&Slot> {
+        self.slots.get(&slot)
+    }
+
+    pub fn remove(&mut self, slot: u32) -> Option<Slot> {
+        self.slots.remove(&slot)
+    }
+
+    /// Slots that `conn` takes part in, as (slot, is_inviter).
+    pub fn involving(&self, conn: ConnId) -> Vec<(u32, bool)> {
+        self.slots
+            .iter()
+            .filter_map(|(n, s)| {
+                if s.inviter == conn {
+                    Some((*n, true))
+                } else if s.joiner == Some(conn) {
+                    Some((*n, false))
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+
+    pub fn expired(&self, now: Instant) -> Vec<u32> {
+        self.slots
+            .iter()
+            .filter(|(_, s)| s.expires <= now)
+            .map(|(n, _)| *n)
+            .collect()
+    }
+
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.slots.values().map(|s| s.expires).min()
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+}

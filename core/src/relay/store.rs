@@ -1,0 +1,113 @@
+//! What the relay asks its store to do, and what the store answers. The driver executes
+//! these durably (SQLite, PostgreSQL, the simulator) and reports back with `StoreDone`.
+
+use crate::io::StoreError;
+use crate::wire::StoredBlob;
+
+/// A group's durable state, loaded by the driver when the relay starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupSnapshot {
+    /// The group id.
+    pub group_id: [u8; 32],
+    /// Registered relay access keys.
+    pub keys: Vec<[u8; 32]>,
+    /// Highest cursor ever made durable (0 if none).
+    pub head: u64,
+    /// Oldest retained cursor (head + 1 when empty).
+    pub earliest: u64,
+    /// Stored envelope bytes.
+    pub bytes: u64,
+    /// Stored blobs.
+    pub blobs: u64,
+    /// The cursor each key has acknowledged.
+    pub acked: Vec<([u8; 32], u64)>,
+}
+
+/// A durable operation the relay needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RelayStoreOp {
+    /// Create a group with its first access key.
+    CreateGroup {
+        /// The group.
+        group_id: [u8; 32],
+        /// Its first member's access key.
+        key: [u8; 32],
+    },
+    /// Admit another access key to a group.
+    RegisterKey {
+        /// The group.
+        group_id: [u8; 32],
+        /// The new key.
+        key: [u8; 32],
+    },
+    /// Store a blob at a cursor, unless the push id is already stored (then answer
+    /// [`RelayStoreResult::Duplicate`] and store nothing). Cursor and blob in one transaction.
+    Append {
+        /// The group.
+        group_id: [u8; 32],
+        /// The blob, with the cursor the relay assigned.
+        blob: StoredBlob,
+    },
+    /// Read blobs with `after < cursor <= up_to`, in cursor order, at most `limit` of them and
+    /// at most `max_bytes` of envelopes (but at least one if any).
+    Read {
+        /// The group.
+        group_id: [u8; 32],
+        /// Exclusive lower bound.
+        after: u64,
+        /// Inclusive upper bound (the durable head).
+        up_to: u64,
+        /// Most blobs.
+        limit: u32,
+        /// Most envelope bytes.
+        max_bytes: usize,
+    },
+    /// Record the cursor a device has durably applied.
+    SaveAck {
+        /// The group.
+        group_id: [u8; 32],
+        /// The device's access key.
+        key: [u8; 32],
+        /// Its cursor.
+        cursor: u64,
+    },
+    /// Delete blobs with cursor < `before`, and blobs stored before `stored_before_ms`.
+    Prune {
+        /// The group.
+        group_id: [u8; 32],
+        /// Delete below this cursor.
+        before: u64,
+        /// Delete blobs stored before this time (0: none by time).
+        stored_before_ms: u64,
+    },
+}
+
+/// The store's answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RelayStoreResult {
+    /// Done (CreateGroup, RegisterKey, Append, SaveAck).
+    Done,
+    /// The push id was already stored at this cursor; nothing was written.
+    Duplicate {
+        /// The original cursor.
+        cursor: u64,
+    },
+    /// The answer to a Read.
+    Blobs {
+        /// The blobs, in cursor order.
+        blobs: Vec<StoredBlob>,
+        /// More blobs exist within the bound.
+        more: bool,
+    },
+    /// The answer to a Prune: what remains.
+    Pruned {
+        /// The oldest remaining cursor (head + 1 when empty).
+        earliest: u64,
+        /// Remaining envelope bytes.
+        bytes: u64,
+        /// Remaining blobs.
+        blobs: u64,
+    },
+    /// Nothing was written.
+    Failed(StoreError),
+}
