@@ -1,0 +1,333 @@
+//! The receive rules: apply each sender's blobs strictly in sequence order, drop exact
+//! duplicates silently, report a different blob for a seen sequence number or a broken hash
+//! chain as equivocation, and hold early blobs in a bounded gap buffer.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use super::state::{ReceivedBlob, SenderView};
+use crate::envelope::OpenedBlob;
+use crate::keys::DeviceId;
+
+/// Chain hashes remembered per sender for equivocation checks on old sequence numbers.
+const RECENT_HASHES: usize = 64;
+
+/// A blob that decrypted and verified, with where the relay stored it.
+#[derive(Clone, Debug)]
+pub(crate) struct Incoming {
+    pub cursor: u64,
+    pub push_id: [u8; 16],
+    pub stored_at_ms: u64,
+    pub blob: OpenedBlob,
+}
+
+/// What happened to one incoming blob.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Applied, possibly with buffered successors: deliver these, in order.
+    Applied(Vec<ReceivedBlob>),
+    /// Already applied or already buffered: dropped silently.
+    Duplicate,
+    /// A different blob for a sequence number already seen, or a broken chain.
+    Equivocation {
+        seq: u64,
+        known: [u8; 32],
+        got: [u8; 32],
+    },
+    /// Early: held until the blobs before it arrive.
+    Buffered,
+    /// Early, and the gap buffer is full: dropped, to be fetched again.
+    Overflow,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Chain {
+    view: SenderView,
+    recent: VecDeque<(u64, [u8; 32])>,
+}
+
+impl Chain {
+    fn known_hash(&self, seq: u64) -> Option<[u8; 32]> {
+        if seq == self.view.last_seq {
+            return Some(self.view.last_hash);
+        }
+        self.recent.iter().find(|(s, _)| *s == seq).map(|(_, h)| *h)
+    }
+
+    fn apply(&mut self, seq: u64, hash: [u8; 32]) {
+        self.view = SenderView {
+            last_seq: seq,
+            last_hash: hash,
+        };
+        self.recent.push_back((seq, hash));
+        if self.recent.len() > RECENT_HASHES {
+            self.recent.pop_front();
+        }
+    }
+}
+
+/// Per-sender chains (committed, i.e. durable) plus the changes of the page being processed.
+#[derive(Debug)]
+pub(crate) struct Receiver {
+    committed: BTreeMap<DeviceId, Chain>,
+    staged: BTreeMap<DeviceId, Chain>,
+    gap: BTreeMap<(DeviceId, u64), Incoming>,
+    gap_bytes: usize,
+    max_gap_blobs: usize,
+    max_gap_bytes: usize,
+}
+
+impl Receiver {
+    pub fn new(
+        senders: &BTreeMap<DeviceId, SenderView>,
+        max_gap_blobs: usize,
+        max_gap_bytes: usize,
+    ) -> Self {
+        let committed = senders
+            .iter()
+            .map(|(d, v)| {
+                (
+                    *d,
+                    Chain {
+                        view: v.clone(),
+                        recent: VecDeque::from([(v.last_seq, v.last_hash)]),
+                    },
+                )
+            })
+            .collect();
+        Receiver {
+            committed,
+            staged: BTreeMap::new(),
+            gap: BTreeMap::new(),
+            gap_bytes: 0,
+            max_gap_blobs,
+            max_gap_bytes,
+        }
+    }
+
+    fn chain(&self, sender: &DeviceId) -> Chain {
+        self.staged
+            .get(sender)
+            .or_else(|| self.committed.get(sender))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Applies the rules to one blob (in cursor order).
+    pub fn receive(&mut self, incoming: Incoming) -> Verdict {
+        let sender = incoming.blob.sender;
+        let seq = incoming.blob.seq;
+        let mut chain = self.chain(&sender);
+        if seq <= chain.view.last_seq {
+            return match chain.known_hash(seq) {
+                Some(known) if known != incoming.blob.hash => Verdict::Equivocation {
+                    seq,
+                    known,
+                    got: incoming.blob.hash,
+                },
+                _ => Verdict::Duplicate,
+            };
+        }
+        if seq > chain.view.last_seq + 1 {
+            return match self.gap.get(&(sender, seq)) {
+                Some(held) if held.blob.hash == incoming.blob.hash => Verdict::Duplicate,
+                Some(held) => Verdict::Equivocation {
+                    seq,
+                    known: held.blob.hash,
+                    got: incoming.blob.hash,
+                },
+                None if self.gap.len() >= self.max_gap_blobs
+                    || self.gap_bytes + incoming.blob.payload.len() > self.max_gap_bytes =>
+                {
+                    Verdict::Overflow
+                }
+                None => {
+                    self.gap_bytes += incoming.blob.payload.len();
+                    self.gap.insert((sender, seq), incoming);
+                    Verdict::Buffered
+                }
+            };
+        }
+        if incoming.blob.prev_hash != chain.view.last_hash {
+            return Verdict::Equivocation {
+                seq,
+                known: chain.view.last_hash,
+                got: incoming.blob.prev_hash,
+            };
+        }
+        let mut applied = vec![deliverable(&incoming)];
+        chain.apply(seq, incoming.blob.hash);
+        while let Some(next) = self.gap.remove(&(sender, chain.view.last_seq + 1)) {
+            self.gap_bytes -= next.blob.payload.len();
+            if next.blob.prev_hash != chain.view.last_hash {
+                break;
+            }
+            applied.push(deliverable(&next));
+            chain.apply(next.blob.seq, next.blob.hash);
+        }
+        self.staged.insert(sender, chain);
+        Verdict::Applied(applied)
+    }
+
+    /// The lowest cursor still held in the gap buffer: the durable cursor must stay below it.
+    pub fn lowest_buffered_cursor(&self) -> Option<u64> {
+        self.gap.values().map(|i| i.cursor).min()
+    }
+
+    /// Blobs held in the gap buffer.
+    pub fn buffered(&self) -> usize {
+        self.gap.len()
+    }
+
+    /// Senders whose chains changed in the current page, with their new views.
+    pub fn staged_views(&self) -> Vec<(DeviceId, SenderView)> {
+        self.staged
+            .iter()
+            .map(|(d, c)| (*d, c.view.clone()))
+            .collect()
+    }
+
+    /// The page is durable: its changes become the committed state.
+    pub fn commit(&mut self) {
+        let staged = std::mem::take(&mut self.staged);
+        self.committed.extend(staged);
+    }
+
+    /// The page could not be stored: forget its changes and the gap buffer (both are
+    /// fetched again from the durable cursor).
+    pub fn rollback(&mut self) {
+        self.staged.clear();
+        self.gap.clear();
+        self.gap_bytes = 0;
+    }
+
+    /// Drops buffered blobs (after an overflow or a reconnect; they are fetched again).
+    pub fn clear_gap(&mut self) {
+        self.gap.clear();
+        self.gap_bytes = 0;
+    }
+
+    /// The first missing sequence number of each sender with buffered blobs.
+    pub fn missing(&self) -> Vec<(DeviceId, u64)> {
+        let mut out: Vec<(DeviceId, u64)> = Vec::new();
+        for (sender, _) in self.gap.keys() {
+            if out.last().map(|(d, _)| d) != Some(sender) {
+                out.push((*sender, self.chain(sender).view.last_seq + 1));
+            }
+        }
+        out
+    }
+}
+
+fn deliverable(i: &Incoming) -> ReceivedBlob {
+    ReceivedBlob {
+        cursor: i.cursor,
+        push_id: i.push_id,
+        sender: i.blob.sender,
+        seq: i.blob.seq,
+        payload: i.blob.payload.clone(),
+        stored_at_ms: i.stored_at_ms,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::BlobKind;
+
+    fn blob(sender: u8, seq: u64, hash: u8, prev: u8) -> Incoming {
+        Incoming {
+            cursor: seq * 10 + u64::from(sender),
+            push_id: [hash; 16],
+            stored_at_ms: 0,
+            blob: OpenedBlob {
+                sender: DeviceId([sender; 32]),
+                seq,
+                prev_hash: if prev == 0 { [0; 32] } else { [prev; 32] },
+                kind: BlobKind::Data,
+                payload: vec![hash],
+                hash: [hash; 32],
+            },
+        }
+    }
+
+    fn seqs(v: &Verdict) -> Vec<u64> {
+        match v {
+            Verdict::Applied(b) => b.iter().map(|b| b.seq).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    #[test]
+    fn in_order_duplicates_and_gaps() {
+        let mut r = Receiver::new(&BTreeMap::new(), 10, 1000);
+        assert_eq!(seqs(&r.receive(blob(1, 1, 11, 0))), vec![1]);
+        assert_eq!(r.receive(blob(1, 1, 11, 0)), Verdict::Duplicate);
+        assert_eq!(r.receive(blob(1, 3, 13, 12)), Verdict::Buffered);
+        assert_eq!(
+            r.receive(blob(1, 3, 13, 12)),
+            Verdict::Duplicate,
+            "same early blob twice"
+        );
+        assert_eq!(r.lowest_buffered_cursor(), Some(31));
+        assert_eq!(r.missing(), vec![(DeviceId([1; 32]), 2)]);
+        assert_eq!(
+            seqs(&r.receive(blob(1, 2, 12, 11))),
+            vec![2, 3],
+            "the gap drains in order"
+        );
+        assert_eq!(r.buffered(), 0);
+        assert_eq!(
+            seqs(&r.receive(blob(2, 1, 21, 0))),
+            vec![1],
+            "senders are independent"
+        );
+    }
+
+    #[test]
+    fn equivocation_is_reported_for_forks_and_broken_chains() {
+        let mut r = Receiver::new(&BTreeMap::new(), 10, 1000);
+        r.receive(blob(1, 1, 11, 0));
+        r.receive(blob(1, 2, 12, 11));
+        assert!(
+            matches!(
+                r.receive(blob(1, 1, 99, 0)),
+                Verdict::Equivocation { seq: 1, .. }
+            ),
+            "other blob for a seen seq"
+        );
+        assert!(
+            matches!(
+                r.receive(blob(1, 3, 13, 77)),
+                Verdict::Equivocation { seq: 3, .. }
+            ),
+            "broken chain"
+        );
+        r.receive(blob(1, 5, 15, 14));
+        assert!(
+            matches!(
+                r.receive(blob(1, 5, 55, 14)),
+                Verdict::Equivocation { seq: 5, .. }
+            ),
+            "fork in the gap buffer"
+        );
+    }
+
+    #[test]
+    fn the_gap_buffer_is_bounded_and_pages_roll_back() {
+        let mut r = Receiver::new(&BTreeMap::new(), 2, 1000);
+        assert_eq!(r.receive(blob(1, 3, 13, 12)), Verdict::Buffered);
+        assert_eq!(r.receive(blob(1, 4, 14, 13)), Verdict::Buffered);
+        assert_eq!(r.receive(blob(1, 5, 15, 14)), Verdict::Overflow);
+        r.rollback();
+        assert_eq!(r.buffered(), 0);
+        r.receive(blob(1, 1, 11, 0));
+        r.rollback();
+        assert_eq!(
+            seqs(&r.receive(blob(1, 1, 11, 0))),
+            vec![1],
+            "rolled-back pages apply again"
+        );
+        r.commit();
+        assert_eq!(r.receive(blob(1, 1, 11, 0)), Verdict::Duplicate);
+    }
+}

@@ -1,0 +1,124 @@
+//! The client's durable state and the store operations that change it. The driver persists
+//! each operation atomically and loads a [`ClientState`] at start.
+
+use std::collections::BTreeMap;
+
+use crate::io::StoreError;
+use crate::keys::{DeviceId, EpochSecret, GroupId, NoiseKeypair, NoisePublic};
+
+/// Where a relay is and who it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RelayInfo {
+    /// Its transport endpoint id.
+    pub endpoint_id: [u8; 32],
+    /// Its Noise static key (pinned).
+    pub noise_key: NoisePublic,
+    /// Addresses to reach it, most preferred first.
+    pub addrs: Vec<String>,
+}
+
+/// Membership of one sync group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Membership {
+    /// The group.
+    pub group_id: GroupId,
+    /// Current key epoch.
+    pub epoch: u32,
+    /// Its secret.
+    pub epoch_secret: EpochSecret,
+    /// This device's relay access key for the group.
+    pub access_key: NoiseKeypair,
+    /// The group's relay.
+    pub relay: RelayInfo,
+}
+
+/// A sealed blob waiting for the relay's acknowledgement. Sent byte for byte again on retry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxEntry {
+    /// The id the relay deduplicates on.
+    pub push_id: [u8; 16],
+    /// This device's sequence number for the blob.
+    pub seq: u64,
+    /// The sealed envelope.
+    pub envelope: Vec<u8>,
+}
+
+/// What this device knows of another sender's chain.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SenderView {
+    /// Highest sequence number applied (0: none).
+    pub last_seq: u64,
+    /// Chain hash of that blob (zero for none).
+    pub last_hash: [u8; 32],
+}
+
+/// A blob handed to the app, in the order applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceivedBlob {
+    /// The relay cursor it was stored at.
+    pub cursor: u64,
+    /// The sender's push id (the blob id apps see).
+    pub push_id: [u8; 16],
+    /// The sending device.
+    pub sender: DeviceId,
+    /// The sender's sequence number.
+    pub seq: u64,
+    /// The decrypted payload.
+    pub payload: Vec<u8>,
+    /// When the relay stored it, Unix ms.
+    pub stored_at_ms: u64,
+}
+
+/// Everything durable about a device, as the driver loads it at start.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientState {
+    /// The group this device belongs to, if any.
+    pub membership: Option<Membership>,
+    /// Next sequence number this device will seal with (starts at 1).
+    pub next_seq: u64,
+    /// Chain hash of this device's last sealed blob.
+    pub last_hash: [u8; 32],
+    /// Sealed blobs not yet acknowledged, in sequence order.
+    pub outbox: Vec<OutboxEntry>,
+    /// Every cursor up to here has been applied durably.
+    pub cursor: u64,
+    /// Other senders' chains.
+    pub senders: BTreeMap<DeviceId, SenderView>,
+    /// The highest relay head ever seen (rollback detection).
+    pub highest_head: u64,
+}
+
+/// A durable change the client needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientStoreOp {
+    /// Record group membership (after creating or joining a group).
+    SaveMembership(Box<Membership>),
+    /// Add sealed blobs to the outbox and advance this device's chain, atomically.
+    AppendOutbox {
+        /// The new entries, in sequence order.
+        entries: Vec<OutboxEntry>,
+        /// Next sequence number after them.
+        next_seq: u64,
+        /// Chain hash of the last of them.
+        last_hash: [u8; 32],
+    },
+    /// The relay acknowledged these pushes: drop them from the outbox.
+    RemoveOutbox {
+        /// Acknowledged push ids.
+        push_ids: Vec<[u8; 16]>,
+    },
+    /// Hand blobs to the app and advance the cursor, atomically.
+    Deliver {
+        /// Blobs to store for the app, in the order applied.
+        blobs: Vec<ReceivedBlob>,
+        /// The new durable cursor.
+        cursor: u64,
+        /// Updated sender chains.
+        senders: Vec<(DeviceId, SenderView)>,
+        /// The highest relay head seen.
+        highest_head: u64,
+    },
+}
+
+/// The result of a store operation.
+pub type StoreResult = Result<(), StoreError>;

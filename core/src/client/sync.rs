@@ -1,0 +1,404 @@
+//! Pushing (seal, persist, send, retry) and pulling (fetch, open, apply, persist, ack).
+
+use super::receive::{Incoming, Verdict};
+use super::{
+    Client, ClientEvent, ClientStoreOp, CommandError, Membership, OpKind, OutboxEntry,
+    ReceivedBlob, RelayInfo,
+};
+use crate::envelope::{BlobCipher, BlobKind, ChainLink, MAX_PAYLOAD};
+use crate::io::StoreError;
+use crate::keys::{EpochSecret, GroupId, NoiseKeypair};
+use crate::wire::{Ack, Blobs, Bytes, Frame, Pull, Push};
+
+impl Client {
+    pub(super) fn push(&mut self, data: Vec<u8>) -> Result<[u8; 16], CommandError> {
+        if self.membership.is_none() {
+            return Err(CommandError::NotInGroup);
+        }
+        if data.len() > MAX_PAYLOAD {
+            return Err(CommandError::TooLarge(data.len()));
+        }
+        let push_id: [u8; 16] = self.rng.bytes();
+        self.sealing.push_back((push_id, data));
+        self.seal_batch();
+        Ok(push_id)
+    }
+
+    /// Seals queued payloads and persists them as one outbox write (one at a time, so a
+    /// failed write can give its sequence numbers back).
+    fn seal_batch(&mut self) {
+        if self.appending || self.sealing.is_empty() {
+            return;
+        }
+        let Some(cipher) = &self.cipher else { return };
+        let (prev_seq, prev_hash) = (self.next_seq, self.last_hash);
+        let mut entries = Vec::new();
+        let mut pushed = Vec::new();
+        while entries.len() < self.config.seal_batch {
+            let Some((push_id, data)) = self.sealing.pop_front() else {
+                break;
+            };
+            let link = ChainLink {
+                seq: self.next_seq,
+                prev_hash: self.last_hash,
+            };
+            match cipher.seal(
+                &self.config.device,
+                link,
+                BlobKind::Data,
+                &data,
+                &mut self.rng,
+            ) {
+                Ok(sealed) => {
+                    entries.push(OutboxEntry {
+                        push_id,
+                        seq: self.next_seq,
+                        envelope: sealed.envelope,
+                    });
+                    self.next_seq += 1;
+                    self.last_hash = sealed.hash;
+                    pushed.push(push_id);
+                }
+                Err(_) => self
+                    .out
+                    .push_back(super::ClientOutput::Event(ClientEvent::PushFailed {
+                        push_id,
+                        error: StoreError::Io,
+                    })),
+            }
+        }
+        if entries.is_empty() {
+            return;
+        }
+        self.appending = true;
+        let request = ClientStoreOp::AppendOutbox {
+            entries: entries.clone(),
+            next_seq: self.next_seq,
+            last_hash: self.last_hash,
+        };
+        self.store(
+            request,
+            OpKind::AppendOutbox {
+                entries,
+                prev_seq,
+                prev_hash,
+                pushed,
+            },
+        );
+    }
+
+    pub(super) fn outbox_appended(
+        &mut self,
+        entries: Vec<OutboxEntry>,
+        prev_seq: u64,
+        prev_hash: [u8; 32],
+        pushed: Vec<[u8; 16]>,
+        result: super::StoreResult,
+    ) {
+        self.appending = false;
+        match result {
+            Ok(()) => {
+                self.outbox.extend(entries);
+                self.transmit_outbox();
+            }
+            Err(error) => {
+                // Nothing was written and nothing was sent: the sequence numbers are free again.
+                self.next_seq = prev_seq;
+                self.last_hash = prev_hash;
+                for push_id in pushed {
+                    self.event(ClientEvent::PushFailed { push_id, error });
+                }
+            }
+        }
+        self.seal_batch();
+    }
+
+    /// Sends durable outbox entries not yet in flight, up to the window.
+    pub(super) fn transmit_outbox(&mut self) {
+        if !self.phase.is_online() {
+            return;
+        }
+        let window = self.config.push_window;
+        let to_send: Vec<Frame> = self
+            .outbox
+            .iter()
+            .filter(|e| !self.in_flight.contains(&e.push_id))
+            .take(window.saturating_sub(self.in_flight.len()))
+            .map(|e| {
+                Frame::Push(Push {
+                    push_id: e.push_id,
+                    envelope: Bytes(e.envelope.clone()),
+                })
+            })
+            .collect();
+        for frame in to_send {
+            if let Frame::Push(p) = &frame {
+                self.in_flight.insert(p.push_id);
+            }
+            self.send_frame(&frame);
+        }
+    }
+
+    pub(super) fn on_push_ack(&mut self, push_id: [u8; 16], cursor: u64) {
+        self.in_flight.remove(&push_id);
+        let Some(pos) = self.outbox.iter().position(|e| e.push_id == push_id) else {
+            return;
+        };
+        self.outbox.remove(pos);
+        self.failed = false;
+        self.own_cursors.insert(cursor, push_id);
+        while self.own_cursors.len() > super::OWN_CURSORS {
+            self.own_cursors.pop_first();
+        }
+        self.acked.push(push_id);
+        self.flush_removals();
+        self.event(ClientEvent::PushAcked { push_id, cursor });
+        self.transmit_outbox();
+        if self.paused && self.unsent() == 0 && self.flush_deadline.is_some() {
+            self.flush_deadline = Some(self.now.mono);
+        }
+    }
+
+    pub(super) fn flush_removals(&mut self) {
+        if self.removing || self.acked.is_empty() {
+            return;
+        }
+        self.removing = true;
+        let push_ids = std::mem::take(&mut self.acked);
+        self.store(
+            ClientStoreOp::RemoveOutbox { push_ids },
+            OpKind::RemoveOutbox,
+        );
+    }
+
+    /// Asks for the next page if there is anything to fetch and nothing in progress.
+    pub(super) fn pull_now(&mut self) {
+        if !self.phase.is_online() || self.pulling || self.delivering {
+            return;
+        }
+        self.pulling = true;
+        self.send_frame(&Frame::Pull(Pull {
+            after: self.fetch_pos,
+            limit: self.config.pull_page,
+        }));
+    }
+
+    pub(super) fn on_notify(&mut self, cursor: u64) {
+        self.head = self.head.max(cursor);
+        if cursor > self.fetch_pos {
+            self.pull_now();
+        }
+    }
+
+    pub(super) fn on_truncated(&mut self, earliest: u64) {
+        self.pulling = false;
+        self.event(ClientEvent::Truncated { earliest });
+        self.fetch_pos = earliest.saturating_sub(1).max(self.fetch_pos);
+        self.receiver.clear_gap();
+        self.persist_page(Vec::new());
+    }
+
+    pub(super) fn on_blobs(&mut self, page: Blobs) {
+        self.pulling = false;
+        self.head = self.head.max(page.max_cursor);
+        if page.max_cursor > self.highest_head {
+            self.highest_head = page.max_cursor;
+        }
+        let mut delivered: Vec<ReceivedBlob> = Vec::new();
+        let mut overflow = false;
+        let me = self.config.device.device_id();
+        for stored in page.blobs {
+            if stored.cursor <= self.fetch_pos || stored.cursor > page.max_cursor {
+                self.event(ClientEvent::RelayMisbehaved {
+                    cursor: stored.cursor,
+                });
+                continue;
+            }
+            self.fetch_pos = stored.cursor;
+            if self
+                .own_cursors
+                .get(&stored.cursor)
+                .is_some_and(|id| *id != stored.push_id)
+            {
+                self.event(ClientEvent::RelayMisbehaved {
+                    cursor: stored.cursor,
+                });
+            }
+            let Some(cipher) = &self.cipher else { return };
+            let blob = match cipher.open(&stored.envelope) {
+                Ok(b) => b,
+                Err(_) => {
+                    self.event(ClientEvent::Tampered {
+                        cursor: stored.cursor,
+                    });
+                    continue;
+                }
+            };
+            if blob.sender == me {
+                if blob.seq >= self.next_seq {
+                    self.event(ClientEvent::RelayMisbehaved {
+                        cursor: stored.cursor,
+                    });
+                }
+                continue;
+            }
+            let sender = blob.sender;
+            let incoming = Incoming {
+                cursor: stored.cursor,
+                push_id: stored.push_id,
+                stored_at_ms: stored.stored_at_ms,
+                blob,
+            };
+            match self.receiver.receive(incoming) {
+                Verdict::Applied(blobs) => delivered.extend(blobs),
+                Verdict::Duplicate | Verdict::Buffered => {}
+                Verdict::Overflow => overflow = true,
+                Verdict::Equivocation { seq, known, got } => {
+                    self.event(ClientEvent::Equivocation {
+                        sender,
+                        seq,
+                        cursor: stored.cursor,
+                        proof: (known, got),
+                    });
+                }
+            }
+        }
+        if !page.has_more && self.fetch_pos < page.max_cursor {
+            self.fetch_pos = page.max_cursor;
+        }
+        if overflow {
+            self.receiver.clear_gap();
+        }
+        self.persist_page(delivered);
+        if overflow {
+            self.fetch_pos = self.durable_target();
+        }
+    }
+
+    /// The cursor that may become durable: below any blob still held in the gap buffer.
+    fn durable_target(&self) -> u64 {
+        match self.receiver.lowest_buffered_cursor() {
+            Some(c) => c.saturating_sub(1).min(self.fetch_pos),
+            None => self.fetch_pos,
+        }
+    }
+
+    fn persist_page(&mut self, blobs: Vec<ReceivedBlob>) {
+        let cursor = self.durable_target().max(self.cursor);
+        if blobs.is_empty() && cursor == self.cursor {
+            return self.after_page();
+        }
+        self.delivering = true;
+        let request = ClientStoreOp::Deliver {
+            blobs: blobs.clone(),
+            cursor,
+            senders: self.receiver.staged_views(),
+            highest_head: self.highest_head,
+        };
+        self.store(request, OpKind::Deliver { cursor, blobs });
+    }
+
+    pub(super) fn delivered(
+        &mut self,
+        cursor: u64,
+        blobs: Vec<ReceivedBlob>,
+        result: super::StoreResult,
+    ) {
+        self.delivering = false;
+        match result {
+            Ok(()) => {
+                self.receiver.commit();
+                self.cursor = self.cursor.max(cursor);
+                for b in &blobs {
+                    self.event(ClientEvent::BlobAvailable {
+                        cursor: b.cursor,
+                        push_id: b.push_id,
+                        sender: b.sender,
+                    });
+                }
+                self.send_frame(&Frame::Ack(Ack {
+                    cursor: self.cursor,
+                }));
+                self.after_page();
+            }
+            Err(_) => {
+                self.receiver.rollback();
+                self.fetch_pos = self.cursor;
+                self.failed = true;
+                self.retry_at = Some(self.now.mono + self.backoff.next(&mut self.rng));
+            }
+        }
+    }
+
+    fn after_page(&mut self) {
+        self.fetch_pos = self.fetch_pos.max(self.cursor);
+        if self.fetch_pos < self.head {
+            return self.pull_now();
+        }
+        if self.receiver.buffered() > 0 && !self.withheld_reported {
+            self.withheld_reported = true;
+            for (sender, missing_seq) in self.receiver.missing() {
+                self.event(ClientEvent::Withheld {
+                    sender,
+                    missing_seq,
+                });
+            }
+        }
+        self.progress();
+    }
+
+    pub(super) fn create_group(
+        &mut self,
+        admission_token: Option<Vec<u8>>,
+    ) -> Result<(), CommandError> {
+        if self.membership.is_some() {
+            return Err(CommandError::AlreadyInGroup);
+        }
+        let membership = Membership {
+            group_id: GroupId::random(&mut self.rng),
+            epoch: 0,
+            epoch_secret: EpochSecret::random(&mut self.rng),
+            access_key: NoiseKeypair::generate(&mut self.rng),
+            relay: self.config.relay.clone(),
+        };
+        self.create_token = Some(admission_token);
+        self.enabled = true;
+        self.save_membership(membership, false);
+        Ok(())
+    }
+
+    pub(super) fn save_membership(&mut self, membership: Membership, joined: bool) {
+        self.adopt(membership.clone());
+        self.store(
+            ClientStoreOp::SaveMembership(Box::new(membership)),
+            OpKind::SaveMembership { joined },
+        );
+    }
+
+    fn adopt(&mut self, m: Membership) {
+        self.cipher = Some(BlobCipher::new(&m.group_id, m.epoch, &m.epoch_secret));
+        self.membership = Some(m);
+    }
+
+    pub(super) fn membership_saved(&mut self, joined: bool, result: super::StoreResult) {
+        if result.is_err() {
+            self.membership = None;
+            self.cipher = None;
+            self.create_token = None;
+            if joined {
+                self.pairing_storage_failed();
+            }
+            return;
+        }
+        self.event(ClientEvent::GroupReady);
+        if joined {
+            self.pairing_joined();
+        }
+        self.connect_now();
+    }
+
+    /// The default relay (for creating groups and joining with a short code).
+    pub(super) fn default_relay(&self) -> RelayInfo {
+        self.config.relay.clone()
+    }
+}
