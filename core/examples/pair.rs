@@ -25,10 +25,7 @@ fn connect(
     let auth = ClientAuth::new(group, 1_700_000_000_000, intent);
     let (init, m1) = IkInitiator::start(rng, access, &relay.public(), &prologue, &auth)?;
     let (relay_side, m2) = IkResponder::read_first(rng, relay, &prologue, &m1)?.accept()?;
-    Ok((
-        Channel::new(init.finish(&m2)?, &[]),
-        Channel::new(relay_side, &[]),
-    ))
+    Ok((Channel::new(init.finish(&m2)?, &[]), Channel::new(relay_side, &[])))
 }
 
 /// Sends `frame` from one end of a connection and returns what the other end decodes.
@@ -51,11 +48,7 @@ fn main() -> Result<()> {
     let alice_access = NoiseKeypair::generate(&mut rng);
     let alice_pairing_key = NoiseKeypair::generate(&mut rng);
     let code = ShortCode::generate(&mut rng);
-    println!(
-        "alice: created group {}…, invite code {}",
-        group.short_hex(),
-        code.display()
-    );
+    println!("alice: created group {}…, invite code {}", group.short_hex(), code.display());
 
     // Bob types the code (lower case, no hyphens: both fine) and pairs through the relay slot.
     let typed = code.display().replace('-', "").to_lowercase();
@@ -70,22 +63,9 @@ fn main() -> Result<()> {
     let bob_psk = bob_spake.finish(&alice_msg)?;
     let alice_psk = alice_spake.finish(&bob_msg)?;
     let prologue = pairing_prologue(code.slot());
-    let mut bob_hs = PairingHandshake::new(
-        &mut rng,
-        PairingRole::Joiner,
-        &bob_pairing_key,
-        &bob_psk,
-        &prologue,
-        None,
-    )?;
-    let mut alice_hs = PairingHandshake::new(
-        &mut rng,
-        PairingRole::Inviter,
-        &alice_pairing_key,
-        &alice_psk,
-        &prologue,
-        None,
-    )?;
+    let mut bob_hs = PairingHandshake::new(&mut rng, PairingRole::Joiner, &bob_pairing_key, &bob_psk, &prologue, None)?;
+    let mut alice_hs =
+        PairingHandshake::new(&mut rng, PairingRole::Inviter, &alice_pairing_key, &alice_psk, &prologue, None)?;
     alice_hs.read(&bob_hs.write(&[])?)?;
     bob_hs.read(&alice_hs.write(&[])?)?;
     let request = JoinRequest::new(bob_access.public(), bob_signer.device_id());
@@ -101,9 +81,7 @@ fn main() -> Result<()> {
         relay_key: relay.public(),
         relay_addrs: vec![relay_addr],
     };
-    let bob_welcome = GroupWelcome::from_bytes(
-        &bob_pairing.decrypt(&alice_pairing.encrypt(&welcome.to_bytes())?)?,
-    )?;
+    let bob_welcome = GroupWelcome::from_bytes(&bob_pairing.decrypt(&alice_pairing.encrypt(&welcome.to_bytes())?)?)?;
     println!(
         "bob: joined group {}… via {:?}, access key registered by alice: {}",
         bob_welcome.group_id.short_hex(),
@@ -112,88 +90,37 @@ fn main() -> Result<()> {
     );
 
     // Alice seals a blob and pushes it; the relay stores ciphertext only.
-    let (mut alice_conn, mut relay_from_alice) = connect(
-        &mut rng,
-        &alice_access,
-        &relay,
-        &group,
-        Intent::CreateGroup {
-            admission_token: None,
-        },
-    )?;
+    let (mut alice_conn, mut relay_from_alice) =
+        connect(&mut rng, &alice_access, &relay, &group, Intent::CreateGroup { admission_token: None })?;
     let cipher = BlobCipher::new(&group, 0, &epoch_secret);
     let sealed = cipher.seal(
         &alice_signer,
-        ChainLink {
-            seq: 1,
-            prev_hash: [0; 32],
-        },
+        ChainLink { seq: 1, prev_hash: [0; 32] },
         BlobKind::Data,
         b"{\"note\":\"buy milk\"}",
         &mut rng,
     )?;
-    let push = Frame::Push(Push {
-        push_id: rng.bytes(),
-        envelope: Bytes(sealed.envelope.clone()),
-    });
+    let push = Frame::Push(Push { push_id: rng.bytes(), envelope: Bytes(sealed.envelope.clone()) });
     let Frame::Push(stored) = exchange(&mut alice_conn, &mut relay_from_alice, &push)? else {
         return Err("expected Push".into());
     };
-    let relay_store = [StoredBlob {
-        cursor: 1,
-        push_id: stored.push_id,
-        stored_at_ms: 1_700_000_000_001,
-        envelope: stored.envelope,
-    }];
-    exchange(
-        &mut relay_from_alice,
-        &mut alice_conn,
-        &Frame::PushAck(PushAck {
-            push_id: stored.push_id,
-            cursor: 1,
-        }),
-    )?;
-    println!(
-        "alice: pushed {} bytes of ciphertext, acknowledged at cursor 1",
-        sealed.envelope.len()
-    );
+    let relay_store =
+        [StoredBlob { cursor: 1, push_id: stored.push_id, stored_at_ms: 1_700_000_000_001, envelope: stored.envelope }];
+    exchange(&mut relay_from_alice, &mut alice_conn, &Frame::PushAck(PushAck { push_id: stored.push_id, cursor: 1 }))?;
+    println!("alice: pushed {} bytes of ciphertext, acknowledged at cursor 1", sealed.envelope.len());
 
     // Bob connects with his own access key and pulls.
-    let (mut bob_conn, mut relay_from_bob) = connect(
-        &mut rng,
-        &bob_access,
-        &relay,
-        &bob_welcome.group_id,
-        Intent::Member,
-    )?;
-    exchange(
-        &mut bob_conn,
-        &mut relay_from_bob,
-        &Frame::Pull(Pull {
-            after: 0,
-            limit: 100,
-        }),
-    )?;
-    let page = Frame::Blobs(Blobs {
-        blobs: relay_store.to_vec(),
-        has_more: false,
-        max_cursor: 1,
-    });
+    let (mut bob_conn, mut relay_from_bob) =
+        connect(&mut rng, &bob_access, &relay, &bob_welcome.group_id, Intent::Member)?;
+    exchange(&mut bob_conn, &mut relay_from_bob, &Frame::Pull(Pull { after: 0, limit: 100 }))?;
+    let page = Frame::Blobs(Blobs { blobs: relay_store.to_vec(), has_more: false, max_cursor: 1 });
     let Frame::Blobs(page) = exchange(&mut relay_from_bob, &mut bob_conn, &page)? else {
         return Err("expected Blobs".into());
     };
-    let bob_cipher = BlobCipher::new(
-        &bob_welcome.group_id,
-        bob_welcome.epoch,
-        &bob_welcome.epoch_secret,
-    );
+    let bob_cipher = BlobCipher::new(&bob_welcome.group_id, bob_welcome.epoch, &bob_welcome.epoch_secret);
     for blob in page.blobs {
         let opened = bob_cipher.open(&blob.envelope)?;
-        let from = if opened.sender == alice_signer.device_id() {
-            "alice"
-        } else {
-            "?"
-        };
+        let from = if opened.sender == alice_signer.device_id() { "alice" } else { "?" };
         println!(
             "bob: cursor {} from {from} seq {}: {}",
             blob.cursor,

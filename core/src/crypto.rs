@@ -29,21 +29,8 @@ impl Aead256 {
     }
 
     /// `ciphertext || tag`; `None` only past the cipher's length limit.
-    pub fn seal(
-        &self,
-        nonce: &[u8; AEAD_NONCE_LEN],
-        aad: &[u8],
-        plaintext: &[u8],
-    ) -> Option<Vec<u8>> {
-        self.0
-            .encrypt(
-                XNonce::from_slice(nonce),
-                Payload {
-                    msg: plaintext,
-                    aad,
-                },
-            )
-            .ok()
+    pub fn seal(&self, nonce: &[u8; AEAD_NONCE_LEN], aad: &[u8], plaintext: &[u8]) -> Option<Vec<u8>> {
+        self.0.encrypt(XNonce::from_slice(nonce), Payload { msg: plaintext, aad }).ok()
     }
 
     /// Encrypts `buf` in place and returns the tag.
@@ -53,10 +40,7 @@ impl Aead256 {
         aad: &[u8],
         buf: &mut [u8],
     ) -> Option<[u8; AEAD_TAG_LEN]> {
-        self.0
-            .encrypt_in_place_detached(XNonce::from_slice(nonce), aad, buf)
-            .ok()
-            .map(Into::into)
+        self.0.encrypt_in_place_detached(XNonce::from_slice(nonce), aad, buf).ok().map(Into::into)
     }
 
     /// Decrypts `buf` in place if `tag` authenticates it; otherwise leaves it unchanged.
@@ -67,27 +51,12 @@ impl Aead256 {
         buf: &mut [u8],
         tag: &[u8; AEAD_TAG_LEN],
     ) -> bool {
-        self.0
-            .decrypt_in_place_detached(XNonce::from_slice(nonce), aad, buf, tag.into())
-            .is_ok()
+        self.0.decrypt_in_place_detached(XNonce::from_slice(nonce), aad, buf, tag.into()).is_ok()
     }
 
     /// The plaintext of `ciphertext || tag`, or `None` if it does not authenticate.
-    pub fn open(
-        &self,
-        nonce: &[u8; AEAD_NONCE_LEN],
-        aad: &[u8],
-        ciphertext: &[u8],
-    ) -> Option<Vec<u8>> {
-        self.0
-            .decrypt(
-                XNonce::from_slice(nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad,
-                },
-            )
-            .ok()
+    pub fn open(&self, nonce: &[u8; AEAD_NONCE_LEN], aad: &[u8], ciphertext: &[u8]) -> Option<Vec<u8>> {
+        self.0.decrypt(XNonce::from_slice(nonce), Payload { msg: ciphertext, aad }).ok()
     }
 }
 
@@ -97,11 +66,7 @@ pub fn hkdf_sha256(salt: Option<&[u8]>, ikm: &[u8], info: &[u8], out: &mut [u8])
 }
 
 /// A 32-byte HKDF-SHA256 output (always within the length limit).
-pub fn hkdf_sha256_32(
-    salt: Option<&[u8]>,
-    ikm: &[u8],
-    info: &[u8],
-) -> zeroize::Zeroizing<[u8; 32]> {
+pub fn hkdf_sha256_32(salt: Option<&[u8]>, ikm: &[u8], info: &[u8]) -> zeroize::Zeroizing<[u8; 32]> {
     let mut out = zeroize::Zeroizing::new([0u8; 32]);
     let _ = hkdf_sha256(salt, ikm, info, out.as_mut());
     out

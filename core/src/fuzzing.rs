@@ -16,10 +16,7 @@ pub fn record_decode(data: &[u8]) {
     while let Ok(Some(record)) = reader.next_record() {
         let mut again = Vec::new();
         assert!(encode_record(&record, &mut again).is_ok());
-        assert_eq!(
-            data.get(offset..offset + again.len()),
-            Some(again.as_slice())
-        );
+        assert_eq!(data.get(offset..offset + again.len()), Some(again.as_slice()));
         offset += again.len();
     }
 }

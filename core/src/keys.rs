@@ -106,12 +106,8 @@ impl NoiseKeypair {
 
     /// The keypair of a stored secret.
     pub fn from_secret(secret: NoiseSecret) -> Self {
-        let public =
-            x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(*secret.expose()));
-        NoiseKeypair {
-            secret,
-            public: NoisePublic(public.to_bytes()),
-        }
+        let public = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(*secret.expose()));
+        NoiseKeypair { secret, public: NoisePublic(public.to_bytes()) }
     }
 
     /// The private half.
@@ -127,9 +123,7 @@ impl NoiseKeypair {
 
 impl core::fmt::Debug for NoiseKeypair {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("NoiseKeypair")
-            .field("public", &self.public)
-            .finish_non_exhaustive()
+        f.debug_struct("NoiseKeypair").field("public", &self.public).finish_non_exhaustive()
     }
 }
 
@@ -199,17 +193,14 @@ pub(crate) fn verify_signature(device: &DeviceId, msg: &[u8], sig: &[u8; 64]) ->
     let Ok(key) = VerifyingKey::from_bytes(&device.0) else {
         return false;
     };
-    key.verify_strict(msg, &ed25519_dalek::Signature::from_bytes(sig))
-        .is_ok()
+    key.verify_strict(msg, &ed25519_dalek::Signature::from_bytes(sig)).is_ok()
 }
 
 /// X25519 between a Noise secret and a public key; `None` for an all-zero (low-order) result.
 pub fn x25519(secret: &NoiseSecret, public: &NoisePublic) -> Option<zeroize::Zeroizing<[u8; 32]>> {
-    let shared = x25519_dalek::StaticSecret::from(*secret.expose())
-        .diffie_hellman(&x25519_dalek::PublicKey::from(public.0));
-    shared
-        .was_contributory()
-        .then(|| zeroize::Zeroizing::new(shared.to_bytes()))
+    let shared =
+        x25519_dalek::StaticSecret::from(*secret.expose()).diffie_hellman(&x25519_dalek::PublicKey::from(public.0));
+    shared.was_contributory().then(|| zeroize::Zeroizing::new(shared.to_bytes()))
 }
 
 fn hex_prefix(bytes: &[u8; 32]) -> String {

@@ -84,10 +84,7 @@ pub(crate) struct SeededResolver {
 
 impl SeededResolver {
     pub(crate) fn new(rng: &mut CoreRng) -> Box<Self> {
-        Box::new(SeededResolver {
-            seed: rng.fork_seed(),
-            inner: DefaultResolver,
-        })
+        Box::new(SeededResolver { seed: rng.fork_seed(), inner: DefaultResolver })
     }
 }
 

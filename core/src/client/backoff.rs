@@ -16,20 +16,12 @@ pub struct Backoff {
 impl Backoff {
     /// A backoff starting at `base`, never above `max`.
     pub fn new(base: Duration, max: Duration) -> Self {
-        Backoff {
-            base,
-            max,
-            attempt: 0,
-        }
+        Backoff { base, max, attempt: 0 }
     }
 
     /// The next delay, in `[d/2, d]` where `d = min(max, base · 2^attempt)`.
     pub fn next(&mut self, rng: &mut CoreRng) -> Duration {
-        let d = self
-            .base
-            .as_micros()
-            .saturating_mul(1u64 << self.attempt.min(30))
-            .min(self.max.as_micros());
+        let d = self.base.as_micros().saturating_mul(1u64 << self.attempt.min(30)).min(self.max.as_micros());
         self.attempt = self.attempt.saturating_add(1);
         let half = d / 2;
         Duration(half + rng.below(d - half + 1))
@@ -53,11 +45,7 @@ mod tests {
         for i in 0..20u32 {
             let cap = (100_000u64 << i.min(30)).min(5_000_000);
             let d = b.next(&mut rng).as_micros();
-            assert!(
-                d >= cap / 2 && d <= cap,
-                "attempt {i}: {d} not in [{}, {cap}]",
-                cap / 2
-            );
+            assert!(d >= cap / 2 && d <= cap, "attempt {i}: {d} not in [{}, {cap}]", cap / 2);
             assert!(cap >= last_cap);
             last_cap = cap;
         }

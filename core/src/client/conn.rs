@@ -5,9 +5,7 @@ use crate::io::ConnId;
 use crate::keys::GroupId;
 use crate::noise::{Channel, ClientAuth, IkInitiator, Intent, PROTOCOL_VERSION, ik_prologue};
 use crate::time::Instant;
-use crate::wire::{
-    ByeReason, Bytes, ErrorCode, Frame, Hello, MAX_RECORD_LEN, Pong, RecordReader, encode_record,
-};
+use crate::wire::{ByeReason, Bytes, ErrorCode, Frame, Hello, MAX_RECORD_LEN, Pong, RecordReader, encode_record};
 
 /// What a connection is for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,32 +17,11 @@ pub(super) enum Purpose {
 
 pub(super) enum Phase {
     Idle,
-    Waiting {
-        until: Instant,
-    },
-    Connecting {
-        conn: ConnId,
-        deadline: Instant,
-        purpose: Purpose,
-    },
-    Handshaking {
-        conn: ConnId,
-        deadline: Instant,
-        purpose: Purpose,
-        init: Box<IkInitiator>,
-        reader: RecordReader,
-    },
-    Greeting {
-        conn: ConnId,
-        deadline: Instant,
-        purpose: Purpose,
-        channel: Box<Channel>,
-    },
-    Online {
-        conn: ConnId,
-        purpose: Purpose,
-        channel: Box<Channel>,
-    },
+    Waiting { until: Instant },
+    Connecting { conn: ConnId, deadline: Instant, purpose: Purpose },
+    Handshaking { conn: ConnId, deadline: Instant, purpose: Purpose, init: Box<IkInitiator>, reader: RecordReader },
+    Greeting { conn: ConnId, deadline: Instant, purpose: Purpose, channel: Box<Channel> },
+    Online { conn: ConnId, purpose: Purpose, channel: Box<Channel> },
 }
 
 impl Phase {
@@ -69,41 +46,25 @@ impl Phase {
     }
 
     pub fn is_online(&self) -> bool {
-        matches!(
-            self,
-            Phase::Online {
-                purpose: Purpose::Member | Purpose::Create(_),
-                ..
-            }
-        )
+        matches!(self, Phase::Online { purpose: Purpose::Member | Purpose::Create(_), .. })
     }
 
     pub fn is_pairing_online(&self) -> bool {
-        matches!(
-            self,
-            Phase::Online {
-                purpose: Purpose::Pairing,
-                ..
-            }
-        )
+        matches!(self, Phase::Online { purpose: Purpose::Pairing, .. })
     }
 }
 
 impl Client {
     /// What the next connection is for, if one is wanted now.
     fn wanted_purpose(&self) -> Option<Purpose> {
-        if self
-            .pairing
-            .as_ref()
-            .is_some_and(|p| p.needs_pairing_connection())
-        {
+        if self.pairing.as_ref().is_some_and(|p| p.needs_pairing_connection()) {
             return Some(Purpose::Pairing);
         }
         if !self.enabled || self.paused || self.membership.is_none() {
             return None;
         }
-        Some(match &self.create_token {
-            Some(token) => Purpose::Create(token.clone()),
+        Some(match self.membership.as_ref().and_then(|m| m.pending_creation.as_ref()) {
+            Some(creation) => Purpose::Create(creation.admission_token.clone()),
             None => Purpose::Member,
         })
     }
@@ -129,21 +90,12 @@ impl Client {
         };
         let conn = ConnId(self.next_conn);
         self.next_conn += 1;
-        self.phase = Phase::Connecting {
-            conn,
-            deadline: self.now.mono + self.config.connect_timeout,
-            purpose,
-        };
+        self.phase = Phase::Connecting { conn, deadline: self.now.mono + self.config.connect_timeout, purpose };
         self.out.push_back(ClientOutput::Connect { conn, relay });
     }
 
     pub(super) fn on_connected(&mut self, conn: ConnId) {
-        let Phase::Connecting {
-            conn: c,
-            deadline,
-            purpose,
-        } = &self.phase
-        else {
+        let Phase::Connecting { conn: c, deadline, purpose } = &self.phase else {
             return;
         };
         if *c != conn {
@@ -151,27 +103,21 @@ impl Client {
         }
         let (deadline, purpose) = (*deadline, purpose.clone());
         let (key, group, relay) = match (&purpose, &self.membership, &self.pairing) {
-            (Purpose::Pairing, _, Some(p)) => (
-                p.connection_key().clone(),
-                GroupId::from_bytes([0; 32]),
-                p.relay().clone(),
-            ),
+            (Purpose::Pairing, _, Some(p)) => {
+                (p.connection_key().clone(), GroupId::from_bytes([0; 32]), p.relay().clone())
+            }
             (_, Some(m), _) => (m.access_key.clone(), m.group_id.clone(), m.relay.clone()),
             _ => return self.lost(DisconnectReason::Local),
         };
         let intent = match &purpose {
             Purpose::Member => Intent::Member,
-            Purpose::Create(token) => Intent::CreateGroup {
-                admission_token: token.clone().map(Bytes),
-            },
+            Purpose::Create(token) => Intent::CreateGroup { admission_token: token.clone().map(Bytes) },
             Purpose::Pairing => Intent::Pairing,
         };
         self.last_handshake_ms = self.now.unix_ms.max(self.last_handshake_ms + 1);
         let auth = ClientAuth::new(&group, self.last_handshake_ms, intent);
         let prologue = ik_prologue(&self.config.endpoint_id, &relay.endpoint_id);
-        let Ok((init, m1)) =
-            IkInitiator::start(&mut self.rng, &key, &relay.noise_key, &prologue, &auth)
-        else {
+        let Ok((init, m1)) = IkInitiator::start(&mut self.rng, &key, &relay.noise_key, &prologue, &auth) else {
             return self.lost(DisconnectReason::Local);
         };
         let mut bytes = Vec::new();
@@ -180,13 +126,7 @@ impl Client {
         }
         self.out.push_back(ClientOutput::Transmit { conn, bytes });
         let reader = RecordReader::new(MAX_RECORD_LEN);
-        self.phase = Phase::Handshaking {
-            conn,
-            deadline,
-            purpose,
-            init: Box::new(init),
-            reader,
-        };
+        self.phase = Phase::Handshaking { conn, deadline, purpose, init: Box::new(init), reader };
     }
 
     pub(super) fn on_bytes(&mut self, conn: ConnId, bytes: &[u8]) {
@@ -216,13 +156,7 @@ impl Client {
             Err(_) => return self.lost(DisconnectReason::Refused),
         };
         let leftover = reader.take_buffered();
-        let Phase::Handshaking {
-            conn,
-            deadline,
-            purpose,
-            init,
-            ..
-        } = std::mem::replace(&mut self.phase, Phase::Idle)
+        let Phase::Handshaking { conn, deadline, purpose, init, .. } = std::mem::replace(&mut self.phase, Phase::Idle)
         else {
             return;
         };
@@ -241,21 +175,14 @@ impl Client {
             return self.lost(DisconnectReason::Lost);
         }
         self.out.push_back(ClientOutput::Transmit { conn, bytes });
-        self.phase = Phase::Greeting {
-            conn,
-            deadline,
-            purpose,
-            channel,
-        };
+        self.phase = Phase::Greeting { conn, deadline, purpose, channel };
         self.drain_frames();
     }
 
     fn drain_frames(&mut self) {
         loop {
             let frame = match &mut self.phase {
-                Phase::Greeting { channel, .. } | Phase::Online { channel, .. } => {
-                    channel.next_frame()
-                }
+                Phase::Greeting { channel, .. } | Phase::Online { channel, .. } => channel.next_frame(),
                 _ => return,
             };
             match frame {
@@ -296,31 +223,22 @@ impl Client {
     }
 
     fn on_welcome(&mut self, w: crate::wire::Welcome) {
-        let Phase::Greeting {
-            conn,
-            purpose,
-            channel,
-            ..
-        } = std::mem::replace(&mut self.phase, Phase::Idle)
-        else {
+        let Phase::Greeting { conn, purpose, channel, .. } = std::mem::replace(&mut self.phase, Phase::Idle) else {
             return;
         };
-        self.phase = Phase::Online {
-            conn,
-            purpose: purpose.clone(),
-            channel,
-        };
+        self.phase = Phase::Online { conn, purpose: purpose.clone(), channel };
         self.backoff.reset();
         if purpose == Purpose::Pairing {
             return self.pairing_connected();
         }
-        self.create_token = None;
+        if let (Purpose::Create(_), Some(m)) = (&purpose, &self.membership) {
+            let mut confirmed = m.clone();
+            confirmed.pending_creation = None;
+            self.save_membership(confirmed, false);
+        }
         self.failed = false;
         if w.head < self.highest_head {
-            self.event(ClientEvent::Rollback {
-                head: w.head,
-                highest_seen: self.highest_head,
-            });
+            self.event(ClientEvent::Rollback { head: w.head, highest_seen: self.highest_head });
         }
         self.head = w.head.max(self.cursor);
         self.highest_head = self.highest_head.max(w.head);
@@ -339,15 +257,12 @@ impl Client {
         // The relay does not say which request failed: resend everything unacknowledged.
         self.in_flight.clear();
         self.pulling = false;
-        let wait = crate::time::Duration::from_millis(retry_after_ms)
-            .max(self.backoff.next(&mut self.rng));
+        let wait = crate::time::Duration::from_millis(retry_after_ms).max(self.backoff.next(&mut self.rng));
         self.retry_at = Some(self.now.mono + wait);
     }
 
     pub(super) fn send_frame(&mut self, frame: &Frame) {
-        let (Phase::Online { conn, channel, .. } | Phase::Greeting { conn, channel, .. }) =
-            &mut self.phase
-        else {
+        let (Phase::Online { conn, channel, .. } | Phase::Greeting { conn, channel, .. }) = &mut self.phase else {
             return;
         };
         let conn = *conn;
@@ -393,9 +308,7 @@ impl Client {
     pub(super) fn drop_connection(&mut self, reason: DisconnectReason) {
         if let Some(conn) = self.phase.conn() {
             if reason == DisconnectReason::Local {
-                self.send_frame(&Frame::Bye(crate::wire::Bye {
-                    reason: ByeReason::Normal,
-                }));
+                self.send_frame(&Frame::Bye(crate::wire::Bye { reason: ByeReason::Normal }));
             }
             self.announce_close(conn, reason);
         }
@@ -418,9 +331,7 @@ impl Client {
         }
         self.drop_connection(reason);
         self.phase = if self.wanted_purpose().is_some() {
-            Phase::Waiting {
-                until: self.now.mono + self.backoff.next(&mut self.rng),
-            }
+            Phase::Waiting { until: self.now.mono + self.backoff.next(&mut self.rng) }
         } else {
             Phase::Idle
         };

@@ -35,7 +35,7 @@ mod sync;
 
 pub use backoff::Backoff;
 pub use state::{
-    ClientState, ClientStoreOp, Membership, OutboxEntry, ReceivedBlob, RelayInfo, SenderView,
+    ClientState, ClientStoreOp, Membership, OutboxEntry, PendingCreation, ReceivedBlob, RelayInfo, SenderView,
     StoreResult,
 };
 pub use status::SyncStatus;
@@ -382,20 +382,10 @@ pub enum PairingFailure {
 }
 
 enum OpKind {
-    SaveMembership {
-        joined: bool,
-    },
-    AppendOutbox {
-        entries: Vec<OutboxEntry>,
-        prev_seq: u64,
-        prev_hash: [u8; 32],
-        pushed: Vec<[u8; 16]>,
-    },
+    SaveMembership { joined: bool },
+    AppendOutbox { entries: Vec<OutboxEntry>, prev_seq: u64, prev_hash: [u8; 32], pushed: Vec<[u8; 16]> },
     RemoveOutbox,
-    Deliver {
-        cursor: u64,
-        blobs: Vec<ReceivedBlob>,
-    },
+    Deliver { cursor: u64, blobs: Vec<ReceivedBlob> },
 }
 
 /// The client state machine of one device.
@@ -407,7 +397,6 @@ pub struct Client {
     cipher: Option<BlobCipher>,
     enabled: bool,
     paused: bool,
-    create_token: Option<Option<Vec<u8>>>,
     phase: Phase,
     next_conn: u64,
     backoff: Backoff,
@@ -460,10 +449,7 @@ const OWN_CURSORS: usize = 4096;
 impl Client {
     /// A client over the durable `state` the driver loaded. `seed`: 32 bytes of real entropy.
     pub fn new(config: ClientConfig, state: ClientState, seed: [u8; 32], now: Now) -> Self {
-        let cipher = state
-            .membership
-            .as_ref()
-            .map(|m| BlobCipher::new(&m.group_id, m.epoch, &m.epoch_secret));
+        let cipher = state.membership.as_ref().map(|m| BlobCipher::new(&m.group_id, m.epoch, &m.epoch_secret));
         let receiver = Receiver::new(&state.senders, config.gap_blobs, config.gap_bytes);
         let backoff = Backoff::new(config.backoff_base, config.backoff_max);
         Client {
@@ -473,7 +459,6 @@ impl Client {
             cipher,
             enabled: false,
             paused: false,
-            create_token: None,
             phase: Phase::Idle,
             next_conn: 1,
             backoff,
@@ -521,11 +506,7 @@ impl Client {
     }
 
     /// Runs an app command. Returns the push id for [`Command::Push`].
-    pub fn command(
-        &mut self,
-        now: Now,
-        command: Command,
-    ) -> Result<Option<[u8; 16]>, CommandError> {
+    pub fn command(&mut self, now: Now, command: Command) -> Result<Option<[u8; 16]>, CommandError> {
         self.now = now;
         let result = self.run_command(command);
         self.update_status();
@@ -535,9 +516,7 @@ impl Client {
     /// The next thing to do; [`ClientOutput::Timeout`] when idle until a deadline.
     #[must_use]
     pub fn poll_output(&mut self) -> ClientOutput {
-        self.out
-            .pop_front()
-            .unwrap_or_else(|| ClientOutput::Timeout(self.poll_timeout()))
+        self.out.pop_front().unwrap_or_else(|| ClientOutput::Timeout(self.poll_timeout()))
     }
 
     /// The current sync status.
@@ -572,15 +551,10 @@ impl Client {
 
     /// The earliest deadline, with its reason folded into the state machine.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [
-            self.phase.deadline(),
-            self.retry_at,
-            self.flush_deadline,
-            self.pairing.as_ref().and_then(Pairing::deadline),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        [self.phase.deadline(), self.retry_at, self.flush_deadline, self.pairing.as_ref().and_then(Pairing::deadline)]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn run_command(&mut self, command: Command) -> Result<Option<[u8; 16]>, CommandError> {
@@ -667,7 +641,7 @@ impl Client {
             online: self.phase.is_online(),
             failed: self.failed,
             unsent: self.unsent() > 0,
-            behind: self.cursor < self.head || self.pulling || self.delivering,
+            behind: self.cursor < self.head,
         }
     }
 
@@ -680,11 +654,7 @@ impl Client {
     }
 
     fn progress(&mut self) {
-        let e = ClientEvent::SyncProgress {
-            unsent: self.unsent(),
-            cursor: self.cursor,
-            head: self.head,
-        };
+        let e = ClientEvent::SyncProgress { unsent: self.unsent(), cursor: self.cursor, head: self.head };
         self.event(e);
     }
 
@@ -694,12 +664,9 @@ impl Client {
         };
         match kind {
             OpKind::SaveMembership { joined } => self.membership_saved(joined, result),
-            OpKind::AppendOutbox {
-                entries,
-                prev_seq,
-                prev_hash,
-                pushed,
-            } => self.outbox_appended(entries, prev_seq, prev_hash, pushed, result),
+            OpKind::AppendOutbox { entries, prev_seq, prev_hash, pushed } => {
+                self.outbox_appended(entries, prev_seq, prev_hash, pushed, result)
+            }
             OpKind::RemoveOutbox => {
                 self.removing = false;
                 self.flush_removals();

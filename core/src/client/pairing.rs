@@ -5,19 +5,15 @@
 //! access key → welcome → done. Joiner: pairing connection → open slot → (SPAKE2) → XX →
 //! welcome → save membership → reconnect as a member. Three failed attempts close the invite.
 
-use super::{
-    Client, ClientEvent, CommandError, DisconnectReason, Membership, PairingFailure, RelayInfo,
-};
+use super::{Client, ClientEvent, CommandError, DisconnectReason, Membership, PairingFailure, RelayInfo};
 use crate::invite::{
-    GroupWelcome, InviteCode, JoinRequest, QrInvite, ShortCode, SpakeExchange, pairing_prologue,
-    qr_psk,
+    GroupWelcome, InviteCode, JoinRequest, QrInvite, ShortCode, SpakeExchange, pairing_prologue, qr_psk,
 };
 use crate::keys::{InviteSecret, NoiseKeypair, NoisePublic};
 use crate::noise::{PairingHandshake, PairingRole, Session};
 use crate::time::{Duration, Instant};
 use crate::wire::{
-    Bytes, ErrorCode, Frame, RegisterDevice, SlotClose, SlotCloseReason, SlotMessage, SlotOpen,
-    SlotRegister,
+    Bytes, ErrorCode, Frame, RegisterDevice, SlotClose, SlotCloseReason, SlotMessage, SlotOpen, SlotRegister,
 };
 
 const TAG_SPAKE: u8 = 1;
@@ -33,11 +29,7 @@ pub(super) enum InviterStep {
     Waiting,
     Spake,
     Handshake(Box<PairingHandshake>),
-    Registering2 {
-        session: Box<Session>,
-        access_key: [u8; 32],
-        device: [u8; 32],
-    },
+    Registering2 { session: Box<Session>, access_key: [u8; 32], device: [u8; 32] },
 }
 
 pub(super) enum JoinerStep {
@@ -95,11 +87,7 @@ impl Pairing {
     }
 }
 
-static EMPTY_RELAY: RelayInfo = RelayInfo {
-    endpoint_id: [0; 32],
-    noise_key: NoisePublic([0; 32]),
-    addrs: Vec::new(),
-};
+static EMPTY_RELAY: RelayInfo = RelayInfo { endpoint_id: [0; 32], noise_key: NoisePublic([0; 32]), addrs: Vec::new() };
 
 fn tagged(tag: u8, body: &[u8]) -> Bytes {
     let mut v = Vec::with_capacity(body.len() + 1);
@@ -134,14 +122,8 @@ impl Client {
     }
 
     fn register_slot(&mut self) {
-        if let Some(Pairing::Inviter {
-            code, expires_ms, ..
-        }) = &self.pairing
-        {
-            let frame = Frame::SlotRegister(SlotRegister {
-                slot: code.slot(),
-                expires_at_ms: *expires_ms,
-            });
+        if let Some(Pairing::Inviter { code, expires_ms, .. }) = &self.pairing {
+            let frame = Frame::SlotRegister(SlotRegister { slot: code.slot(), expires_at_ms: *expires_ms });
             self.send_frame(&frame);
         }
     }
@@ -149,10 +131,7 @@ impl Client {
     pub(super) fn cancel_invite(&mut self) {
         if let Some(Pairing::Inviter { code, .. }) = &self.pairing {
             let slot = code.slot();
-            self.send_frame(&Frame::SlotClose(SlotClose {
-                slot,
-                reason: SlotCloseReason::Cancelled,
-            }));
+            self.send_frame(&Frame::SlotClose(SlotClose { slot, reason: SlotCloseReason::Cancelled }));
             self.pairing = None;
             self.event(ClientEvent::InviteClosed);
         }
@@ -167,11 +146,9 @@ impl Client {
         }
         let code = InviteCode::parse(text, self.now.unix_ms)?;
         let relay = match &code {
-            InviteCode::Qr(q) => RelayInfo {
-                endpoint_id: q.relay_endpoint,
-                noise_key: q.relay_key,
-                addrs: q.relay_addrs.clone(),
-            },
+            InviteCode::Qr(q) => {
+                RelayInfo { endpoint_id: q.relay_endpoint, noise_key: q.relay_key, addrs: q.relay_addrs.clone() }
+            }
             InviteCode::Short(_) => self.default_relay(),
         };
         self.pairing = Some(Pairing::Joiner {
@@ -188,13 +165,7 @@ impl Client {
 
     /// The joiner's pairing connection is up: attach to the slot and start.
     pub(super) fn pairing_connected(&mut self) {
-        let Some(Pairing::Joiner {
-            code,
-            access_key,
-            step,
-            ..
-        }) = &mut self.pairing
-        else {
+        let Some(Pairing::Joiner { code, access_key, step, .. }) = &mut self.pairing else {
             return;
         };
         let slot = code.slot();
@@ -219,10 +190,7 @@ impl Client {
                 let Ok(m1) = hs.write(&[]) else {
                     return self.join_failed(PairingFailure::WrongCode);
                 };
-                (
-                    tagged(TAG_HANDSHAKE, &m1),
-                    JoinerStep::Handshake(Box::new(hs)),
-                )
+                (tagged(TAG_HANDSHAKE, &m1), JoinerStep::Handshake(Box::new(hs)))
             }
         };
         *step = next;
@@ -241,19 +209,13 @@ impl Client {
     pub(super) fn on_pairing_frame(&mut self, frame: Frame) {
         match (&self.pairing, frame) {
             (Some(Pairing::Inviter { .. }), Frame::SlotRegistered(_)) => self.invite_ready(),
-            (Some(Pairing::Inviter { .. }), Frame::SlotOpen(_)) => {
-                self.set_inviter_step(InviterStep::Spake)
-            }
-            (Some(Pairing::Inviter { .. }), Frame::SlotMessage(m)) => {
-                self.inviter_message(m.slot, &m.data)
-            }
+            (Some(Pairing::Inviter { .. }), Frame::SlotOpen(_)) => self.set_inviter_step(InviterStep::Spake),
+            (Some(Pairing::Inviter { .. }), Frame::SlotMessage(m)) => self.inviter_message(m.slot, &m.data),
             (Some(Pairing::Inviter { .. }), Frame::SlotClose(c)) => match c.reason {
                 SlotCloseReason::Expired | SlotCloseReason::Cancelled => self.invite_closed(),
                 _ => self.set_inviter_step(InviterStep::Waiting),
             },
-            (Some(Pairing::Inviter { .. }), Frame::DeviceRegistered(r)) => {
-                self.send_welcome(r.access_key)
-            }
+            (Some(Pairing::Inviter { .. }), Frame::DeviceRegistered(r)) => self.send_welcome(r.access_key),
             (Some(Pairing::Joiner { .. }), Frame::SlotMessage(m)) => self.joiner_message(&m.data),
             (Some(Pairing::Joiner { .. }), Frame::SlotClose(c)) => {
                 let reason = if c.reason == SlotCloseReason::Failed {
@@ -270,23 +232,14 @@ impl Client {
     /// Relay errors that belong to a pairing; true if handled.
     pub(super) fn pairing_error(&mut self, code: ErrorCode) -> bool {
         match (&self.pairing, code) {
-            (
-                Some(Pairing::Inviter {
-                    step: InviterStep::Registering,
-                    ..
-                }),
-                ErrorCode::SlotTaken,
-            ) => {
+            (Some(Pairing::Inviter { step: InviterStep::Registering, .. }), ErrorCode::SlotTaken) => {
                 if let Some(Pairing::Inviter { code: c, .. }) = &mut self.pairing {
                     *c = ShortCode::generate(&mut self.rng);
                 }
                 self.register_slot();
                 true
             }
-            (
-                Some(Pairing::Joiner { .. }),
-                ErrorCode::NotFound | ErrorCode::RateLimited | ErrorCode::Expired,
-            ) => {
+            (Some(Pairing::Joiner { .. }), ErrorCode::NotFound | ErrorCode::RateLimited | ErrorCode::Expired) => {
                 self.join_failed(PairingFailure::InviteUnavailable);
                 true
             }
@@ -301,15 +254,7 @@ impl Client {
     }
 
     fn invite_ready(&mut self) {
-        let Some(Pairing::Inviter {
-            code,
-            qr_secret,
-            key,
-            expires_ms,
-            step,
-            ..
-        }) = &mut self.pairing
-        else {
+        let Some(Pairing::Inviter { code, qr_secret, key, expires_ms, step, .. }) = &mut self.pairing else {
             return;
         };
         if !matches!(step, InviterStep::Registering) {
@@ -324,33 +269,16 @@ impl Client {
             inviter_endpoint: self.config.endpoint_id,
             relay_endpoint: m.relay.endpoint_id,
             relay_key: m.relay.noise_key,
-            relay_addrs: m
-                .relay
-                .addrs
-                .iter()
-                .take(crate::invite::MAX_ADDR_HINTS)
-                .cloned()
-                .collect(),
+            relay_addrs: m.relay.addrs.iter().take(crate::invite::MAX_ADDR_HINTS).cloned().collect(),
             expires_at_ms: *expires_ms,
         };
         let qr_text = qr.to_text().map(|t| t.to_string()).unwrap_or_default();
-        let e = ClientEvent::InviteReady {
-            short_code: code.display(),
-            qr_text,
-            expires_at_ms: *expires_ms,
-        };
+        let e = ClientEvent::InviteReady { short_code: code.display(), qr_text, expires_at_ms: *expires_ms };
         self.event(e);
     }
 
     fn inviter_message(&mut self, slot: u32, data: &[u8]) {
-        let Some(Pairing::Inviter {
-            code,
-            qr_secret,
-            key,
-            step,
-            ..
-        }) = &mut self.pairing
-        else {
+        let Some(Pairing::Inviter { code, qr_secret, key, step, .. }) = &mut self.pairing else {
             return;
         };
         let Some((&tag, body)) = data.split_first() else {
@@ -363,32 +291,17 @@ impl Client {
                 let Ok(psk) = spake.finish(body) else {
                     return self.attempt_failed(slot);
                 };
-                let Ok(hs) = PairingHandshake::new(
-                    &mut self.rng,
-                    PairingRole::Inviter,
-                    key,
-                    &psk,
-                    &prologue,
-                    None,
-                ) else {
+                let Ok(hs) = PairingHandshake::new(&mut self.rng, PairingRole::Inviter, key, &psk, &prologue, None)
+                else {
                     return self.attempt_failed(slot);
                 };
                 *step = InviterStep::Handshake(Box::new(hs));
-                self.send_frame(&Frame::SlotMessage(SlotMessage {
-                    slot,
-                    data: tagged(TAG_SPAKE, &reply),
-                }));
+                self.send_frame(&Frame::SlotMessage(SlotMessage { slot, data: tagged(TAG_SPAKE, &reply) }));
             }
             (InviterStep::Spake, TAG_HANDSHAKE) => {
                 let psk = qr_psk(qr_secret, slot);
-                let Ok(hs) = PairingHandshake::new(
-                    &mut self.rng,
-                    PairingRole::Inviter,
-                    key,
-                    &psk,
-                    &prologue,
-                    None,
-                ) else {
+                let Ok(hs) = PairingHandshake::new(&mut self.rng, PairingRole::Inviter, key, &psk, &prologue, None)
+                else {
                     return self.attempt_failed(slot);
                 };
                 *step = InviterStep::Handshake(Box::new(hs));
@@ -417,10 +330,7 @@ impl Client {
                 return self.attempt_failed(slot);
             };
             *step = InviterStep::Handshake(hs);
-            return self.send_frame(&Frame::SlotMessage(SlotMessage {
-                slot,
-                data: tagged(TAG_HANDSHAKE, &m2),
-            }));
+            return self.send_frame(&Frame::SlotMessage(SlotMessage { slot, data: tagged(TAG_HANDSHAKE, &m2) }));
         }
         let Ok(request) = JoinRequest::from_bytes(&payload) else {
             return self.attempt_failed(slot);
@@ -437,9 +347,7 @@ impl Client {
             device: request.device_id,
         };
         self.event(ClientEvent::PairingConfirmation { code });
-        self.send_frame(&Frame::RegisterDevice(RegisterDevice {
-            access_key: request.access_key,
-        }));
+        self.send_frame(&Frame::RegisterDevice(RegisterDevice { access_key: request.access_key }));
     }
 
     fn send_welcome(&mut self, registered: [u8; 32]) {
@@ -447,11 +355,8 @@ impl Client {
             return;
         };
         let slot = code.slot();
-        let InviterStep::Registering2 {
-            mut session,
-            access_key,
-            device,
-        } = std::mem::replace(step, InviterStep::Waiting)
+        let InviterStep::Registering2 { mut session, access_key, device } =
+            std::mem::replace(step, InviterStep::Waiting)
         else {
             return;
         };
@@ -465,28 +370,14 @@ impl Client {
             epoch_secret: m.epoch_secret.clone(),
             relay_endpoint: m.relay.endpoint_id,
             relay_key: m.relay.noise_key,
-            relay_addrs: m
-                .relay
-                .addrs
-                .iter()
-                .take(crate::invite::MAX_ADDR_HINTS)
-                .cloned()
-                .collect(),
+            relay_addrs: m.relay.addrs.iter().take(crate::invite::MAX_ADDR_HINTS).cloned().collect(),
         };
         let Ok(sealed) = session.encrypt(&welcome.to_bytes()) else {
             return self.attempt_failed(slot);
         };
-        self.send_frame(&Frame::SlotMessage(SlotMessage {
-            slot,
-            data: tagged(TAG_TRANSPORT, &sealed),
-        }));
-        self.send_frame(&Frame::SlotClose(SlotClose {
-            slot,
-            reason: SlotCloseReason::Done,
-        }));
-        self.event(ClientEvent::DeviceAdded {
-            device: crate::keys::DeviceId(device),
-        });
+        self.send_frame(&Frame::SlotMessage(SlotMessage { slot, data: tagged(TAG_TRANSPORT, &sealed) }));
+        self.send_frame(&Frame::SlotClose(SlotClose { slot, reason: SlotCloseReason::Done }));
+        self.event(ClientEvent::DeviceAdded { device: crate::keys::DeviceId(device) });
         self.pairing = None;
         self.event(ClientEvent::InviteClosed);
     }
@@ -498,15 +389,9 @@ impl Client {
         *failures += 1;
         *step = InviterStep::Waiting;
         let out_of_attempts = *failures >= MAX_FAILURES;
-        let reason = if out_of_attempts {
-            SlotCloseReason::Cancelled
-        } else {
-            SlotCloseReason::Failed
-        };
+        let reason = if out_of_attempts { SlotCloseReason::Cancelled } else { SlotCloseReason::Failed };
         self.send_frame(&Frame::SlotClose(SlotClose { slot, reason }));
-        self.event(ClientEvent::PairingFailed {
-            reason: PairingFailure::WrongCode,
-        });
+        self.event(ClientEvent::PairingFailed { reason: PairingFailure::WrongCode });
         if out_of_attempts {
             self.invite_closed();
         }
@@ -518,13 +403,7 @@ impl Client {
     }
 
     fn joiner_message(&mut self, data: &[u8]) {
-        let Some(Pairing::Joiner {
-            code,
-            access_key,
-            step,
-            ..
-        }) = &mut self.pairing
-        else {
+        let Some(Pairing::Joiner { code, access_key, step, .. }) = &mut self.pairing else {
             return;
         };
         let slot = code.slot();
@@ -551,10 +430,7 @@ impl Client {
                     return self.join_failed(PairingFailure::WrongCode);
                 };
                 *step = JoinerStep::Handshake(Box::new(hs));
-                self.send_frame(&Frame::SlotMessage(SlotMessage {
-                    slot,
-                    data: tagged(TAG_HANDSHAKE, &m1),
-                }));
+                self.send_frame(&Frame::SlotMessage(SlotMessage { slot, data: tagged(TAG_HANDSHAKE, &m1) }));
             }
             (JoinerStep::Handshake(mut hs), TAG_HANDSHAKE) => {
                 if hs.read(body).is_err() {
@@ -568,17 +444,11 @@ impl Client {
                     return self.join_failed(PairingFailure::WrongCode);
                 };
                 *step = JoinerStep::Welcome(Box::new(session));
-                self.send_frame(&Frame::SlotMessage(SlotMessage {
-                    slot,
-                    data: tagged(TAG_HANDSHAKE, &m3),
-                }));
+                self.send_frame(&Frame::SlotMessage(SlotMessage { slot, data: tagged(TAG_HANDSHAKE, &m3) }));
                 self.event(ClientEvent::PairingConfirmation { code });
             }
             (JoinerStep::Welcome(mut session), TAG_TRANSPORT) => {
-                let welcome = session
-                    .decrypt(body)
-                    .ok()
-                    .and_then(|b| GroupWelcome::from_bytes(&b).ok());
+                let welcome = session.decrypt(body).ok().and_then(|b| GroupWelcome::from_bytes(&b).ok());
                 let Some(w) = welcome else {
                     return self.join_failed(PairingFailure::WrongCode);
                 };
@@ -588,11 +458,8 @@ impl Client {
                     epoch: w.epoch,
                     epoch_secret: w.epoch_secret,
                     access_key: access_key.clone(),
-                    relay: RelayInfo {
-                        endpoint_id: w.relay_endpoint,
-                        noise_key: w.relay_key,
-                        addrs: w.relay_addrs,
-                    },
+                    relay: RelayInfo { endpoint_id: w.relay_endpoint, noise_key: w.relay_key, addrs: w.relay_addrs },
+                    pending_creation: None,
                 };
                 self.drop_connection(DisconnectReason::Local);
                 self.phase = super::conn::Phase::Idle;
@@ -623,23 +490,15 @@ impl Client {
 
     pub(super) fn pairing_storage_failed(&mut self) {
         self.pairing = None;
-        self.event(ClientEvent::PairingFailed {
-            reason: PairingFailure::Storage,
-        });
+        self.event(ClientEvent::PairingFailed { reason: PairingFailure::Storage });
     }
 
     pub(super) fn pairing_connection_lost(&mut self) {
         match &self.pairing {
-            Some(Pairing::Joiner {
-                step: JoinerStep::Saving,
-                ..
-            })
-            | None => {}
+            Some(Pairing::Joiner { step: JoinerStep::Saving, .. }) | None => {}
             Some(Pairing::Joiner { .. }) => {
                 self.pairing = None;
-                self.event(ClientEvent::PairingFailed {
-                    reason: PairingFailure::RelayUnavailable,
-                });
+                self.event(ClientEvent::PairingFailed { reason: PairingFailure::RelayUnavailable });
             }
             Some(Pairing::Inviter { .. }) => self.set_inviter_step(InviterStep::Registering),
         }

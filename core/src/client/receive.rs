@@ -28,11 +28,7 @@ pub(crate) enum Verdict {
     /// Already applied or already buffered: dropped silently.
     Duplicate,
     /// A different blob for a sequence number already seen, or a broken chain.
-    Equivocation {
-        seq: u64,
-        known: [u8; 32],
-        got: [u8; 32],
-    },
+    Equivocation { seq: u64, known: [u8; 32], got: [u8; 32] },
     /// Early: held until the blobs before it arrive.
     Buffered,
     /// Early, and the gap buffer is full: dropped, to be fetched again.
@@ -54,10 +50,7 @@ impl Chain {
     }
 
     fn apply(&mut self, seq: u64, hash: [u8; 32]) {
-        self.view = SenderView {
-            last_seq: seq,
-            last_hash: hash,
-        };
+        self.view = SenderView { last_seq: seq, last_hash: hash };
         self.recent.push_back((seq, hash));
         if self.recent.len() > RECENT_HASHES {
             self.recent.pop_front();
@@ -77,22 +70,10 @@ pub(crate) struct Receiver {
 }
 
 impl Receiver {
-    pub fn new(
-        senders: &BTreeMap<DeviceId, SenderView>,
-        max_gap_blobs: usize,
-        max_gap_bytes: usize,
-    ) -> Self {
+    pub fn new(senders: &BTreeMap<DeviceId, SenderView>, max_gap_blobs: usize, max_gap_bytes: usize) -> Self {
         let committed = senders
             .iter()
-            .map(|(d, v)| {
-                (
-                    *d,
-                    Chain {
-                        view: v.clone(),
-                        recent: VecDeque::from([(v.last_seq, v.last_hash)]),
-                    },
-                )
-            })
+            .map(|(d, v)| (*d, Chain { view: v.clone(), recent: VecDeque::from([(v.last_seq, v.last_hash)]) }))
             .collect();
         Receiver {
             committed,
@@ -105,11 +86,7 @@ impl Receiver {
     }
 
     fn chain(&self, sender: &DeviceId) -> Chain {
-        self.staged
-            .get(sender)
-            .or_else(|| self.committed.get(sender))
-            .cloned()
-            .unwrap_or_default()
+        self.staged.get(sender).or_else(|| self.committed.get(sender)).cloned().unwrap_or_default()
     }
 
     /// Applies the rules to one blob (in cursor order).
@@ -119,22 +96,16 @@ impl Receiver {
         let mut chain = self.chain(&sender);
         if seq <= chain.view.last_seq {
             return match chain.known_hash(seq) {
-                Some(known) if known != incoming.blob.hash => Verdict::Equivocation {
-                    seq,
-                    known,
-                    got: incoming.blob.hash,
-                },
+                Some(known) if known != incoming.blob.hash => {
+                    Verdict::Equivocation { seq, known, got: incoming.blob.hash }
+                }
                 _ => Verdict::Duplicate,
             };
         }
         if seq > chain.view.last_seq + 1 {
             return match self.gap.get(&(sender, seq)) {
                 Some(held) if held.blob.hash == incoming.blob.hash => Verdict::Duplicate,
-                Some(held) => Verdict::Equivocation {
-                    seq,
-                    known: held.blob.hash,
-                    got: incoming.blob.hash,
-                },
+                Some(held) => Verdict::Equivocation { seq, known: held.blob.hash, got: incoming.blob.hash },
                 None if self.gap.len() >= self.max_gap_blobs
                     || self.gap_bytes + incoming.blob.payload.len() > self.max_gap_bytes =>
                 {
@@ -148,11 +119,7 @@ impl Receiver {
             };
         }
         if incoming.blob.prev_hash != chain.view.last_hash {
-            return Verdict::Equivocation {
-                seq,
-                known: chain.view.last_hash,
-                got: incoming.blob.prev_hash,
-            };
+            return Verdict::Equivocation { seq, known: chain.view.last_hash, got: incoming.blob.prev_hash };
         }
         let mut applied = vec![deliverable(&incoming)];
         chain.apply(seq, incoming.blob.hash);
@@ -180,10 +147,7 @@ impl Receiver {
 
     /// Senders whose chains changed in the current page, with their new views.
     pub fn staged_views(&self) -> Vec<(DeviceId, SenderView)> {
-        self.staged
-            .iter()
-            .map(|(d, c)| (*d, c.view.clone()))
-            .collect()
+        self.staged.iter().map(|(d, c)| (*d, c.view.clone())).collect()
     }
 
     /// The page is durable: its changes become the committed state.
@@ -263,24 +227,12 @@ mod tests {
         assert_eq!(seqs(&r.receive(blob(1, 1, 11, 0))), vec![1]);
         assert_eq!(r.receive(blob(1, 1, 11, 0)), Verdict::Duplicate);
         assert_eq!(r.receive(blob(1, 3, 13, 12)), Verdict::Buffered);
-        assert_eq!(
-            r.receive(blob(1, 3, 13, 12)),
-            Verdict::Duplicate,
-            "same early blob twice"
-        );
+        assert_eq!(r.receive(blob(1, 3, 13, 12)), Verdict::Duplicate, "same early blob twice");
         assert_eq!(r.lowest_buffered_cursor(), Some(31));
         assert_eq!(r.missing(), vec![(DeviceId([1; 32]), 2)]);
-        assert_eq!(
-            seqs(&r.receive(blob(1, 2, 12, 11))),
-            vec![2, 3],
-            "the gap drains in order"
-        );
+        assert_eq!(seqs(&r.receive(blob(1, 2, 12, 11))), vec![2, 3], "the gap drains in order");
         assert_eq!(r.buffered(), 0);
-        assert_eq!(
-            seqs(&r.receive(blob(2, 1, 21, 0))),
-            vec![1],
-            "senders are independent"
-        );
+        assert_eq!(seqs(&r.receive(blob(2, 1, 21, 0))), vec![1], "senders are independent");
     }
 
     #[test]
@@ -289,25 +241,13 @@ mod tests {
         r.receive(blob(1, 1, 11, 0));
         r.receive(blob(1, 2, 12, 11));
         assert!(
-            matches!(
-                r.receive(blob(1, 1, 99, 0)),
-                Verdict::Equivocation { seq: 1, .. }
-            ),
+            matches!(r.receive(blob(1, 1, 99, 0)), Verdict::Equivocation { seq: 1, .. }),
             "other blob for a seen seq"
         );
-        assert!(
-            matches!(
-                r.receive(blob(1, 3, 13, 77)),
-                Verdict::Equivocation { seq: 3, .. }
-            ),
-            "broken chain"
-        );
+        assert!(matches!(r.receive(blob(1, 3, 13, 77)), Verdict::Equivocation { seq: 3, .. }), "broken chain");
         r.receive(blob(1, 5, 15, 14));
         assert!(
-            matches!(
-                r.receive(blob(1, 5, 55, 14)),
-                Verdict::Equivocation { seq: 5, .. }
-            ),
+            matches!(r.receive(blob(1, 5, 55, 14)), Verdict::Equivocation { seq: 5, .. }),
             "fork in the gap buffer"
         );
     }
@@ -322,11 +262,7 @@ mod tests {
         assert_eq!(r.buffered(), 0);
         r.receive(blob(1, 1, 11, 0));
         r.rollback();
-        assert_eq!(
-            seqs(&r.receive(blob(1, 1, 11, 0))),
-            vec![1],
-            "rolled-back pages apply again"
-        );
+        assert_eq!(seqs(&r.receive(blob(1, 1, 11, 0))), vec![1], "rolled-back pages apply again");
         r.commit();
         assert_eq!(r.receive(blob(1, 1, 11, 0)), Verdict::Duplicate);
     }

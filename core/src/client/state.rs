@@ -30,6 +30,16 @@ pub struct Membership {
     pub access_key: NoiseKeypair,
     /// The group's relay.
     pub relay: RelayInfo,
+    /// While the group is not yet confirmed at the relay: the creation request (with the
+    /// relay's admission token, if it needs one). Cleared once the relay welcomed us.
+    pub pending_creation: Option<PendingCreation>,
+}
+
+/// A group creation the relay has not confirmed yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingCreation {
+    /// The relay's admission token, if required.
+    pub admission_token: Option<Vec<u8>>,
 }
 
 /// A sealed blob waiting for the relay's acknowledgement. Sent byte for byte again on retry.

@@ -30,34 +30,17 @@ impl StatusInputs {
     /// refused us) or offline.
     pub fn status(self) -> SyncStatus {
         match self {
-            StatusInputs {
-                active: false,
-                unsent: true,
-                ..
-            } => SyncStatus::Pending,
+            StatusInputs { active: false, unsent: true, .. } => SyncStatus::Pending,
             StatusInputs { active: false, .. } => SyncStatus::Offline,
-            StatusInputs {
-                paused: true,
-                unsent,
-                ..
-            } => {
+            StatusInputs { paused: true, unsent, .. } => {
                 if unsent {
                     SyncStatus::Pending
                 } else {
                     SyncStatus::Synced
                 }
             }
-            StatusInputs {
-                online: true,
-                failed: true,
-                ..
-            } => SyncStatus::Failed,
-            StatusInputs {
-                online: true,
-                unsent,
-                behind,
-                ..
-            } => {
+            StatusInputs { online: true, failed: true, .. } => SyncStatus::Failed,
+            StatusInputs { online: true, unsent, behind, .. } => {
                 if unsent || behind {
                     SyncStatus::Pending
                 } else {
@@ -76,95 +59,25 @@ mod tests {
 
     #[test]
     fn table() {
-        let base = StatusInputs {
-            active: true,
-            ..Default::default()
-        };
+        let base = StatusInputs { active: true, ..Default::default() };
+        assert_eq!(StatusInputs::default().status(), SyncStatus::Offline, "disabled");
         assert_eq!(
-            StatusInputs::default().status(),
-            SyncStatus::Offline,
-            "disabled"
-        );
-        assert_eq!(
-            StatusInputs {
-                unsent: true,
-                ..Default::default()
-            }
-            .status(),
+            StatusInputs { unsent: true, ..Default::default() }.status(),
             SyncStatus::Pending,
             "disabled with unsent changes"
         );
         assert_eq!(base.status(), SyncStatus::Offline, "not connected");
+        assert_eq!(StatusInputs { unsent: true, ..base }.status(), SyncStatus::Offline, "offline, saved locally");
+        assert_eq!(StatusInputs { failed: true, ..base }.status(), SyncStatus::Failed);
+        assert_eq!(StatusInputs { online: true, ..base }.status(), SyncStatus::Synced);
+        assert_eq!(StatusInputs { online: true, unsent: true, ..base }.status(), SyncStatus::Pending);
+        assert_eq!(StatusInputs { online: true, behind: true, ..base }.status(), SyncStatus::Pending);
+        assert_eq!(StatusInputs { online: true, failed: true, unsent: true, ..base }.status(), SyncStatus::Failed);
         assert_eq!(
-            StatusInputs {
-                unsent: true,
-                ..base
-            }
-            .status(),
-            SyncStatus::Offline,
-            "offline, saved locally"
-        );
-        assert_eq!(
-            StatusInputs {
-                failed: true,
-                ..base
-            }
-            .status(),
-            SyncStatus::Failed
-        );
-        assert_eq!(
-            StatusInputs {
-                online: true,
-                ..base
-            }
-            .status(),
-            SyncStatus::Synced
-        );
-        assert_eq!(
-            StatusInputs {
-                online: true,
-                unsent: true,
-                ..base
-            }
-            .status(),
-            SyncStatus::Pending
-        );
-        assert_eq!(
-            StatusInputs {
-                online: true,
-                behind: true,
-                ..base
-            }
-            .status(),
-            SyncStatus::Pending
-        );
-        assert_eq!(
-            StatusInputs {
-                online: true,
-                failed: true,
-                unsent: true,
-                ..base
-            }
-            .status(),
-            SyncStatus::Failed
-        );
-        assert_eq!(
-            StatusInputs {
-                paused: true,
-                unsent: true,
-                ..base
-            }
-            .status(),
+            StatusInputs { paused: true, unsent: true, ..base }.status(),
             SyncStatus::Pending,
             "will sync on next launch"
         );
-        assert_eq!(
-            StatusInputs {
-                paused: true,
-                ..base
-            }
-            .status(),
-            SyncStatus::Synced
-        );
+        assert_eq!(StatusInputs { paused: true, ..base }.status(), SyncStatus::Synced);
     }
 }

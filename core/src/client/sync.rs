@@ -2,8 +2,7 @@
 
 use super::receive::{Incoming, Verdict};
 use super::{
-    Client, ClientEvent, ClientStoreOp, CommandError, Membership, OpKind, OutboxEntry,
-    ReceivedBlob, RelayInfo,
+    Client, ClientEvent, ClientStoreOp, CommandError, Membership, OpKind, OutboxEntry, ReceivedBlob, RelayInfo,
 };
 use crate::envelope::{BlobCipher, BlobKind, ChainLink, MAX_PAYLOAD};
 use crate::io::StoreError;
@@ -38,33 +37,17 @@ impl Client {
             let Some((push_id, data)) = self.sealing.pop_front() else {
                 break;
             };
-            let link = ChainLink {
-                seq: self.next_seq,
-                prev_hash: self.last_hash,
-            };
-            match cipher.seal(
-                &self.config.device,
-                link,
-                BlobKind::Data,
-                &data,
-                &mut self.rng,
-            ) {
+            let link = ChainLink { seq: self.next_seq, prev_hash: self.last_hash };
+            match cipher.seal(&self.config.device, link, BlobKind::Data, &data, &mut self.rng) {
                 Ok(sealed) => {
-                    entries.push(OutboxEntry {
-                        push_id,
-                        seq: self.next_seq,
-                        envelope: sealed.envelope,
-                    });
+                    entries.push(OutboxEntry { push_id, seq: self.next_seq, envelope: sealed.envelope });
                     self.next_seq += 1;
                     self.last_hash = sealed.hash;
                     pushed.push(push_id);
                 }
                 Err(_) => self
                     .out
-                    .push_back(super::ClientOutput::Event(ClientEvent::PushFailed {
-                        push_id,
-                        error: StoreError::Io,
-                    })),
+                    .push_back(super::ClientOutput::Event(ClientEvent::PushFailed { push_id, error: StoreError::Io })),
             }
         }
         if entries.is_empty() {
@@ -76,15 +59,7 @@ impl Client {
             next_seq: self.next_seq,
             last_hash: self.last_hash,
         };
-        self.store(
-            request,
-            OpKind::AppendOutbox {
-                entries,
-                prev_seq,
-                prev_hash,
-                pushed,
-            },
-        );
+        self.store(request, OpKind::AppendOutbox { entries, prev_seq, prev_hash, pushed });
     }
 
     pub(super) fn outbox_appended(
@@ -124,12 +99,7 @@ impl Client {
             .iter()
             .filter(|e| !self.in_flight.contains(&e.push_id))
             .take(window.saturating_sub(self.in_flight.len()))
-            .map(|e| {
-                Frame::Push(Push {
-                    push_id: e.push_id,
-                    envelope: Bytes(e.envelope.clone()),
-                })
-            })
+            .map(|e| Frame::Push(Push { push_id: e.push_id, envelope: Bytes(e.envelope.clone()) }))
             .collect();
         for frame in to_send {
             if let Frame::Push(p) = &frame {
@@ -165,10 +135,7 @@ impl Client {
         }
         self.removing = true;
         let push_ids = std::mem::take(&mut self.acked);
-        self.store(
-            ClientStoreOp::RemoveOutbox { push_ids },
-            OpKind::RemoveOutbox,
-        );
+        self.store(ClientStoreOp::RemoveOutbox { push_ids }, OpKind::RemoveOutbox);
     }
 
     /// Asks for the next page if there is anything to fetch and nothing in progress.
@@ -177,10 +144,7 @@ impl Client {
             return;
         }
         self.pulling = true;
-        self.send_frame(&Frame::Pull(Pull {
-            after: self.fetch_pos,
-            limit: self.config.pull_page,
-        }));
+        self.send_frame(&Frame::Pull(Pull { after: self.fetch_pos, limit: self.config.pull_page }));
     }
 
     pub(super) fn on_notify(&mut self, cursor: u64) {
@@ -200,6 +164,7 @@ impl Client {
 
     pub(super) fn on_blobs(&mut self, page: Blobs) {
         self.pulling = false;
+        self.failed = false;
         self.head = self.head.max(page.max_cursor);
         if page.max_cursor > self.highest_head {
             self.highest_head = page.max_cursor;
@@ -209,57 +174,36 @@ impl Client {
         let me = self.config.device.device_id();
         for stored in page.blobs {
             if stored.cursor <= self.fetch_pos || stored.cursor > page.max_cursor {
-                self.event(ClientEvent::RelayMisbehaved {
-                    cursor: stored.cursor,
-                });
+                self.event(ClientEvent::RelayMisbehaved { cursor: stored.cursor });
                 continue;
             }
             self.fetch_pos = stored.cursor;
-            if self
-                .own_cursors
-                .get(&stored.cursor)
-                .is_some_and(|id| *id != stored.push_id)
-            {
-                self.event(ClientEvent::RelayMisbehaved {
-                    cursor: stored.cursor,
-                });
+            if self.own_cursors.get(&stored.cursor).is_some_and(|id| *id != stored.push_id) {
+                self.event(ClientEvent::RelayMisbehaved { cursor: stored.cursor });
             }
             let Some(cipher) = &self.cipher else { return };
             let blob = match cipher.open(&stored.envelope) {
                 Ok(b) => b,
                 Err(_) => {
-                    self.event(ClientEvent::Tampered {
-                        cursor: stored.cursor,
-                    });
+                    self.event(ClientEvent::Tampered { cursor: stored.cursor });
                     continue;
                 }
             };
             if blob.sender == me {
                 if blob.seq >= self.next_seq {
-                    self.event(ClientEvent::RelayMisbehaved {
-                        cursor: stored.cursor,
-                    });
+                    self.event(ClientEvent::RelayMisbehaved { cursor: stored.cursor });
                 }
                 continue;
             }
             let sender = blob.sender;
-            let incoming = Incoming {
-                cursor: stored.cursor,
-                push_id: stored.push_id,
-                stored_at_ms: stored.stored_at_ms,
-                blob,
-            };
+            let incoming =
+                Incoming { cursor: stored.cursor, push_id: stored.push_id, stored_at_ms: stored.stored_at_ms, blob };
             match self.receiver.receive(incoming) {
                 Verdict::Applied(blobs) => delivered.extend(blobs),
                 Verdict::Duplicate | Verdict::Buffered => {}
                 Verdict::Overflow => overflow = true,
                 Verdict::Equivocation { seq, known, got } => {
-                    self.event(ClientEvent::Equivocation {
-                        sender,
-                        seq,
-                        cursor: stored.cursor,
-                        proof: (known, got),
-                    });
+                    self.event(ClientEvent::Equivocation { sender, seq, cursor: stored.cursor, proof: (known, got) });
                 }
             }
         }
@@ -298,27 +242,16 @@ impl Client {
         self.store(request, OpKind::Deliver { cursor, blobs });
     }
 
-    pub(super) fn delivered(
-        &mut self,
-        cursor: u64,
-        blobs: Vec<ReceivedBlob>,
-        result: super::StoreResult,
-    ) {
+    pub(super) fn delivered(&mut self, cursor: u64, blobs: Vec<ReceivedBlob>, result: super::StoreResult) {
         self.delivering = false;
         match result {
             Ok(()) => {
                 self.receiver.commit();
                 self.cursor = self.cursor.max(cursor);
                 for b in &blobs {
-                    self.event(ClientEvent::BlobAvailable {
-                        cursor: b.cursor,
-                        push_id: b.push_id,
-                        sender: b.sender,
-                    });
+                    self.event(ClientEvent::BlobAvailable { cursor: b.cursor, push_id: b.push_id, sender: b.sender });
                 }
-                self.send_frame(&Frame::Ack(Ack {
-                    cursor: self.cursor,
-                }));
+                self.send_frame(&Frame::Ack(Ack { cursor: self.cursor }));
                 self.after_page();
             }
             Err(_) => {
@@ -338,19 +271,13 @@ impl Client {
         if self.receiver.buffered() > 0 && !self.withheld_reported {
             self.withheld_reported = true;
             for (sender, missing_seq) in self.receiver.missing() {
-                self.event(ClientEvent::Withheld {
-                    sender,
-                    missing_seq,
-                });
+                self.event(ClientEvent::Withheld { sender, missing_seq });
             }
         }
         self.progress();
     }
 
-    pub(super) fn create_group(
-        &mut self,
-        admission_token: Option<Vec<u8>>,
-    ) -> Result<(), CommandError> {
+    pub(super) fn create_group(&mut self, admission_token: Option<Vec<u8>>) -> Result<(), CommandError> {
         if self.membership.is_some() {
             return Err(CommandError::AlreadyInGroup);
         }
@@ -360,8 +287,8 @@ impl Client {
             epoch_secret: EpochSecret::random(&mut self.rng),
             access_key: NoiseKeypair::generate(&mut self.rng),
             relay: self.config.relay.clone(),
+            pending_creation: Some(super::PendingCreation { admission_token }),
         };
-        self.create_token = Some(admission_token);
         self.enabled = true;
         self.save_membership(membership, false);
         Ok(())
@@ -369,10 +296,7 @@ impl Client {
 
     pub(super) fn save_membership(&mut self, membership: Membership, joined: bool) {
         self.adopt(membership.clone());
-        self.store(
-            ClientStoreOp::SaveMembership(Box::new(membership)),
-            OpKind::SaveMembership { joined },
-        );
+        self.store(ClientStoreOp::SaveMembership(Box::new(membership)), OpKind::SaveMembership { joined });
     }
 
     fn adopt(&mut self, m: Membership) {
@@ -382,9 +306,13 @@ impl Client {
 
     pub(super) fn membership_saved(&mut self, joined: bool, result: super::StoreResult) {
         if result.is_err() {
+            if self.membership.as_ref().is_some_and(|m| m.pending_creation.is_none()) && !joined {
+                // Only the confirmation failed to save: the group stays; creation is retried
+                // (idempotently) on the next connection.
+                return;
+            }
             self.membership = None;
             self.cipher = None;
-            self.create_token = None;
             if joined {
                 self.pairing_storage_failed();
             }

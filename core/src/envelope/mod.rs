@@ -17,9 +17,7 @@ use thiserror::Error;
 use zeroize::Zeroizing;
 
 use crate::CoreRng;
-use crate::crypto::{
-    AEAD_NONCE_LEN as NONCE_LEN, AEAD_TAG_LEN as TAG_LEN, Aead256, hkdf_sha256_32,
-};
+use crate::crypto::{AEAD_NONCE_LEN as NONCE_LEN, AEAD_TAG_LEN as TAG_LEN, Aead256, hkdf_sha256_32};
 use crate::keys::{DeviceId, DeviceSigningKey, EpochSecret, GroupId, verify_signature};
 
 /// Envelope format version.
@@ -31,8 +29,7 @@ pub const OUTER_HEADER_LEN: usize = 1 + 4 + NONCE_LEN;
 /// Inner bytes besides payload and padding: sender, seq, prev hash, kind, length, signature.
 pub const INNER_OVERHEAD: usize = 32 + 8 + 32 + 1 + 4 + 64;
 /// The largest envelope: a maximal payload, padded, plus header and tag.
-pub const MAX_ENVELOPE: usize =
-    OUTER_HEADER_LEN + padded_len(MAX_PAYLOAD + INNER_OVERHEAD) + TAG_LEN;
+pub const MAX_ENVELOPE: usize = OUTER_HEADER_LEN + padded_len(MAX_PAYLOAD + INNER_OVERHEAD) + TAG_LEN;
 /// The smallest envelope: an empty payload padded to the floor.
 pub const MIN_ENVELOPE: usize = OUTER_HEADER_LEN + PAD_FLOOR + TAG_LEN;
 
@@ -142,9 +139,7 @@ pub struct BlobCipher {
 
 impl core::fmt::Debug for BlobCipher {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("BlobCipher")
-            .field("epoch", &self.epoch)
-            .finish_non_exhaustive()
+        f.debug_struct("BlobCipher").field("epoch", &self.epoch).finish_non_exhaustive()
     }
 }
 
@@ -155,11 +150,7 @@ impl BlobCipher {
         let mut info = KEY_LABEL.to_vec();
         info.extend_from_slice(&epoch.to_be_bytes());
         let key = hkdf_sha256_32(Some(group.expose()), secret.expose(), &info);
-        BlobCipher {
-            aead: Aead256::new(&key),
-            group: group.clone(),
-            epoch,
-        }
+        BlobCipher { aead: Aead256::new(&key), group: group.clone(), epoch }
     }
 
     /// The epoch this key belongs to.
@@ -201,15 +192,9 @@ impl BlobCipher {
         out.extend_from_slice(&signature);
         out.resize(OUTER_HEADER_LEN + padded, 0);
         let inner = out.get_mut(OUTER_HEADER_LEN..).ok_or(SealError::Crypto)?;
-        let tag = self
-            .aead
-            .seal_in_place(&nonce, &self.aad(), inner)
-            .ok_or(SealError::Crypto)?;
+        let tag = self.aead.seal_in_place(&nonce, &self.aad(), inner).ok_or(SealError::Crypto)?;
         out.extend_from_slice(&tag);
-        Ok(SealedBlob {
-            envelope: out,
-            hash: chain_hash(&signed, &signature),
-        })
+        Ok(SealedBlob { envelope: out, hash: chain_hash(&signed, &signature) })
     }
 
     /// Opens an envelope: checks version, epoch, authentication, layout, padding and signature.
@@ -267,14 +252,7 @@ impl BlobCipher {
         inner.copy_within(PAYLOAD_OFFSET..PAYLOAD_OFFSET + payload_len, 0);
         inner.truncate(payload_len);
         let payload = core::mem::take(&mut *inner);
-        Ok(OpenedBlob {
-            sender,
-            seq,
-            prev_hash,
-            kind,
-            payload,
-            hash,
-        })
+        Ok(OpenedBlob { sender, seq, prev_hash, kind, payload, hash })
     }
 
     fn header(&self, nonce: &[u8; NONCE_LEN]) -> [u8; OUTER_HEADER_LEN] {
@@ -344,10 +322,7 @@ mod tests {
     /// A group member (who holds the key) re-encrypting a modified inner plaintext.
     fn reseal(cipher: &BlobCipher, envelope: &[u8], edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
         let nonce: [u8; NONCE_LEN] = envelope[5..OUTER_HEADER_LEN].try_into().unwrap();
-        let mut inner = cipher
-            .aead
-            .open(&nonce, &cipher.aad(), &envelope[OUTER_HEADER_LEN..])
-            .unwrap();
+        let mut inner = cipher.aead.open(&nonce, &cipher.aad(), &envelope[OUTER_HEADER_LEN..]).unwrap();
         edit(&mut inner);
         let mut out = envelope[..OUTER_HEADER_LEN].to_vec();
         out.extend(cipher.aead.seal(&nonce, &cipher.aad(), &inner).unwrap());
@@ -357,20 +332,10 @@ mod tests {
     #[test]
     fn insiders_cannot_forge_signatures_or_bend_the_layout() {
         let mut rng = CoreRng::from_seed([1; 32]);
-        let cipher = BlobCipher::new(
-            &GroupId::from_bytes([1; 32]),
-            0,
-            &EpochSecret::from_bytes([2; 32]),
-        );
+        let cipher = BlobCipher::new(&GroupId::from_bytes([1; 32]), 0, &EpochSecret::from_bytes([2; 32]));
         let signer = DeviceSigningKey::generate(&mut rng);
-        let link = ChainLink {
-            seq: 5,
-            prev_hash: [9; 32],
-        };
-        let e = cipher
-            .seal(&signer, link, BlobKind::Data, b"payload", &mut rng)
-            .unwrap()
-            .envelope;
+        let link = ChainLink { seq: 5, prev_hash: [9; 32] };
+        let e = cipher.seal(&signer, link, BlobKind::Data, b"payload", &mut rng).unwrap().envelope;
         assert!(cipher.open(&e).is_ok());
         // Change the payload but keep the signature.
         let forged = reseal(&cipher, &e, |i| i[INNER_OVERHEAD - 64] ^= 1);
@@ -389,9 +354,7 @@ mod tests {
         assert_eq!(cipher.open(&kind), Err(OpenError::Malformed));
         let zero = reseal(&cipher, &e, |i| i[32..40].copy_from_slice(&[0; 8]));
         assert_eq!(cipher.open(&zero), Err(OpenError::Malformed));
-        let overlong = reseal(&cipher, &e, |i| {
-            i[73..77].copy_from_slice(&1000u32.to_be_bytes())
-        });
+        let overlong = reseal(&cipher, &e, |i| i[73..77].copy_from_slice(&1000u32.to_be_bytes()));
         assert_eq!(cipher.open(&overlong), Err(OpenError::Malformed));
     }
 }

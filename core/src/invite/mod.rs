@@ -6,9 +6,7 @@ mod short_code;
 mod spake;
 
 pub use pairing::{GroupWelcome, JoinRequest, pairing_prologue};
-pub use qr::{
-    MAX_ADDR_HINTS, MAX_ADDR_LEN, MAX_QR_TEXT, QR_PREFIX, QR_VERSION, QrInvite, qr_svg_data_url,
-};
+pub use qr::{MAX_ADDR_HINTS, MAX_ADDR_LEN, MAX_QR_TEXT, QR_PREFIX, QR_VERSION, QrInvite, qr_svg_data_url};
 pub use short_code::{SECRET_BITS, SHORT_CODE_CHARS, SLOT_BITS, ShortCode};
 pub use spake::{SpakeExchange, qr_psk};
 
@@ -57,9 +55,7 @@ impl InviteCode {
     /// Parses either form; expiry of a QR invite is checked against `now_unix_ms`.
     pub fn parse(input: &str, now_unix_ms: u64) -> Result<Self, InviteError> {
         let trimmed = input.trim();
-        let looks_qr = trimmed
-            .get(..QR_PREFIX.len())
-            .is_some_and(|p| p.eq_ignore_ascii_case(QR_PREFIX));
+        let looks_qr = trimmed.get(..QR_PREFIX.len()).is_some_and(|p| p.eq_ignore_ascii_case(QR_PREFIX));
         if looks_qr {
             let qr = QrInvite::from_text(trimmed)?;
             qr.check_expiry(now_unix_ms)?;

@@ -28,10 +28,7 @@ pub struct JoinRequest {
 impl JoinRequest {
     /// A request for these keys.
     pub fn new(access_key: NoisePublic, device: DeviceId) -> Self {
-        JoinRequest {
-            access_key: access_key.0,
-            device_id: device.0,
-        }
+        JoinRequest { access_key: access_key.0, device_id: device.0 }
     }
 
     /// Encodes for the handshake payload.

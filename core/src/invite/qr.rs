@@ -130,21 +130,13 @@ impl QrInvite {
             return Err(InviteError::TooLong);
         }
         let body = strip_prefix_ignore_case(text, QR_PREFIX).ok_or(InviteError::Malformed)?;
-        let bytes = Zeroizing::new(
-            crockford()
-                .decode(body.as_bytes())
-                .map_err(|_| InviteError::Malformed)?,
-        );
+        let bytes = Zeroizing::new(crockford().decode(body.as_bytes()).map_err(|_| InviteError::Malformed)?);
         Self::from_bytes(&bytes)
     }
 
     /// Refuses the invite at or after its expiry.
     pub fn check_expiry(&self, now_unix_ms: u64) -> Result<(), InviteError> {
-        if now_unix_ms >= self.expires_at_ms {
-            Err(InviteError::Expired)
-        } else {
-            Ok(())
-        }
+        if now_unix_ms >= self.expires_at_ms { Err(InviteError::Expired) } else { Ok(()) }
     }
 
     /// The QR code of [`Self::to_text`] as an SVG `data:` URL for an `<img src>`.
@@ -153,9 +145,7 @@ impl QrInvite {
     }
 
     fn check_hints(&self) -> Result<(), InviteError> {
-        if self.relay_addrs.len() > MAX_ADDR_HINTS
-            || self.relay_addrs.iter().any(|a| a.len() > MAX_ADDR_LEN)
-        {
+        if self.relay_addrs.len() > MAX_ADDR_HINTS || self.relay_addrs.iter().any(|a| a.len() > MAX_ADDR_LEN) {
             return Err(InviteError::TooLong);
         }
         Ok(())
@@ -166,11 +156,7 @@ impl QrInvite {
 pub fn qr_svg_data_url(text: &str) -> Result<String, InviteError> {
     let code = qrcode::QrCode::with_error_correction_level(text.as_bytes(), qrcode::EcLevel::M)
         .map_err(|_| InviteError::TooLong)?;
-    let svg = code
-        .render::<qrcode::render::svg::Color<'_>>()
-        .min_dimensions(256, 256)
-        .quiet_zone(true)
-        .build();
+    let svg = code.render::<qrcode::render::svg::Color<'_>>().min_dimensions(256, 256).quiet_zone(true).build();
     let mut url = String::from("data:image/svg+xml;base64,");
     url.push_str(&base64::engine::general_purpose::STANDARD.encode(svg.as_bytes()));
     Ok(url)
@@ -178,9 +164,7 @@ pub fn qr_svg_data_url(text: &str) -> Result<String, InviteError> {
 
 fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
     let head = text.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix)
-        .then(|| text.get(prefix.len()..))
-        .flatten()
+    head.eq_ignore_ascii_case(prefix).then(|| text.get(prefix.len()..)).flatten()
 }
 
 fn crockford() -> data_encoding::Encoding {
@@ -190,6 +174,5 @@ fn crockford() -> data_encoding::Encoding {
     spec.translate.to.push_str("ABCDEFGHJKMNPQRSTVWXYZ110110");
     spec.check_trailing_bits = true;
     // The specification is a constant known to be valid.
-    spec.encoding()
-        .unwrap_or_else(|_| data_encoding::BASE32_NOPAD.clone())
+    spec.encoding().unwrap_or_else(|_| data_encoding::BASE32_NOPAD.clone())
 }

@@ -27,25 +27,19 @@ pub struct ShortCode {
 
 impl core::fmt::Debug for ShortCode {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("ShortCode")
-            .field("slot", &self.slot)
-            .finish_non_exhaustive()
+        f.debug_struct("ShortCode").field("slot", &self.slot).finish_non_exhaustive()
     }
 }
 
 impl ShortCode {
     /// A fresh code: random slot and secret.
     pub fn generate(rng: &mut CoreRng) -> Self {
-        ShortCode {
-            slot: rng.below(1 << SLOT_BITS) as u32,
-            secret: rng.below(1 << SECRET_BITS),
-        }
+        ShortCode { slot: rng.below(1 << SLOT_BITS) as u32, secret: rng.below(1 << SECRET_BITS) }
     }
 
     /// A code from its parts; `None` if either is out of range.
     pub fn from_parts(slot: u32, secret: u64) -> Option<Self> {
-        (slot < (1 << SLOT_BITS) && secret < (1 << SECRET_BITS))
-            .then_some(ShortCode { slot, secret })
+        (slot < (1 << SLOT_BITS) && secret < (1 << SECRET_BITS)).then_some(ShortCode { slot, secret })
     }
 
     /// The relay slot the inviter waits on.
@@ -95,9 +89,7 @@ impl ShortCode {
         if check != [checksum(data)] {
             return Err(InviteError::Checksum);
         }
-        let value = data
-            .iter()
-            .fold(0u128, |acc, v| (acc << 5) | u128::from(*v));
+        let value = data.iter().fold(0u128, |acc, v| (acc << 5) | u128::from(*v));
         let slot = (value >> SECRET_BITS) as u32;
         let secret = (value & ((1u128 << SECRET_BITS) - 1)) as u64;
         Ok(ShortCode { slot, secret })
@@ -127,10 +119,7 @@ fn symbol_value(c: char) -> Option<u8> {
         'O' => '0',
         other => other,
     };
-    ALPHABET
-        .iter()
-        .position(|&a| char::from(a) == c)
-        .and_then(|p| u8::try_from(p).ok())
+    ALPHABET.iter().position(|&a| char::from(a) == c).and_then(|p| u8::try_from(p).ok())
 }
 
 /// Multiplication in GF(32) modulo the primitive polynomial x^5 + x^2 + 1.
@@ -195,10 +184,7 @@ mod tests {
                 if i + 1 < SHORT_CODE_CHARS && symbols[i] != symbols[i + 1] {
                     let mut swapped = symbols;
                     swapped.swap(i, i + 1);
-                    assert_eq!(
-                        ShortCode::parse(&render(&swapped)),
-                        Err(InviteError::Checksum)
-                    );
+                    assert_eq!(ShortCode::parse(&render(&swapped)), Err(InviteError::Checksum));
                 }
             }
         }
@@ -207,22 +193,10 @@ mod tests {
     #[test]
     fn bad_lengths_and_characters() {
         assert_eq!(ShortCode::parse(""), Err(InviteError::WrongLength));
-        assert_eq!(
-            ShortCode::parse("0000-0000-0000-000"),
-            Err(InviteError::WrongLength)
-        );
-        assert_eq!(
-            ShortCode::parse("0000-0000-0000-00000"),
-            Err(InviteError::WrongLength)
-        );
-        assert_eq!(
-            ShortCode::parse("0000-0000-0000-000U"),
-            Err(InviteError::InvalidCharacter)
-        );
-        assert_eq!(
-            ShortCode::parse("0000-0000-0000-000é"),
-            Err(InviteError::InvalidCharacter)
-        );
+        assert_eq!(ShortCode::parse("0000-0000-0000-000"), Err(InviteError::WrongLength));
+        assert_eq!(ShortCode::parse("0000-0000-0000-00000"), Err(InviteError::WrongLength));
+        assert_eq!(ShortCode::parse("0000-0000-0000-000U"), Err(InviteError::InvalidCharacter));
+        assert_eq!(ShortCode::parse("0000-0000-0000-000é"), Err(InviteError::InvalidCharacter));
     }
 
     #[test]

@@ -20,9 +20,7 @@ pub struct SpakeExchange {
 
 impl core::fmt::Debug for SpakeExchange {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("SpakeExchange")
-            .field("slot", &self.slot)
-            .finish_non_exhaustive()
+        f.debug_struct("SpakeExchange").field("slot", &self.slot).finish_non_exhaustive()
     }
 }
 
@@ -31,16 +29,8 @@ impl SpakeExchange {
     pub fn start(code: &ShortCode, rng: &mut CoreRng) -> (Self, Vec<u8>) {
         let password = Password::new(code.secret_bytes().as_slice());
         let identity = Identity::new(&identity_bytes(code.slot()));
-        let (state, outbound) =
-            Spake2::<Ed25519Group>::start_symmetric_with_rng(&password, &identity, rng);
-        (
-            SpakeExchange {
-                state,
-                outbound: outbound.clone(),
-                slot: code.slot(),
-            },
-            outbound,
-        )
+        let (state, outbound) = Spake2::<Ed25519Group>::start_symmetric_with_rng(&password, &identity, rng);
+        (SpakeExchange { state, outbound: outbound.clone(), slot: code.slot() }, outbound)
     }
 
     /// Finishes with the other device's message. A reflected copy of our own message is
@@ -49,11 +39,7 @@ impl SpakeExchange {
         if bool::from(inbound.ct_eq(self.outbound.as_slice())) {
             return Err(InviteError::Reflected);
         }
-        let key = zeroize::Zeroizing::new(
-            self.state
-                .finish(inbound)
-                .map_err(|_| InviteError::Malformed)?,
-        );
+        let key = zeroize::Zeroizing::new(self.state.finish(inbound).map_err(|_| InviteError::Malformed)?);
         Ok(derive_psk(&key, b"short", self.slot))
     }
 }

@@ -27,11 +27,7 @@ impl Channel {
     pub fn new(session: Session, leftover: &[u8]) -> Self {
         let mut records = RecordReader::new(MAX_RECORD_LEN);
         records.push(leftover);
-        Channel {
-            session,
-            records,
-            frames: Deframer::new(),
-        }
+        Channel { session, records, frames: Deframer::new() }
     }
 
     /// The underlying session.

@@ -35,12 +35,7 @@ pub struct ClientAuth {
 impl ClientAuth {
     /// A payload for `group` at `timestamp_ms`.
     pub fn new(group: &GroupId, timestamp_ms: u64, intent: Intent) -> Self {
-        ClientAuth {
-            version: PROTOCOL_VERSION,
-            group_id: *group.expose(),
-            timestamp_ms,
-            intent,
-        }
+        ClientAuth { version: PROTOCOL_VERSION, group_id: *group.expose(), timestamp_ms, intent }
     }
 
     /// The addressed group.
@@ -117,9 +112,7 @@ pub struct IkResponder {
 
 impl core::fmt::Debug for IkResponder {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("IkResponder")
-            .field("remote", &self.remote)
-            .finish_non_exhaustive()
+        f.debug_struct("IkResponder").field("remote", &self.remote).finish_non_exhaustive()
     }
 }
 
@@ -149,11 +142,7 @@ impl IkResponder {
             return Err(HandshakeError::UnsupportedVersion(auth.version));
         }
         let remote = remote_static(&state)?;
-        Ok(IkResponder {
-            state,
-            auth,
-            remote,
-        })
+        Ok(IkResponder { state, auth, remote })
     }
 
     /// What the device asked for.
@@ -190,40 +179,28 @@ pub(super) fn ik_state(
         builder = builder.fixed_ephemeral_key_for_testing_only(e);
     }
     match remote {
-        Some(key) => builder
-            .remote_public_key(&key.0)
-            .and_then(|b| b.build_initiator()),
+        Some(key) => builder.remote_public_key(&key.0).and_then(|b| b.build_initiator()),
         None => builder.build_responder(),
     }
     .map_err(|_| HandshakeError::Malformed)
 }
 
-pub(super) fn write(
-    state: &mut snow::HandshakeState,
-    payload: &[u8],
-) -> Result<Vec<u8>, HandshakeError> {
+pub(super) fn write(state: &mut snow::HandshakeState, payload: &[u8]) -> Result<Vec<u8>, HandshakeError> {
     if !state.is_my_turn() {
         return Err(HandshakeError::OutOfOrder);
     }
     let mut msg = vec![0u8; payload.len() + 2 * 32 + 2 * TAG_LEN];
-    let n = state
-        .write_message(payload, &mut msg)
-        .map_err(|_| HandshakeError::Malformed)?;
+    let n = state.write_message(payload, &mut msg).map_err(|_| HandshakeError::Malformed)?;
     msg.truncate(n);
     Ok(msg)
 }
 
-pub(super) fn read(
-    state: &mut snow::HandshakeState,
-    message: &[u8],
-) -> Result<Vec<u8>, HandshakeError> {
+pub(super) fn read(state: &mut snow::HandshakeState, message: &[u8]) -> Result<Vec<u8>, HandshakeError> {
     if state.is_my_turn() || state.is_handshake_finished() {
         return Err(HandshakeError::OutOfOrder);
     }
     let mut payload = vec![0u8; message.len()];
-    let n = state
-        .read_message(message, &mut payload)
-        .map_err(|_| HandshakeError::Rejected)?;
+    let n = state.read_message(message, &mut payload).map_err(|_| HandshakeError::Rejected)?;
     payload.truncate(n);
     Ok(payload)
 }
@@ -237,12 +214,7 @@ pub(super) fn remote_static(state: &snow::HandshakeState) -> Result<NoisePublic,
 }
 
 pub(super) fn into_session(state: snow::HandshakeState) -> Result<Session, HandshakeError> {
-    let hash: [u8; 32] = state
-        .get_handshake_hash()
-        .try_into()
-        .map_err(|_| HandshakeError::Malformed)?;
-    let transport = state
-        .into_transport_mode()
-        .map_err(|_| HandshakeError::OutOfOrder)?;
+    let hash: [u8; 32] = state.get_handshake_hash().try_into().map_err(|_| HandshakeError::Malformed)?;
+    let transport = state.into_transport_mode().map_err(|_| HandshakeError::OutOfOrder)?;
     Ok(Session::new(transport, hash))
 }

@@ -51,13 +51,7 @@ pub enum HandshakeError {
     OutOfOrder,
 }
 
-fn build(
-    pattern: &str,
-    rng: &mut crate::CoreRng,
-) -> Result<snow::Builder<'static>, HandshakeError> {
+fn build(pattern: &str, rng: &mut crate::CoreRng) -> Result<snow::Builder<'static>, HandshakeError> {
     let params = pattern.parse().map_err(|_| HandshakeError::Malformed)?;
-    Ok(snow::Builder::with_resolver(
-        params,
-        crate::rng::SeededResolver::new(rng),
-    ))
+    Ok(snow::Builder::with_resolver(params, crate::rng::SeededResolver::new(rng)))
 }

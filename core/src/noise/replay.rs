@@ -17,11 +17,7 @@ impl ReplayGuard {
     /// A guard remembering up to `capacity` keys and refusing timestamps more than
     /// `window_ms` away from the relay's clock.
     pub fn new(capacity: usize, window_ms: u64) -> Self {
-        ReplayGuard {
-            last: BTreeMap::new(),
-            capacity: capacity.max(1),
-            window_ms,
-        }
+        ReplayGuard { last: BTreeMap::new(), capacity: capacity.max(1), window_ms }
     }
 
     /// Accepts `timestamp_ms` for `key` if it is fresh and newer than the last accepted one.
@@ -63,24 +59,12 @@ mod tests {
         let a = NoisePublic([1; 32]);
         let b = NoisePublic([2; 32]);
         assert!(g.check(&a, 1_000_000, 1_000_000));
-        assert!(
-            !g.check(&a, 1_000_000, 1_000_000),
-            "same timestamp is a replay"
-        );
-        assert!(
-            !g.check(&a, 999_999, 1_000_000),
-            "older timestamp is a replay"
-        );
+        assert!(!g.check(&a, 1_000_000, 1_000_000), "same timestamp is a replay");
+        assert!(!g.check(&a, 999_999, 1_000_000), "older timestamp is a replay");
         assert!(g.check(&a, 1_000_001, 1_000_000));
         assert!(g.check(&b, 1_000_000, 1_000_000), "keys are independent");
-        assert!(
-            !g.check(&a, 1_000_000 + 60_001 + 1, 1_000_000),
-            "too far in the future"
-        );
-        assert!(
-            !g.check(&b, 1_000_000 - 60_001, 1_000_000),
-            "too far in the past"
-        );
+        assert!(!g.check(&a, 1_000_000 + 60_001 + 1, 1_000_000), "too far in the future");
+        assert!(!g.check(&b, 1_000_000 - 60_001, 1_000_000), "too far in the past");
     }
 
     #[test]

@@ -32,22 +32,13 @@ pub struct Session {
 
 impl core::fmt::Debug for Session {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Session")
-            .field("sent", &self.sent)
-            .field("received", &self.received)
-            .finish()
+        f.debug_struct("Session").field("sent", &self.sent).field("received", &self.received).finish()
     }
 }
 
 impl Session {
     pub(crate) fn new(transport: snow::TransportState, handshake_hash: [u8; 32]) -> Self {
-        Session {
-            transport,
-            handshake_hash,
-            sent: 0,
-            received: 0,
-            rekey_every: REKEY_INTERVAL,
-        }
+        Session { transport, handshake_hash, sent: 0, received: 0, rekey_every: REKEY_INTERVAL }
     }
 
     #[cfg(test)]
@@ -62,18 +53,13 @@ impl Session {
 
     /// The peer's static public key.
     pub fn remote_static(&self) -> Option<[u8; 32]> {
-        self.transport
-            .get_remote_static()
-            .and_then(|k| k.try_into().ok())
+        self.transport.get_remote_static().and_then(|k| k.try_into().ok())
     }
 
     /// Encrypts one message of at most [`MAX_RECORD_PLAINTEXT`] bytes.
     pub fn encrypt(&mut self, plaintext: &[u8]) -> Result<Vec<u8>, SessionError> {
         let mut msg = vec![0u8; plaintext.len() + TAG_LEN];
-        let n = self
-            .transport
-            .write_message(plaintext, &mut msg)
-            .map_err(|_| SessionError::Exhausted)?;
+        let n = self.transport.write_message(plaintext, &mut msg).map_err(|_| SessionError::Exhausted)?;
         msg.truncate(n);
         self.sent += 1;
         if self.sent.is_multiple_of(self.rekey_every) {
@@ -89,13 +75,10 @@ impl Session {
             return Err(SessionError::Rejected);
         }
         let mut out = vec![0u8; message.len() - TAG_LEN];
-        let n = self
-            .transport
-            .read_message(message, &mut out)
-            .map_err(|e| match e {
-                snow::Error::State(snow::error::StateProblem::Exhausted) => SessionError::Exhausted,
-                _ => SessionError::Rejected,
-            })?;
+        let n = self.transport.read_message(message, &mut out).map_err(|e| match e {
+            snow::Error::State(snow::error::StateProblem::Exhausted) => SessionError::Exhausted,
+            _ => SessionError::Rejected,
+        })?;
         out.truncate(n);
         self.received += 1;
         if self.received.is_multiple_of(self.rekey_every) {
@@ -126,12 +109,8 @@ mod tests {
         let access = NoiseKeypair::generate(&mut rng);
         let relay = NoiseKeypair::generate(&mut rng);
         let auth = ClientAuth::new(&GroupId::from_bytes([0; 32]), 1, Intent::Member);
-        let (init, m1) =
-            IkInitiator::start(&mut rng, &access, &relay.public(), b"p", &auth).unwrap();
-        let (resp, m2) = IkResponder::read_first(&mut rng, &relay, b"p", &m1)
-            .unwrap()
-            .accept()
-            .unwrap();
+        let (init, m1) = IkInitiator::start(&mut rng, &access, &relay.public(), b"p", &auth).unwrap();
+        let (resp, m2) = IkResponder::read_first(&mut rng, &relay, b"p", &m1).unwrap().accept().unwrap();
         (init.finish(&m2).unwrap(), resp)
     }
 
@@ -160,8 +139,7 @@ mod tests {
     fn streams_split_at_the_record_limit() {
         let (mut a, _) = sessions();
         let mut out = Vec::new();
-        a.seal_stream(&vec![0u8; MAX_RECORD_PLAINTEXT + 1], &mut out)
-            .unwrap();
+        a.seal_stream(&vec![0u8; MAX_RECORD_PLAINTEXT + 1], &mut out).unwrap();
         assert_eq!(out.len(), 2 * (2 + TAG_LEN) + MAX_RECORD_PLAINTEXT + 1);
         assert_eq!(&out[..2], &[0xFF, 0xFF]);
     }

@@ -22,9 +22,7 @@ pub struct PairingHandshake {
 
 impl core::fmt::Debug for PairingHandshake {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("PairingHandshake")
-            .field("pinned", &self.pinned)
-            .finish_non_exhaustive()
+        f.debug_struct("PairingHandshake").field("pinned", &self.pinned).finish_non_exhaustive()
     }
 }
 

@@ -1,8 +1,7 @@
 //! Frames from authenticated devices, and store completions.
 
 use super::{
-    Conn, OpCtx, RejectReason, Relay, RelayEvent, RelayStoreOp, RelayStoreResult, Role,
-    TokenBucket, bye, slot_close,
+    Conn, OpCtx, RejectReason, Relay, RelayEvent, RelayStoreOp, RelayStoreResult, Role, TokenBucket, bye, slot_close,
 };
 use crate::io::{ConnId, OpId, StoreError};
 use crate::noise::PROTOCOL_VERSION;
@@ -33,9 +32,7 @@ impl Relay {
         let role = session.role.clone();
         if !session.greeted {
             return match frame {
-                Frame::Hello(h)
-                    if h.min_version <= PROTOCOL_VERSION && PROTOCOL_VERSION <= h.max_version =>
-                {
+                Frame::Hello(h) if h.min_version <= PROTOCOL_VERSION && PROTOCOL_VERSION <= h.max_version => {
                     session.greeted = true;
                     self.welcome(conn, &role, h.acked_cursor);
                 }
@@ -59,9 +56,7 @@ impl Relay {
             (Frame::Push(p), Role::Member { group, key }) => self.push(conn, group, key, p),
             (Frame::Pull(p), Role::Member { group, .. }) => self.pull(conn, group, p),
             (Frame::Ack(a), Role::Member { group, key }) => self.ack(group, key, a.cursor),
-            (Frame::RegisterDevice(r), Role::Member { group, .. }) => {
-                self.register(conn, group, r.access_key)
-            }
+            (Frame::RegisterDevice(r), Role::Member { group, .. }) => self.register(conn, group, r.access_key),
             (Frame::SlotRegister(r), Role::Member { .. }) => self.register_slot(conn, r),
             _ => self.send_error(conn, ErrorCode::BadRequest, Duration::ZERO),
         }
@@ -98,10 +93,8 @@ impl Relay {
         }
         let now = self.now.mono;
         let (burst, rate) = (limits.push_burst, limits.push_per_sec);
-        let bucket = self
-            .push_limits
-            .entry(key)
-            .or_insert_with(|| TokenBucket::per(burst, rate, Duration::from_secs(1), now));
+        let bucket =
+            self.push_limits.entry(key).or_insert_with(|| TokenBucket::per(burst, rate, Duration::from_secs(1), now));
         if let Err(wait) = bucket.take(now) {
             return self.send_error(conn, ErrorCode::RateLimited, wait);
         }
@@ -110,13 +103,7 @@ impl Relay {
             return self.send_error(conn, ErrorCode::Unauthorized, Duration::ZERO);
         };
         if let Some(cursor) = g.stored_cursor(&push.push_id) {
-            return self.send(
-                conn,
-                &Frame::PushAck(PushAck {
-                    push_id: push.push_id,
-                    cursor,
-                }),
-            );
+            return self.send(conn, &Frame::PushAck(PushAck { push_id: push.push_id, cursor }));
         }
         if let Some(pending) = g.pending.get_mut(&push.push_id) {
             pending.waiters.push(conn);
@@ -127,22 +114,11 @@ impl Relay {
             return self.send_error(conn, ErrorCode::QuotaExceeded, Duration::ZERO);
         }
         let cursor = g.assign(push.push_id, size as u64, conn);
-        let blob = StoredBlob {
-            cursor,
-            push_id: push.push_id,
-            stored_at_ms: self.now.unix_ms,
-            envelope: push.envelope,
-        };
+        let blob =
+            StoredBlob { cursor, push_id: push.push_id, stored_at_ms: self.now.unix_ms, envelope: push.envelope };
         self.store(
-            RelayStoreOp::Append {
-                group_id: group,
-                blob,
-            },
-            OpCtx::Append {
-                group,
-                push_id: push.push_id,
-                size,
-            },
+            RelayStoreOp::Append { group_id: group, blob },
+            OpCtx::Append { group, push_id: push.push_id, size },
         );
     }
 
@@ -155,14 +131,7 @@ impl Relay {
             return self.send(conn, &Frame::Truncated(Truncated { earliest }));
         }
         if pull.after >= head {
-            return self.send(
-                conn,
-                &Frame::Blobs(Blobs {
-                    blobs: Vec::new(),
-                    has_more: false,
-                    max_cursor: head,
-                }),
-            );
+            return self.send(conn, &Frame::Blobs(Blobs { blobs: Vec::new(), has_more: false, max_cursor: head }));
         }
         let limits = &self.config.limits;
         let request = RelayStoreOp::Read {
@@ -185,58 +154,28 @@ impl Relay {
             return;
         }
         *known = cursor;
-        self.store(
-            RelayStoreOp::SaveAck {
-                group_id: group,
-                key,
-                cursor,
-            },
-            OpCtx::SaveAck,
-        );
+        self.store(RelayStoreOp::SaveAck { group_id: group, key, cursor }, OpCtx::SaveAck);
         if self.config.limits.retention_all_acked {
             self.prune(group, 0);
         }
     }
 
     fn register(&mut self, conn: ConnId, group: [u8; 32], key: [u8; 32]) {
-        if self
-            .groups
-            .get(&group)
-            .is_some_and(|g| g.keys.contains(&key))
-        {
-            return self.send(
-                conn,
-                &Frame::DeviceRegistered(DeviceRegistered { access_key: key }),
-            );
+        if self.groups.get(&group).is_some_and(|g| g.keys.contains(&key)) {
+            return self.send(conn, &Frame::DeviceRegistered(DeviceRegistered { access_key: key }));
         }
-        self.store(
-            RelayStoreOp::RegisterKey {
-                group_id: group,
-                key,
-            },
-            OpCtx::RegisterKey { conn, group, key },
-        );
+        self.store(RelayStoreOp::RegisterKey { group_id: group, key }, OpCtx::RegisterKey { conn, group, key });
     }
 
     fn register_slot(&mut self, conn: ConnId, r: SlotRegister) {
         let now = self.now;
-        let max_expiry = now
-            .unix_ms
-            .saturating_add(self.config.limits.max_slot_ttl.as_millis());
+        let max_expiry = now.unix_ms.saturating_add(self.config.limits.max_slot_ttl.as_millis());
         let ttl_ms = r.expires_at_ms.min(max_expiry).saturating_sub(now.unix_ms);
         if r.slot >= 1 << crate::invite::SLOT_BITS || ttl_ms == 0 {
             return self.send_error(conn, ErrorCode::BadRequest, Duration::ZERO);
         }
-        match self.slots.register(
-            r.slot,
-            conn,
-            now.mono + Duration::from_millis(ttl_ms),
-            now.mono,
-        ) {
-            Ok(()) => self.send(
-                conn,
-                &Frame::SlotRegistered(SlotRegistered { slot: r.slot }),
-            ),
+        match self.slots.register(r.slot, conn, now.mono + Duration::from_millis(ttl_ms), now.mono) {
+            Ok(()) => self.send(conn, &Frame::SlotRegistered(SlotRegistered { slot: r.slot })),
             Err(_) => self.send_error(conn, ErrorCode::SlotTaken, Duration::ZERO),
         }
     }
@@ -249,10 +188,7 @@ impl Relay {
         if let Err(wait) = session.slot_opens.take(now) {
             return self.send_error(conn, ErrorCode::RateLimited, wait);
         }
-        match self
-            .slots
-            .open(slot, conn, now, self.config.limits.max_slot_attempts)
-        {
+        match self.slots.open(slot, conn, now, self.config.limits.max_slot_attempts) {
             Ok(inviter) => self.send(inviter, &Frame::SlotOpen(SlotOpen { slot })),
             Err(_) => self.send_error(conn, ErrorCode::NotFound, Duration::ZERO),
         }
@@ -272,10 +208,8 @@ impl Relay {
         let inviter = slot.inviter;
         let attempts_left = slot.attempts < self.config.limits.max_slot_attempts;
         if conn == inviter {
-            let finished = matches!(
-                c.reason,
-                SlotCloseReason::Done | SlotCloseReason::Cancelled | SlotCloseReason::Expired
-            );
+            let finished =
+                matches!(c.reason, SlotCloseReason::Done | SlotCloseReason::Cancelled | SlotCloseReason::Expired);
             let joiner = if finished || !attempts_left {
                 self.slots.remove(c.slot).and_then(|s| s.joiner)
             } else {
@@ -306,40 +240,22 @@ impl Relay {
                     if let Some(g) = self.groups.get_mut(&group) {
                         g.keys.insert(key);
                     }
-                    self.send(
-                        conn,
-                        &Frame::DeviceRegistered(DeviceRegistered { access_key: key }),
-                    );
+                    self.send(conn, &Frame::DeviceRegistered(DeviceRegistered { access_key: key }));
                 } else {
                     self.send_error(conn, ErrorCode::Unavailable, Duration::from_secs(1));
                 }
             }
-            OpCtx::Append {
-                group,
-                push_id,
-                size,
-            } => self.appended(group, push_id, size, result),
+            OpCtx::Append { group, push_id, size } => self.appended(group, push_id, size, result),
             OpCtx::Read { conn, head } => match result {
-                RelayStoreResult::Blobs { blobs, more } => self.send(
-                    conn,
-                    &Frame::Blobs(Blobs {
-                        blobs,
-                        has_more: more,
-                        max_cursor: head,
-                    }),
-                ),
+                RelayStoreResult::Blobs { blobs, more } => {
+                    self.send(conn, &Frame::Blobs(Blobs { blobs, has_more: more, max_cursor: head }))
+                }
                 _ => self.send_error(conn, ErrorCode::Unavailable, Duration::from_secs(1)),
             },
             OpCtx::SaveAck => {}
             OpCtx::Prune { group } => {
-                if let (
-                    RelayStoreResult::Pruned {
-                        earliest,
-                        bytes,
-                        blobs,
-                    },
-                    Some(g),
-                ) = (result, self.groups.get_mut(&group))
+                if let (RelayStoreResult::Pruned { earliest, bytes, blobs }, Some(g)) =
+                    (result, self.groups.get_mut(&group))
                 {
                     g.earliest = g.earliest.max(earliest);
                     g.stored_bytes = bytes;
@@ -349,19 +265,9 @@ impl Relay {
         }
     }
 
-    fn appended(
-        &mut self,
-        group: [u8; 32],
-        push_id: [u8; 16],
-        size: usize,
-        result: RelayStoreResult,
-    ) {
+    fn appended(&mut self, group: [u8; 32], push_id: [u8; 16], size: usize, result: RelayStoreResult) {
         let stored_at = match &result {
-            RelayStoreResult::Done => self
-                .groups
-                .get(&group)
-                .and_then(|g| g.pending.get(&push_id))
-                .map(|p| p.cursor),
+            RelayStoreResult::Done => self.groups.get(&group).and_then(|g| g.pending.get(&push_id)).map(|p| p.cursor),
             RelayStoreResult::Duplicate { cursor } => Some(*cursor),
             _ => None,
         };
@@ -372,19 +278,11 @@ impl Relay {
             return;
         };
         let head = g.head;
-        let online: Vec<ConnId> = g
-            .online
-            .iter()
-            .copied()
-            .filter(|c| !push.waiters.contains(c))
-            .collect();
+        let online: Vec<ConnId> = g.online.iter().copied().filter(|c| !push.waiters.contains(c)).collect();
         match (stored_at, result) {
             (Some(cursor), _) => {
                 if cursor == push.cursor {
-                    self.event(RelayEvent::Stored {
-                        cursor,
-                        bytes: size,
-                    });
+                    self.event(RelayEvent::Stored { cursor, bytes: size });
                 }
                 for w in &push.waiters {
                     self.send(*w, &Frame::PushAck(PushAck { push_id, cursor }));

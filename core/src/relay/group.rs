@@ -87,25 +87,14 @@ impl Group {
         self.next_cursor += 1;
         self.reserved_bytes += size;
         self.reserved_blobs += 1;
-        self.pending.insert(
-            push_id,
-            PendingPush {
-                cursor,
-                size,
-                waiters: vec![conn],
-            },
-        );
+        self.pending.insert(push_id, PendingPush { cursor, size, waiters: vec![conn] });
         cursor
     }
 
     /// Settles a pending push: `stored_at` is `Some(cursor)` when the store holds it (at our
     /// cursor or, for a duplicate, the original one), `None` when the append failed. Returns
     /// the push and whether the durable head moved.
-    pub fn settle(
-        &mut self,
-        push_id: &[u8; 16],
-        stored_at: Option<u64>,
-    ) -> Option<(PendingPush, bool)> {
+    pub fn settle(&mut self, push_id: &[u8; 16], stored_at: Option<u64>) -> Option<(PendingPush, bool)> {
         let push = self.pending.remove(push_id)?;
         self.reserved_bytes -= push.size;
         self.reserved_blobs -= 1;
@@ -137,11 +126,7 @@ impl Group {
 
     /// The lowest cursor every registered key has acknowledged.
     pub fn min_acked(&self) -> u64 {
-        self.keys
-            .iter()
-            .map(|k| self.acked.get(k).copied().unwrap_or(0))
-            .min()
-            .unwrap_or(0)
+        self.keys.iter().map(|k| self.acked.get(k).copied().unwrap_or(0)).min().unwrap_or(0)
     }
 }
 
@@ -156,10 +141,7 @@ mod tests {
         let b = g.assign([2; 16], 10, ConnId(1));
         let c = g.assign([3; 16], 10, ConnId(1));
         assert_eq!((a, b, c), (1, 2, 3));
-        assert_eq!(
-            g.settle(&[2; 16], Some(2)).map(|(_, moved)| moved),
-            Some(false)
-        );
+        assert_eq!(g.settle(&[2; 16], Some(2)).map(|(_, moved)| moved), Some(false));
         assert_eq!(g.head, 0, "cursor 1 is not durable yet");
         assert_eq!(g.settle(&[1; 16], None).map(|(_, moved)| moved), Some(true));
         assert_eq!(g.head, 2, "a failed append is a hole, not a block");
@@ -168,11 +150,7 @@ mod tests {
         assert_eq!((g.stored_blobs, g.stored_bytes), (2, 20));
         assert_eq!(g.stored_cursor(&[2; 16]), Some(2));
         assert_eq!(g.stored_cursor(&[1; 16]), None);
-        assert_eq!(
-            g.assign([4; 16], 1, ConnId(1)),
-            4,
-            "cursors are never reused"
-        );
+        assert_eq!(g.assign([4; 16], 1, ConnId(1)), 4, "cursors are never reused");
     }
 
     #[test]

@@ -2,10 +2,7 @@
 
 use subtle::ConstantTimeEq;
 
-use super::{
-    Conn, OpCtx, RejectReason, Relay, RelayEvent, RelayOutput, RelayStoreOp, Role, Session,
-    TokenBucket,
-};
+use super::{Conn, OpCtx, RejectReason, Relay, RelayEvent, RelayOutput, RelayStoreOp, Role, Session, TokenBucket};
 use crate::io::ConnId;
 use crate::noise::{Channel, IkResponder, Intent, ik_prologue};
 use crate::time::Duration;
@@ -38,40 +35,26 @@ impl Relay {
         };
         let leftover = reader.take_buffered();
         let prologue = ik_prologue(peer, &self.config.endpoint_id);
-        let responder = match IkResponder::read_first(
-            &mut self.rng,
-            &self.config.noise_key,
-            &prologue,
-            &record,
-        ) {
+        let responder = match IkResponder::read_first(&mut self.rng, &self.config.noise_key, &prologue, &record) {
             Ok(r) => r,
             Err(_) => return self.reject(conn, RejectReason::Handshake),
         };
         let key = responder.remote_key();
-        if !self
-            .replay
-            .check(&key, responder.auth().timestamp_ms, self.now.unix_ms)
-        {
+        if !self.replay.check(&key, responder.auth().timestamp_ms, self.now.unix_ms) {
             return self.reject(conn, RejectReason::Replay);
         }
         let group = responder.auth().group_id;
         match responder.auth().intent.clone() {
             Intent::Pairing => self.admit(conn, responder, Role::Pairing, leftover),
             Intent::Member => {
-                if self
-                    .groups
-                    .get(&group)
-                    .is_some_and(|g| g.keys.contains(&key.0))
-                {
-                    self.admit(
-                        conn,
-                        responder,
-                        Role::Member { group, key: key.0 },
-                        leftover,
-                    );
+                if self.groups.get(&group).is_some_and(|g| g.keys.contains(&key.0)) {
+                    self.admit(conn, responder, Role::Member { group, key: key.0 }, leftover);
                 } else {
                     self.reject(conn, RejectReason::Unauthorized);
                 }
+            }
+            Intent::CreateGroup { .. } if self.groups.get(&group).is_some_and(|g| g.keys.contains(&key.0)) => {
+                self.admit(conn, responder, Role::Member { group, key: key.0 }, leftover)
             }
             Intent::CreateGroup { admission_token } => {
                 if let Some(required) = &self.config.limits.admission_token {
@@ -81,35 +64,14 @@ impl Relay {
                     }
                 }
                 match self.groups.get(&group) {
-                    Some(g) if g.keys.contains(&key.0) => self.admit(
-                        conn,
-                        responder,
-                        Role::Member { group, key: key.0 },
-                        leftover,
-                    ),
                     Some(_) => self.reject(conn, RejectReason::Unauthorized),
-                    None if self.creating.contains_key(&group) => {
-                        self.reject(conn, RejectReason::Unauthorized)
-                    }
+                    None if self.creating.contains_key(&group) => self.reject(conn, RejectReason::Unauthorized),
                     None => {
                         self.creating.insert(group, conn);
-                        self.conns.insert(
-                            conn,
-                            Conn::Creating {
-                                responder: Box::new(responder),
-                                leftover,
-                            },
-                        );
+                        self.conns.insert(conn, Conn::Creating { responder: Box::new(responder), leftover });
                         self.store(
-                            RelayStoreOp::CreateGroup {
-                                group_id: group,
-                                key: key.0,
-                            },
-                            OpCtx::CreateGroup {
-                                conn,
-                                group,
-                                key: key.0,
-                            },
+                            RelayStoreOp::CreateGroup { group_id: group, key: key.0 },
+                            OpCtx::CreateGroup { conn, group, key: key.0 },
                         );
                     }
                 }
@@ -118,13 +80,7 @@ impl Relay {
     }
 
     /// Completes the handshake for an admitted device.
-    pub(super) fn admit(
-        &mut self,
-        conn: ConnId,
-        responder: IkResponder,
-        role: Role,
-        leftover: Vec<u8>,
-    ) {
+    pub(super) fn admit(&mut self, conn: ConnId, responder: IkResponder, role: Role, leftover: Vec<u8>) {
         let (session, reply) = match responder.accept() {
             Ok(x) => x,
             Err(_) => return self.reject(conn, RejectReason::Handshake),
@@ -134,22 +90,10 @@ impl Relay {
             return self.reject(conn, RejectReason::Handshake);
         }
         let limits = &self.config.limits;
-        let slot_opens = TokenBucket::per(
-            limits.slot_open_burst,
-            limits.slot_open_per_min,
-            Duration::from_secs(60),
-            self.now.mono,
-        );
+        let slot_opens =
+            TokenBucket::per(limits.slot_open_burst, limits.slot_open_per_min, Duration::from_secs(60), self.now.mono);
         let channel = Channel::new(session, &leftover);
-        self.conns.insert(
-            conn,
-            Conn::Open(Box::new(Session {
-                channel,
-                role,
-                greeted: false,
-                slot_opens,
-            })),
-        );
+        self.conns.insert(conn, Conn::Open(Box::new(Session { channel, role, greeted: false, slot_opens })));
         self.out.push_back(RelayOutput::Transmit { conn, bytes });
         self.event(RelayEvent::Authenticated { conn });
         self.drain_frames(conn);
@@ -159,19 +103,13 @@ impl Relay {
     pub(super) fn group_created(&mut self, conn: ConnId, group: [u8; 32], key: [u8; 32], ok: bool) {
         self.creating.remove(&group);
         if ok {
-            self.groups
-                .entry(group)
-                .or_insert_with(|| super::Group::new(key));
+            self.groups.entry(group).or_insert_with(|| super::Group::new(key));
             self.event(RelayEvent::GroupCreated);
         }
         let Some(Conn::Creating { .. }) = self.conns.get(&conn) else {
             return;
         };
-        let Some(Conn::Creating {
-            responder,
-            leftover,
-        }) = self.conns.remove(&conn)
-        else {
+        let Some(Conn::Creating { responder, leftover }) = self.conns.remove(&conn) else {
             return;
         };
         if ok {

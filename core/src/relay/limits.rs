@@ -81,12 +81,7 @@ pub struct TokenBucket {
 impl TokenBucket {
     /// A full bucket of `burst` tokens regaining one every `interval`.
     pub fn new(burst: u32, interval: Duration, now: Instant) -> Self {
-        TokenBucket {
-            tokens: burst,
-            burst,
-            interval,
-            last: now,
-        }
+        TokenBucket { tokens: burst, burst, interval, last: now }
     }
 
     /// A bucket of `burst` tokens regaining `rate` per `period`.
@@ -101,10 +96,7 @@ impl TokenBucket {
         let elapsed = now.saturating_since(self.last).as_micros();
         let refill = elapsed / step;
         if refill > 0 {
-            self.tokens = self
-                .tokens
-                .saturating_add(u32::try_from(refill).unwrap_or(u32::MAX))
-                .min(self.burst);
+            self.tokens = self.tokens.saturating_add(u32::try_from(refill).unwrap_or(u32::MAX)).min(self.burst);
             self.last = Instant(self.last.0 + refill * step);
         }
         if self.tokens == 0 {
@@ -129,10 +121,7 @@ mod tests {
         assert_eq!(b.take(Instant(400_000)), Err(Duration(600_000)));
         assert!(b.take(Instant(1_000_000)).is_ok());
         assert!(b.take(Instant(1_000_000)).is_err());
-        assert!(
-            b.take(Instant(10_000_000)).is_ok(),
-            "refilled, capped at burst"
-        );
+        assert!(b.take(Instant(10_000_000)).is_ok(), "refilled, capped at burst");
         assert!(b.take(Instant(10_000_000)).is_ok());
         assert!(b.take(Instant(10_000_000)).is_ok());
         assert!(b.take(Instant(10_000_000)).is_err());

@@ -64,11 +64,7 @@ pub struct RelayConfig {
 impl RelayConfig {
     /// A configuration with default limits.
     pub fn new(endpoint_id: [u8; 32], noise_key: NoiseKeypair) -> Self {
-        RelayConfig {
-            endpoint_id,
-            noise_key,
-            limits: RelayLimits::default(),
-        }
+        RelayConfig { endpoint_id, noise_key, limits: RelayLimits::default() }
     }
 }
 
@@ -184,15 +180,8 @@ pub enum RelayEvent {
 }
 
 enum Conn {
-    Handshaking {
-        reader: RecordReader,
-        peer: [u8; 32],
-        deadline: Instant,
-    },
-    Creating {
-        responder: Box<IkResponder>,
-        leftover: Vec<u8>,
-    },
+    Handshaking { reader: RecordReader, peer: [u8; 32], deadline: Instant },
+    Creating { responder: Box<IkResponder>, leftover: Vec<u8> },
     Open(Box<Session>),
 }
 
@@ -211,29 +200,12 @@ struct Session {
 }
 
 enum OpCtx {
-    CreateGroup {
-        conn: ConnId,
-        group: [u8; 32],
-        key: [u8; 32],
-    },
-    RegisterKey {
-        conn: ConnId,
-        group: [u8; 32],
-        key: [u8; 32],
-    },
-    Append {
-        group: [u8; 32],
-        push_id: [u8; 16],
-        size: usize,
-    },
-    Read {
-        conn: ConnId,
-        head: u64,
-    },
+    CreateGroup { conn: ConnId, group: [u8; 32], key: [u8; 32] },
+    RegisterKey { conn: ConnId, group: [u8; 32], key: [u8; 32] },
+    Append { group: [u8; 32], push_id: [u8; 16], size: usize },
+    Read { conn: ConnId, head: u64 },
     SaveAck,
-    Prune {
-        group: [u8; 32],
-    },
+    Prune { group: [u8; 32] },
 }
 
 /// The relay.
@@ -266,15 +238,9 @@ impl core::fmt::Debug for Relay {
 impl Relay {
     /// A relay with the groups its store holds. `seed` must be 32 bytes of real entropy.
     pub fn new(config: RelayConfig, seed: [u8; 32], now: Now, groups: Vec<GroupSnapshot>) -> Self {
-        let replay = ReplayGuard::new(
-            config.limits.replay_guard_keys,
-            config.limits.handshake_clock_window_ms,
-        );
+        let replay = ReplayGuard::new(config.limits.replay_guard_keys, config.limits.handshake_clock_window_ms);
         Relay {
-            groups: groups
-                .iter()
-                .map(|s| (s.group_id, Group::from_snapshot(s)))
-                .collect(),
+            groups: groups.iter().map(|s| (s.group_id, Group::from_snapshot(s))).collect(),
             config,
             rng: CoreRng::from_seed(seed),
             now,
@@ -297,14 +263,7 @@ impl Relay {
             RelayInput::Accepted { conn, peer } => {
                 let reader = RecordReader::new(self.config.limits.max_preauth_record);
                 let deadline = now.mono + self.config.limits.handshake_timeout;
-                self.conns.insert(
-                    conn,
-                    Conn::Handshaking {
-                        reader,
-                        peer,
-                        deadline,
-                    },
-                );
+                self.conns.insert(conn, Conn::Handshaking { reader, peer, deadline });
             }
             RelayInput::Received { conn, bytes } => self.on_bytes(conn, &bytes),
             RelayInput::Closed { conn } => self.forget(conn),
@@ -316,9 +275,7 @@ impl Relay {
     /// The next thing to do; [`RelayOutput::Timeout`] when there is nothing until a deadline.
     #[must_use]
     pub fn poll_output(&mut self) -> RelayOutput {
-        self.out
-            .pop_front()
-            .unwrap_or_else(|| RelayOutput::Timeout(self.poll_timeout()))
+        self.out.pop_front().unwrap_or_else(|| RelayOutput::Timeout(self.poll_timeout()))
     }
 
     /// The earliest deadline: a handshake timeout, a slot expiry or the retention tick.
@@ -328,10 +285,7 @@ impl Relay {
             _ => None,
         });
         let retention = self.retention_enabled().then_some(self.next_retention);
-        handshakes
-            .chain(self.slots.next_expiry())
-            .chain(retention)
-            .min()
+        handshakes.chain(self.slots.next_expiry()).chain(retention).min()
     }
 
     /// Number of open connections (any phase).
@@ -388,19 +342,13 @@ impl Relay {
                 if let Some(s) = self.slots.remove(slot)
                     && let Some(joiner) = s.joiner
                 {
-                    self.send(
-                        joiner,
-                        &slot_close(slot, crate::wire::SlotCloseReason::Cancelled),
-                    );
+                    self.send(joiner, &slot_close(slot, crate::wire::SlotCloseReason::Cancelled));
                 }
             } else {
                 self.slots.detach(slot);
                 if let Some(s) = self.slots.get(slot) {
                     let inviter = s.inviter;
-                    self.send(
-                        inviter,
-                        &slot_close(slot, crate::wire::SlotCloseReason::Failed),
-                    );
+                    self.send(inviter, &slot_close(slot, crate::wire::SlotCloseReason::Failed));
                 }
             }
         }
@@ -418,19 +366,10 @@ impl Relay {
     }
 
     fn send_error(&mut self, conn: ConnId, code: ErrorCode, retry_after: Duration) {
-        if matches!(
-            code,
-            ErrorCode::RateLimited | ErrorCode::QuotaExceeded | ErrorCode::TooLarge
-        ) {
+        if matches!(code, ErrorCode::RateLimited | ErrorCode::QuotaExceeded | ErrorCode::TooLarge) {
             self.event(RelayEvent::Limited { code });
         }
-        self.send(
-            conn,
-            &Frame::Error(ErrorFrame {
-                code,
-                retry_after_ms: retry_after.as_millis(),
-            }),
-        );
+        self.send(conn, &Frame::Error(ErrorFrame { code, retry_after_ms: retry_after.as_millis() }));
     }
 
     fn on_timeout(&mut self) {
@@ -462,12 +401,8 @@ impl Relay {
     }
 
     fn run_retention(&mut self) {
-        let ttl_cutoff = self
-            .config
-            .limits
-            .retention_ttl
-            .map(|ttl| self.now.unix_ms.saturating_sub(ttl.as_millis()))
-            .unwrap_or(0);
+        let ttl_cutoff =
+            self.config.limits.retention_ttl.map(|ttl| self.now.unix_ms.saturating_sub(ttl.as_millis())).unwrap_or(0);
         let groups: Vec<[u8; 32]> = self.groups.keys().copied().collect();
         for group in groups {
             self.prune(group, ttl_cutoff);
@@ -478,19 +413,8 @@ impl Relay {
         let Some(g) = self.groups.get(&group) else {
             return;
         };
-        let before = if self.config.limits.retention_all_acked {
-            g.min_acked().min(g.head) + 1
-        } else {
-            0
-        };
-        self.store(
-            RelayStoreOp::Prune {
-                group_id: group,
-                before,
-                stored_before_ms,
-            },
-            OpCtx::Prune { group },
-        );
+        let before = if self.config.limits.retention_all_acked { g.min_acked().min(g.head) + 1 } else { 0 };
+        self.store(RelayStoreOp::Prune { group_id: group, before, stored_before_ms }, OpCtx::Prune { group });
     }
 }
 

@@ -28,44 +28,20 @@ pub(crate) struct Slots {
 }
 
 impl Slots {
-    pub fn register(
-        &mut self,
-        slot: u32,
-        inviter: ConnId,
-        expires: Instant,
-        now: Instant,
-    ) -> Result<(), SlotRefusal> {
+    pub fn register(&mut self, slot: u32, inviter: ConnId, expires: Instant, now: Instant) -> Result<(), SlotRefusal> {
         match self.slots.get(&slot) {
             Some(s) if s.inviter != inviter && s.expires > now => Err(SlotRefusal::Taken),
             _ => {
-                self.slots.insert(
-                    slot,
-                    Slot {
-                        inviter,
-                        joiner: None,
-                        expires,
-                        attempts: 0,
-                    },
-                );
+                self.slots.insert(slot, Slot { inviter, joiner: None, expires, attempts: 0 });
                 Ok(())
             }
         }
     }
 
     /// Attaches a joiner; returns the inviter to tell. Each attach is one attempt.
-    pub fn open(
-        &mut self,
-        slot: u32,
-        joiner: ConnId,
-        now: Instant,
-        max_attempts: u8,
-    ) -> Result<ConnId, SlotRefusal> {
+    pub fn open(&mut self, slot: u32, joiner: ConnId, now: Instant, max_attempts: u8) -> Result<ConnId, SlotRefusal> {
         let s = self.slots.get_mut(&slot).ok_or(SlotRefusal::NotFound)?;
-        if s.expires <= now
-            || s.joiner.is_some()
-            || s.attempts >= max_attempts
-            || s.inviter == joiner
-        {
+        if s.expires <= now || s.joiner.is_some() || s.attempts >= max_attempts || s.inviter == joiner {
             return Err(SlotRefusal::NotFound);
         }
         s.attempts += 1;
@@ -115,11 +91,7 @@ impl Slots {
     }
 
     pub fn expired(&self, now: Instant) -> Vec<u32> {
-        self.slots
-            .iter()
-            .filter(|(_, s)| s.expires <= now)
-            .map(|(n, _)| *n)
-            .collect()
+        self.slots.iter().filter(|(_, s)| s.expires <= now).map(|(n, _)| *n).collect()
     }
 
     pub fn next_expiry(&self) -> Option<Instant> {

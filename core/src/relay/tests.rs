@@ -57,9 +57,7 @@ impl World {
         self.relay.handle_input(self.now, input);
         loop {
             match self.relay.poll_output() {
-                RelayOutput::Transmit { conn, bytes } => {
-                    self.inbox.entry(conn).or_default().extend(bytes)
-                }
+                RelayOutput::Transmit { conn, bytes } => self.inbox.entry(conn).or_default().extend(bytes),
                 RelayOutput::Close { conn } => self.closed.push(conn),
                 RelayOutput::Store { op, request } => self.stores.push((op, request)),
                 RelayOutput::Event(e) => self.events.push(e),
@@ -76,16 +74,11 @@ impl World {
         self.ts += 1;
         let auth = ClientAuth::new(&self.group, self.ts, intent);
         let prologue = crate::noise::ik_prologue(&peer, &[9; 32]);
-        let (init, m1) =
-            IkInitiator::start(&mut self.rng, key, &self.relay_pub, &prologue, &auth).unwrap();
+        let (init, m1) = IkInitiator::start(&mut self.rng, key, &self.relay_pub, &prologue, &auth).unwrap();
         let mut bytes = Vec::new();
         encode_record(&m1, &mut bytes).unwrap();
         self.input(RelayInput::Received { conn, bytes });
-        Dev {
-            conn,
-            channel: None,
-            init: Some(init),
-        }
+        Dev { conn, channel: None, init: Some(init) }
     }
 
     /// Finishes the handshake if the relay answered, then returns all frames received.
@@ -111,71 +104,36 @@ impl World {
 
     fn send(&mut self, dev: &mut Dev, frame: Frame) {
         let mut bytes = Vec::new();
-        dev.channel
-            .as_mut()
-            .unwrap()
-            .send(&frame, &mut bytes)
-            .unwrap();
-        self.input(RelayInput::Received {
-            conn: dev.conn,
-            bytes,
-        });
+        dev.channel.as_mut().unwrap().send(&frame, &mut bytes).unwrap();
+        self.input(RelayInput::Received { conn: dev.conn, bytes });
     }
 
     /// A greeted member connection (creates the group on first use).
     fn member(&mut self, key: &NoiseKeypair, create: bool) -> Dev {
-        let intent = if create {
-            Intent::CreateGroup {
-                admission_token: None,
-            }
-        } else {
-            Intent::Member
-        };
+        let intent = if create { Intent::CreateGroup { admission_token: None } } else { Intent::Member };
         let mut dev = self.connect(key, intent);
         if create {
             self.complete_all(RelayStoreResult::Done);
         }
         assert!(self.frames(&mut dev).is_empty());
-        self.send(
-            &mut dev,
-            Frame::Hello(Hello {
-                min_version: 1,
-                max_version: 1,
-                acked_cursor: 0,
-            }),
-        );
+        self.send(&mut dev, Frame::Hello(Hello { min_version: 1, max_version: 1, acked_cursor: 0 }));
         assert!(matches!(self.frames(&mut dev)[..], [Frame::Welcome(_)]));
         dev
     }
 
     fn complete_all(&mut self, result: RelayStoreResult) {
         for (op, _) in std::mem::take(&mut self.stores) {
-            self.input(RelayInput::StoreDone {
-                op,
-                result: result.clone(),
-            });
+            self.input(RelayInput::StoreDone { op, result: result.clone() });
         }
     }
 
     fn push(&mut self, dev: &mut Dev, id: u8, size: usize) {
-        self.send(
-            dev,
-            Frame::Push(Push {
-                push_id: [id; 16],
-                envelope: Bytes(vec![id; size]),
-            }),
-        );
+        self.send(dev, Frame::Push(Push { push_id: [id; 16], envelope: Bytes(vec![id; size]) }));
     }
 }
 
 fn error_code(frames: &[Frame]) -> Option<ErrorCode> {
-    frames.iter().find_map(|f| {
-        if let Frame::Error(e) = f {
-            Some(e.code)
-        } else {
-            None
-        }
-    })
+    frames.iter().find_map(|f| if let Frame::Error(e) = f { Some(e.code) } else { None })
 }
 
 #[test]
@@ -183,39 +141,20 @@ fn push_is_acknowledged_only_after_the_store_and_notifies_others() {
     let mut w = World::new(RelayLimits::default());
     let k1 = NoiseKeypair::generate(&mut w.rng);
     let mut a = w.member(&k1, true);
-    w.send(
-        &mut a,
-        Frame::RegisterDevice(RegisterDevice {
-            access_key: [7; 32],
-        }),
-    );
+    w.send(&mut a, Frame::RegisterDevice(RegisterDevice { access_key: [7; 32] }));
     w.complete_all(RelayStoreResult::Done);
     assert!(matches!(w.frames(&mut a)[..], [Frame::DeviceRegistered(_)]));
     let k2 = NoiseKeypair::from_secret(crate::keys::NoiseSecret::random(&mut w.rng));
-    w.send(
-        &mut a,
-        Frame::RegisterDevice(RegisterDevice {
-            access_key: k2.public().0,
-        }),
-    );
+    w.send(&mut a, Frame::RegisterDevice(RegisterDevice { access_key: k2.public().0 }));
     w.complete_all(RelayStoreResult::Done);
     w.frames(&mut a);
     let mut b = w.member(&k2, false);
 
     w.push(&mut a, 1, 400);
-    assert!(
-        w.frames(&mut a).is_empty(),
-        "no ack before the store is durable"
-    );
+    assert!(w.frames(&mut a).is_empty(), "no ack before the store is durable");
     assert!(matches!(&w.stores[..], [(_, RelayStoreOp::Append { blob, .. })] if blob.cursor == 1));
     w.complete_all(RelayStoreResult::Done);
-    assert_eq!(
-        w.frames(&mut a),
-        vec![Frame::PushAck(PushAck {
-            push_id: [1; 16],
-            cursor: 1
-        })]
-    );
+    assert_eq!(w.frames(&mut a), vec![Frame::PushAck(PushAck { push_id: [1; 16], cursor: 1 })]);
     assert_eq!(w.frames(&mut b), vec![Frame::Notify(Notify { cursor: 1 })]);
 }
 
@@ -226,45 +165,17 @@ fn retries_are_idempotent_by_push_id() {
     let mut a = w.member(&k, true);
     w.push(&mut a, 5, 300);
     w.push(&mut a, 5, 300);
-    assert_eq!(
-        w.stores.len(),
-        1,
-        "a retry while pending waits for the same append"
-    );
+    assert_eq!(w.stores.len(), 1, "a retry while pending waits for the same append");
     w.complete_all(RelayStoreResult::Done);
     let acks = w.frames(&mut a);
-    assert_eq!(
-        acks,
-        vec![
-            Frame::PushAck(PushAck {
-                push_id: [5; 16],
-                cursor: 1
-            });
-            2
-        ]
-    );
+    assert_eq!(acks, vec![Frame::PushAck(PushAck { push_id: [5; 16], cursor: 1 }); 2]);
     w.push(&mut a, 5, 300);
-    assert!(
-        w.stores.is_empty(),
-        "a retry after durability is answered from memory"
-    );
-    assert_eq!(
-        w.frames(&mut a),
-        vec![Frame::PushAck(PushAck {
-            push_id: [5; 16],
-            cursor: 1
-        })]
-    );
+    assert!(w.stores.is_empty(), "a retry after durability is answered from memory");
+    assert_eq!(w.frames(&mut a), vec![Frame::PushAck(PushAck { push_id: [5; 16], cursor: 1 })]);
     // A retry the relay forgot is caught by the store; the new cursor becomes a hole.
     w.push(&mut a, 6, 300);
     w.complete_all(RelayStoreResult::Duplicate { cursor: 1 });
-    assert_eq!(
-        w.frames(&mut a),
-        vec![Frame::PushAck(PushAck {
-            push_id: [6; 16],
-            cursor: 1
-        })]
-    );
+    assert_eq!(w.frames(&mut a), vec![Frame::PushAck(PushAck { push_id: [6; 16], cursor: 1 })]);
     assert_eq!(w.relay.group_head(w.group.expose()), Some(2));
 }
 
@@ -276,24 +187,12 @@ fn the_head_only_covers_a_durable_prefix() {
     w.push(&mut a, 1, 300);
     w.push(&mut a, 2, 300);
     let ops = std::mem::take(&mut w.stores);
-    w.input(RelayInput::StoreDone {
-        op: ops[1].0,
-        result: RelayStoreResult::Done,
-    });
+    w.input(RelayInput::StoreDone { op: ops[1].0, result: RelayStoreResult::Done });
     assert_eq!(w.relay.group_head(w.group.expose()), Some(0));
-    w.send(
-        &mut a,
-        Frame::Pull(Pull {
-            after: 0,
-            limit: 10,
-        }),
-    );
+    w.send(&mut a, Frame::Pull(Pull { after: 0, limit: 10 }));
     assert!(w.stores.is_empty(), "nothing readable yet");
     w.frames(&mut a);
-    w.input(RelayInput::StoreDone {
-        op: ops[0].0,
-        result: RelayStoreResult::Failed(StoreError::Full),
-    });
+    w.input(RelayInput::StoreDone { op: ops[0].0, result: RelayStoreResult::Failed(StoreError::Full) });
     assert_eq!(w.relay.group_head(w.group.expose()), Some(2));
     let f = w.frames(&mut a);
     assert_eq!(error_code(&f), Some(ErrorCode::Unavailable));
@@ -301,10 +200,7 @@ fn the_head_only_covers_a_durable_prefix() {
 
 #[test]
 fn envelope_size_limit() {
-    let limits = RelayLimits {
-        max_envelope: 1000,
-        ..RelayLimits::default()
-    };
+    let limits = RelayLimits { max_envelope: 1000, ..RelayLimits::default() };
     let mut w = World::new(limits);
     let k = NoiseKeypair::generate(&mut w.rng);
     let mut a = w.member(&k, true);
@@ -318,11 +214,7 @@ fn envelope_size_limit() {
 
 #[test]
 fn group_quota_in_blobs_and_bytes() {
-    let limits = RelayLimits {
-        group_quota_blobs: 2,
-        group_quota_bytes: 10_000,
-        ..RelayLimits::default()
-    };
+    let limits = RelayLimits { group_quota_blobs: 2, group_quota_bytes: 10_000, ..RelayLimits::default() };
     let mut w = World::new(limits);
     let k = NoiseKeypair::generate(&mut w.rng);
     let mut a = w.member(&k, true);
@@ -330,15 +222,9 @@ fn group_quota_in_blobs_and_bytes() {
     w.push(&mut a, 2, 100);
     w.push(&mut a, 3, 100);
     assert_eq!(w.stores.len(), 2);
-    assert_eq!(
-        error_code(&w.frames(&mut a)),
-        Some(ErrorCode::QuotaExceeded)
-    );
+    assert_eq!(error_code(&w.frames(&mut a)), Some(ErrorCode::QuotaExceeded));
 
-    let limits = RelayLimits {
-        group_quota_bytes: 1000,
-        ..RelayLimits::default()
-    };
+    let limits = RelayLimits { group_quota_bytes: 1000, ..RelayLimits::default() };
     let mut w = World::new(limits);
     let k = NoiseKeypair::generate(&mut w.rng);
     let mut a = w.member(&k, true);
@@ -347,19 +233,12 @@ fn group_quota_in_blobs_and_bytes() {
     assert_eq!(w.stores.len(), 2, "exactly at the byte quota");
     w.push(&mut a, 3, 1);
     assert_eq!(w.stores.len(), 2);
-    assert_eq!(
-        error_code(&w.frames(&mut a)),
-        Some(ErrorCode::QuotaExceeded)
-    );
+    assert_eq!(error_code(&w.frames(&mut a)), Some(ErrorCode::QuotaExceeded));
 }
 
 #[test]
 fn push_rate_limit_per_key() {
-    let limits = RelayLimits {
-        push_burst: 3,
-        push_per_sec: 1,
-        ..RelayLimits::default()
-    };
+    let limits = RelayLimits { push_burst: 3, push_per_sec: 1, ..RelayLimits::default() };
     let mut w = World::new(limits);
     let k = NoiseKeypair::generate(&mut w.rng);
     let mut a = w.member(&k, true);
@@ -370,13 +249,7 @@ fn push_rate_limit_per_key() {
     w.push(&mut a, 4, 300);
     assert_eq!(w.stores.len(), 3);
     let f = w.frames(&mut a);
-    assert!(matches!(
-        f.last(),
-        Some(Frame::Error(ErrorFrame {
-            code: ErrorCode::RateLimited,
-            retry_after_ms: 1000
-        }))
-    ));
+    assert!(matches!(f.last(), Some(Frame::Error(ErrorFrame { code: ErrorCode::RateLimited, retry_after_ms: 1000 }))));
     w.now.mono = w.now.mono + Duration::from_secs(1);
     w.push(&mut a, 4, 300);
     assert_eq!(w.stores.len(), 4, "refilled after the interval");
@@ -384,10 +257,7 @@ fn push_rate_limit_per_key() {
 
 #[test]
 fn pull_pages_and_truncation() {
-    let limits = RelayLimits {
-        max_page_blobs: 2,
-        ..RelayLimits::default()
-    };
+    let limits = RelayLimits { max_page_blobs: 2, ..RelayLimits::default() };
     let mut w = World::new(limits);
     let k = NoiseKeypair::generate(&mut w.rng);
     let mut a = w.member(&k, true);
@@ -396,133 +266,47 @@ fn pull_pages_and_truncation() {
     }
     w.complete_all(RelayStoreResult::Done);
     w.frames(&mut a);
-    w.send(
-        &mut a,
-        Frame::Pull(Pull {
-            after: 0,
-            limit: 100,
-        }),
-    );
-    assert!(matches!(
-        &w.stores[..],
-        [(
-            _,
-            RelayStoreOp::Read {
-                after: 0,
-                up_to: 3,
-                limit: 2,
-                ..
-            }
-        )]
-    ));
-    w.complete_all(RelayStoreResult::Blobs {
-        blobs: Vec::new(),
-        more: true,
-    });
-    assert!(matches!(
-        &w.frames(&mut a)[..],
-        [Frame::Blobs(Blobs {
-            has_more: true,
-            max_cursor: 3,
-            ..
-        })]
-    ));
-    w.send(
-        &mut a,
-        Frame::Pull(Pull {
-            after: 3,
-            limit: 100,
-        }),
-    );
-    assert!(
-        w.stores.is_empty(),
-        "nothing after the head: answered without a read"
-    );
-    assert!(matches!(
-        &w.frames(&mut a)[..],
-        [Frame::Blobs(Blobs {
-            has_more: false,
-            max_cursor: 3,
-            ..
-        })]
-    ));
+    w.send(&mut a, Frame::Pull(Pull { after: 0, limit: 100 }));
+    assert!(matches!(&w.stores[..], [(_, RelayStoreOp::Read { after: 0, up_to: 3, limit: 2, .. })]));
+    w.complete_all(RelayStoreResult::Blobs { blobs: Vec::new(), more: true });
+    assert!(matches!(&w.frames(&mut a)[..], [Frame::Blobs(Blobs { has_more: true, max_cursor: 3, .. })]));
+    w.send(&mut a, Frame::Pull(Pull { after: 3, limit: 100 }));
+    assert!(w.stores.is_empty(), "nothing after the head: answered without a read");
+    assert!(matches!(&w.frames(&mut a)[..], [Frame::Blobs(Blobs { has_more: false, max_cursor: 3, .. })]));
     // Retention removed cursors 1 and 2.
     w.now.mono = w.now.mono + Duration::from_secs(61);
     w.input(RelayInput::Timeout);
-    let prune = w
-        .stores
-        .iter()
-        .find(|(_, r)| matches!(r, RelayStoreOp::Prune { .. }))
-        .unwrap()
-        .0;
+    let prune = w.stores.iter().find(|(_, r)| matches!(r, RelayStoreOp::Prune { .. })).unwrap().0;
     w.stores.clear();
     w.input(RelayInput::StoreDone {
         op: prune,
-        result: RelayStoreResult::Pruned {
-            earliest: 3,
-            bytes: 300,
-            blobs: 1,
-        },
+        result: RelayStoreResult::Pruned { earliest: 3, bytes: 300, blobs: 1 },
     });
-    w.send(
-        &mut a,
-        Frame::Pull(Pull {
-            after: 1,
-            limit: 100,
-        }),
-    );
-    assert_eq!(
-        w.frames(&mut a),
-        vec![Frame::Truncated(Truncated { earliest: 3 })]
-    );
-    w.send(
-        &mut a,
-        Frame::Pull(Pull {
-            after: 2,
-            limit: 100,
-        }),
-    );
+    w.send(&mut a, Frame::Pull(Pull { after: 1, limit: 100 }));
+    assert_eq!(w.frames(&mut a), vec![Frame::Truncated(Truncated { earliest: 3 })]);
+    w.send(&mut a, Frame::Pull(Pull { after: 2, limit: 100 }));
     assert_eq!(w.stores.len(), 1, "after = earliest − 1 is still complete");
 }
 
 #[test]
 fn unauthorized_replayed_and_slow_handshakes_are_closed() {
-    let mut w = World::new(RelayLimits {
-        admission_token: Some(b"secret".to_vec()),
-        ..RelayLimits::default()
-    });
+    let mut w = World::new(RelayLimits { admission_token: Some(b"secret".to_vec()), ..RelayLimits::default() });
     let k = NoiseKeypair::generate(&mut w.rng);
     let d = w.connect(&k, Intent::Member);
     assert_eq!(w.closed, vec![d.conn], "unknown group");
-    let d = w.connect(
-        &k,
-        Intent::CreateGroup {
-            admission_token: Some(Bytes(b"wrong".to_vec())),
-        },
-    );
+    let d = w.connect(&k, Intent::CreateGroup { admission_token: Some(Bytes(b"wrong".to_vec())) });
     assert_eq!(w.closed.last(), Some(&d.conn), "bad admission token");
-    let d = w.connect(
-        &k,
-        Intent::CreateGroup {
-            admission_token: Some(Bytes(b"secret".to_vec())),
-        },
-    );
+    let d = w.connect(&k, Intent::CreateGroup { admission_token: Some(Bytes(b"secret".to_vec())) });
     assert!(!w.closed.contains(&d.conn));
     w.complete_all(RelayStoreResult::Done);
     // Replay: same timestamp again.
     w.ts -= 1;
     let d = w.connect(&k, Intent::Member);
     assert_eq!(w.closed.last(), Some(&d.conn));
-    assert!(w.events.contains(&RelayEvent::Rejected {
-        conn: d.conn,
-        reason: RejectReason::Replay
-    }));
+    assert!(w.events.contains(&RelayEvent::Rejected { conn: d.conn, reason: RejectReason::Replay }));
     // Handshake never sent: closed at the deadline, not before.
     let conn = ConnId(99);
-    w.input(RelayInput::Accepted {
-        conn,
-        peer: [1; 32],
-    });
+    w.input(RelayInput::Accepted { conn, peer: [1; 32] });
     w.now.mono = w.now.mono + Duration::from_secs(10) - Duration(1);
     w.input(RelayInput::Timeout);
     assert!(!w.closed.contains(&conn));
@@ -533,138 +317,62 @@ fn unauthorized_replayed_and_slow_handshakes_are_closed() {
 
 #[test]
 fn preauth_record_cap() {
-    let mut w = World::new(RelayLimits {
-        max_preauth_record: 200,
-        ..RelayLimits::default()
-    });
+    let mut w = World::new(RelayLimits { max_preauth_record: 200, ..RelayLimits::default() });
     for (len, closed) in [(199u16, true), (200, true), (201, true)] {
         // Garbage of the given declared length: refused as soon as it is complete, or at once
         // when the declared length is over the cap.
         let conn = ConnId(u64::from(len));
-        w.input(RelayInput::Accepted {
-            conn,
-            peer: [0; 32],
-        });
-        w.input(RelayInput::Received {
-            conn,
-            bytes: len.to_be_bytes().to_vec(),
-        });
+        w.input(RelayInput::Accepted { conn, peer: [0; 32] });
+        w.input(RelayInput::Received { conn, bytes: len.to_be_bytes().to_vec() });
         let early = w.closed.contains(&conn);
         assert_eq!(early, len > 200, "len {len}");
-        w.input(RelayInput::Received {
-            conn,
-            bytes: vec![0; usize::from(len)],
-        });
+        w.input(RelayInput::Received { conn, bytes: vec![0; usize::from(len)] });
         assert_eq!(w.closed.contains(&conn), closed);
     }
 }
 
 #[test]
 fn pairing_slots_forward_and_limit_attempts() {
-    let mut w = World::new(RelayLimits {
-        max_slot_attempts: 3,
-        slot_open_burst: 10,
-        ..RelayLimits::default()
-    });
+    let mut w = World::new(RelayLimits { max_slot_attempts: 3, slot_open_burst: 10, ..RelayLimits::default() });
     let k = NoiseKeypair::generate(&mut w.rng);
     let mut inviter = w.member(&k, true);
-    w.send(
-        &mut inviter,
-        Frame::SlotRegister(SlotRegister {
-            slot: 42,
-            expires_at_ms: T0 + 60_000,
-        }),
-    );
-    assert_eq!(
-        w.frames(&mut inviter),
-        vec![Frame::SlotRegistered(SlotRegistered { slot: 42 })]
-    );
+    w.send(&mut inviter, Frame::SlotRegister(SlotRegister { slot: 42, expires_at_ms: T0 + 60_000 }));
+    assert_eq!(w.frames(&mut inviter), vec![Frame::SlotRegistered(SlotRegistered { slot: 42 })]);
     let pk = NoiseKeypair::generate(&mut w.rng);
     let mut joiner = w.connect(&pk, Intent::Pairing);
     w.frames(&mut joiner);
-    w.send(
-        &mut joiner,
-        Frame::Hello(Hello {
-            min_version: 1,
-            max_version: 1,
-            acked_cursor: 0,
-        }),
-    );
+    w.send(&mut joiner, Frame::Hello(Hello { min_version: 1, max_version: 1, acked_cursor: 0 }));
     w.frames(&mut joiner);
     for attempt in 1..=4 {
         w.send(&mut joiner, Frame::SlotOpen(SlotOpen { slot: 42 }));
         if attempt == 4 {
-            assert_eq!(
-                error_code(&w.frames(&mut joiner)),
-                Some(ErrorCode::NotFound),
-                "attempt {attempt}"
-            );
+            assert_eq!(error_code(&w.frames(&mut joiner)), Some(ErrorCode::NotFound), "attempt {attempt}");
             break;
         }
-        assert_eq!(
-            w.frames(&mut inviter),
-            vec![Frame::SlotOpen(SlotOpen { slot: 42 })]
-        );
-        let msg = Frame::SlotMessage(SlotMessage {
-            slot: 42,
-            data: Bytes(vec![attempt]),
-        });
+        assert_eq!(w.frames(&mut inviter), vec![Frame::SlotOpen(SlotOpen { slot: 42 })]);
+        let msg = Frame::SlotMessage(SlotMessage { slot: 42, data: Bytes(vec![attempt]) });
         w.send(&mut joiner, msg.clone());
         assert_eq!(w.frames(&mut inviter), vec![msg]);
-        let close = Frame::SlotClose(SlotClose {
-            slot: 42,
-            reason: SlotCloseReason::Failed,
-        });
+        let close = Frame::SlotClose(SlotClose { slot: 42, reason: SlotCloseReason::Failed });
         w.send(&mut inviter, close.clone());
         assert_eq!(w.frames(&mut joiner), vec![close]);
     }
     // Strangers cannot talk on a slot they are not part of.
-    w.send(
-        &mut joiner,
-        Frame::SlotMessage(SlotMessage {
-            slot: 42,
-            data: Bytes(vec![0]),
-        }),
-    );
-    assert_eq!(
-        error_code(&w.frames(&mut joiner)),
-        Some(ErrorCode::NotFound)
-    );
+    w.send(&mut joiner, Frame::SlotMessage(SlotMessage { slot: 42, data: Bytes(vec![0]) }));
+    assert_eq!(error_code(&w.frames(&mut joiner)), Some(ErrorCode::NotFound));
 }
 
 #[test]
 fn slot_lookups_are_rate_limited_per_connection() {
-    let mut w = World::new(RelayLimits {
-        slot_open_burst: 2,
-        slot_open_per_min: 1,
-        ..RelayLimits::default()
-    });
+    let mut w = World::new(RelayLimits { slot_open_burst: 2, slot_open_per_min: 1, ..RelayLimits::default() });
     let pk = NoiseKeypair::generate(&mut w.rng);
     let mut joiner = w.connect(&pk, Intent::Pairing);
     w.frames(&mut joiner);
-    w.send(
-        &mut joiner,
-        Frame::Hello(Hello {
-            min_version: 1,
-            max_version: 1,
-            acked_cursor: 0,
-        }),
-    );
+    w.send(&mut joiner, Frame::Hello(Hello { min_version: 1, max_version: 1, acked_cursor: 0 }));
     w.frames(&mut joiner);
-    for (i, expect) in [
-        ErrorCode::NotFound,
-        ErrorCode::NotFound,
-        ErrorCode::RateLimited,
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    for (i, expect) in [ErrorCode::NotFound, ErrorCode::NotFound, ErrorCode::RateLimited].into_iter().enumerate() {
         w.send(&mut joiner, Frame::SlotOpen(SlotOpen { slot: i as u32 }));
-        assert_eq!(
-            error_code(&w.frames(&mut joiner)),
-            Some(expect),
-            "lookup {i}"
-        );
+        assert_eq!(error_code(&w.frames(&mut joiner)), Some(expect), "lookup {i}");
     }
 }
 
@@ -674,38 +382,18 @@ fn frames_before_hello_or_outside_the_role_are_refused() {
     let pk = NoiseKeypair::generate(&mut w.rng);
     let mut joiner = w.connect(&pk, Intent::Pairing);
     w.frames(&mut joiner);
-    w.send(
-        &mut joiner,
-        Frame::Hello(Hello {
-            min_version: 1,
-            max_version: 1,
-            acked_cursor: 0,
-        }),
-    );
+    w.send(&mut joiner, Frame::Hello(Hello { min_version: 1, max_version: 1, acked_cursor: 0 }));
     w.frames(&mut joiner);
     w.push(&mut joiner, 1, 300);
     assert!(w.stores.is_empty());
-    assert_eq!(
-        error_code(&w.frames(&mut joiner)),
-        Some(ErrorCode::BadRequest)
-    );
+    assert_eq!(error_code(&w.frames(&mut joiner)), Some(ErrorCode::BadRequest));
     let mut early = w.connect(&pk, Intent::Pairing);
     w.frames(&mut early);
     w.send(&mut early, Frame::Ping(Ping { nonce: 1 }));
     assert!(w.closed.contains(&early.conn));
     let mut old = w.connect(&pk, Intent::Pairing);
     w.frames(&mut old);
-    w.send(
-        &mut old,
-        Frame::Hello(Hello {
-            min_version: 2,
-            max_version: 3,
-            acked_cursor: 0,
-        }),
-    );
-    assert_eq!(
-        error_code(&w.frames(&mut old)),
-        Some(ErrorCode::UnsupportedVersion)
-    );
+    w.send(&mut old, Frame::Hello(Hello { min_version: 2, max_version: 3, acked_cursor: 0 }));
+    assert_eq!(error_code(&w.frames(&mut old)), Some(ErrorCode::UnsupportedVersion));
     assert!(w.closed.contains(&old.conn));
 }

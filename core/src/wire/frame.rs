@@ -160,9 +160,7 @@ fn write_body<T: Serialize>(body: &T, out: &mut Vec<u8>) -> Result<(), CodecErro
 
 /// Decodes a postcard value that must occupy all of `bytes` in its canonical encoding
 /// (postcard itself accepts overlong varints; re-measuring the value rejects them).
-pub(crate) fn decode_canonical<T: Serialize + DeserializeOwned>(
-    bytes: &[u8],
-) -> Result<T, CodecError> {
+pub(crate) fn decode_canonical<T: Serialize + DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     let (value, rest) = postcard::take_from_bytes::<T>(bytes).map_err(|e| match e {
         postcard::Error::DeserializeUnexpectedEnd => CodecError::Truncated,
         _ => CodecError::Malformed,

@@ -38,11 +38,7 @@ pub struct RecordReader {
 impl RecordReader {
     /// A reader that rejects records longer than `cap` bytes (at most 65,535).
     pub fn new(cap: usize) -> Self {
-        RecordReader {
-            input: InBuf::default(),
-            cap,
-            failed: None,
-        }
+        RecordReader { input: InBuf::default(), cap, failed: None }
     }
 
     /// Lowers or raises the cap (e.g. once a handshake is over).

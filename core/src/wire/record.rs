@@ -42,10 +42,7 @@ mod tests {
         let mut out = Vec::new();
         encode_record(b"abc", &mut out).unwrap();
         assert_eq!(out, [0, 3, b'a', b'b', b'c']);
-        assert_eq!(
-            decode_record(&out, MAX_RECORD_LEN).unwrap(),
-            Some((&b"abc"[..], 5))
-        );
+        assert_eq!(decode_record(&out, MAX_RECORD_LEN).unwrap(), Some((&b"abc"[..], 5)));
         for cut in 0..out.len() {
             assert_eq!(decode_record(&out[..cut], MAX_RECORD_LEN).unwrap(), None);
         }
@@ -53,15 +50,9 @@ mod tests {
 
     #[test]
     fn caps_are_checked_on_the_prefix_alone() {
-        assert_eq!(
-            decode_record(&[0x01, 0x00], 255),
-            Err(CodecError::TooLarge(256))
-        );
+        assert_eq!(decode_record(&[0x01, 0x00], 255), Err(CodecError::TooLarge(256)));
         assert_eq!(decode_record(&[0x00, 0xFF], 255), Ok(None));
         let big = vec![0u8; MAX_RECORD_LEN + 1];
-        assert_eq!(
-            encode_record(&big, &mut Vec::new()),
-            Err(CodecError::TooLarge(65_536))
-        );
+        assert_eq!(encode_record(&big, &mut Vec::new()), Err(CodecError::TooLarge(65_536)));
     }
 }

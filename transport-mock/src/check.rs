@@ -1,0 +1,173 @@
+//! The invariants, checked as the simulation runs (design §8): nothing acknowledged is lost,
+//! each blob is applied once per device in per-sender order and unaltered, cursors are never
+//! reused, the relay accepts no duplicate, no (key, nonce) pair repeats, buffers stay bounded;
+//! and after the heal phase every device has converged.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use zerok_core::client::{ClientEvent, ClientStoreOp, SyncStatus};
+use zerok_core::keys::DeviceId;
+use zerok_core::relay::{RelayStoreOp, RelayStoreResult};
+
+use crate::world::{Observer, World};
+
+/// A broken invariant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation(pub String);
+
+/// Ground truth and running checks.
+#[derive(Default)]
+pub struct Checker {
+    /// Payload hash and sending device of every push the app made.
+    pub pushes: BTreeMap<[u8; 16], ([u8; 32], usize)>,
+    /// Envelope hash of every push durably in a device outbox.
+    outboxed: BTreeMap<[u8; 16], [u8; 32]>,
+    nonces: BTreeSet<[u8; 24]>,
+    /// Cursor of every acknowledged push.
+    pub acked: BTreeMap<[u8; 16], u64>,
+    relay_cursors: BTreeMap<u64, [u8; 16]>,
+    last_applied: BTreeMap<(usize, DeviceId), u64>,
+    delivered: BTreeMap<usize, BTreeSet<[u8; 16]>>,
+    /// Invite short codes seen, for the workload.
+    pub invites: Vec<(usize, String)>,
+    /// Adversarial detections reported by devices.
+    pub detections: u64,
+    violations: Vec<Violation>,
+}
+
+impl Checker {
+    /// Records a push the app asked for.
+    pub fn pushed(&mut self, device: usize, push_id: [u8; 16], payload: &[u8]) {
+        self.pushes.insert(push_id, (*blake3::hash(payload).as_bytes(), device));
+    }
+
+    fn fail(&mut self, msg: String) {
+        self.violations.push(Violation(msg));
+    }
+
+    /// The first violation seen, if any.
+    pub fn first_violation(&self) -> Option<&Violation> {
+        self.violations.first()
+    }
+
+    /// Checks the world's current state against everything acknowledged so far.
+    pub fn check_world(&mut self, world: &World) {
+        for (push_id, cursor) in &self.acked {
+            let stored = world.relay.store.groups.values().find_map(|g| g.blobs.get(cursor));
+            match stored {
+                Some(b) if b.push_id == *push_id => {
+                    if self.outboxed.get(push_id).is_some_and(|h| *h != *blake3::hash(&b.envelope).as_bytes()) {
+                        self.violations.push(Violation(format!("acked push at cursor {cursor} is not byte-identical")));
+                    }
+                }
+                Some(_) => self.violations.push(Violation(format!("acked cursor {cursor} holds another push"))),
+                None => self.violations.push(Violation(format!("acked blob at cursor {cursor} is lost"))),
+            }
+        }
+        for (i, d) in world.devices.iter().enumerate() {
+            if let Some(c) = &d.client
+                && c.gap_buffered() > d.config.gap_blobs
+            {
+                self.violations.push(Violation(format!("device {i}: gap buffer over its bound")));
+            }
+        }
+    }
+
+    /// After the heal phase: everything converged.
+    pub fn check_converged(&mut self, world: &World) {
+        for push_id in self.outboxed.keys() {
+            if !self.acked.contains_key(push_id) {
+                self.violations.push(Violation("a durably queued push was never acknowledged".into()));
+                break;
+            }
+        }
+        for (i, d) in world.devices.iter().enumerate() {
+            let Some(c) = &d.client else { continue };
+            if c.membership().is_none() {
+                continue;
+            }
+            if c.status() != SyncStatus::Synced {
+                self.violations.push(Violation(format!("device {i} ends {:?}, not synced", c.status())));
+            }
+            let got = self.delivered.get(&i).cloned().unwrap_or_default();
+            let missing = self
+                .acked
+                .keys()
+                .filter(|p| self.pushes.get(*p).is_some_and(|(_, from)| *from != i))
+                .filter(|p| !got.contains(*p))
+                .count();
+            if missing > 0 {
+                self.violations.push(Violation(format!("device {i} misses {missing} blobs after healing")));
+            }
+        }
+    }
+}
+
+impl Observer for Checker {
+    fn device_event(&mut self, device: usize, event: &ClientEvent) {
+        match event {
+            ClientEvent::PushAcked { push_id, cursor } => {
+                if let Some(old) = self.acked.insert(*push_id, *cursor)
+                    && old != *cursor
+                {
+                    self.fail(format!("push acknowledged at cursors {old} and {cursor}"));
+                }
+            }
+            ClientEvent::InviteReady { short_code, .. } => self.invites.push((device, short_code.clone())),
+            ClientEvent::Tampered { .. }
+            | ClientEvent::Equivocation { .. }
+            | ClientEvent::Rollback { .. }
+            | ClientEvent::Withheld { .. }
+            | ClientEvent::RelayMisbehaved { .. } => self.detections += 1,
+            _ => {}
+        }
+    }
+
+    fn device_store(&mut self, device: usize, op: &ClientStoreOp, ok: bool) {
+        if !ok {
+            return;
+        }
+        match op {
+            ClientStoreOp::AppendOutbox { entries, .. } => {
+                for e in entries {
+                    self.outboxed.insert(e.push_id, *blake3::hash(&e.envelope).as_bytes());
+                    let nonce: [u8; 24] = e.envelope.get(5..29).and_then(|n| n.try_into().ok()).unwrap_or([0; 24]);
+                    if !self.nonces.insert(nonce) {
+                        self.fail("a nonce was used twice".into());
+                    }
+                }
+            }
+            ClientStoreOp::Deliver { blobs, .. } => {
+                for b in blobs {
+                    let last = self.last_applied.entry((device, b.sender)).or_insert(0);
+                    if b.seq != *last + 1 {
+                        let msg = format!("device {device} applied seq {} after {} from one sender", b.seq, last);
+                        self.fail(msg);
+                    }
+                    *self.last_applied.entry((device, b.sender)).or_insert(0) = b.seq;
+                    if !self.delivered.entry(device).or_default().insert(b.push_id) {
+                        self.fail(format!("device {device} applied a blob twice"));
+                    }
+                    match self.pushes.get(&b.push_id) {
+                        Some((hash, _)) if *hash == *blake3::hash(&b.payload).as_bytes() => {}
+                        _ => self.fail(format!("device {device} applied a blob nobody pushed, or altered")),
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn relay_store(&mut self, op: &RelayStoreOp, result: &RelayStoreResult) {
+        if let (RelayStoreOp::Append { blob, .. }, RelayStoreResult::Done) = (op, result) {
+            if let Some(previous) = self.relay_cursors.insert(blob.cursor, blob.push_id)
+                && previous != blob.push_id
+            {
+                self.fail(format!("cursor {} reused for another push", blob.cursor));
+            }
+            if self.relay_cursors.values().filter(|p| **p == blob.push_id).count() > 1 {
+                self.fail("the relay accepted a duplicate push".into());
+            }
+        }
+    }
+}

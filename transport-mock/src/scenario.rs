@@ -1,0 +1,237 @@
+//! A seeded run: set up a group, pair devices (one of them mid-run), then a fault phase of
+//! random app actions and faults with invariants checked after every step, then a heal phase
+//! that must converge.
+
+use zerok_core::Duration;
+use zerok_core::client::{Command, SyncStatus};
+
+use crate::check::{Checker, Violation};
+use crate::world::{NetConfig, World};
+
+/// What to simulate.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// Devices, including the group's creator.
+    pub devices: usize,
+    /// Steps of the fault phase.
+    pub steps: u64,
+    /// Inject faults (crashes, partitions, cuts, full disks, skew).
+    pub faults: bool,
+    /// Most steps the heal phase may take to converge.
+    pub heal_steps: u64,
+}
+
+impl Default for Scenario {
+    fn default() -> Self {
+        Scenario { devices: 4, steps: 2_000, faults: true, heal_steps: 400_000 }
+    }
+}
+
+/// What a successful run did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Summary {
+    /// Hash of the whole trace.
+    pub trace: [u8; 32],
+    /// Steps processed in total.
+    pub steps: u64,
+    /// Pushes acknowledged.
+    pub acked: usize,
+    /// Devices in the group at the end.
+    pub members: usize,
+}
+
+/// A failed run: the seed, and the broken invariant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// The seed.
+    pub seed: u64,
+    /// What broke.
+    pub violation: Violation,
+    /// At which step.
+    pub step: u64,
+    /// The state of every node at the failure.
+    pub detail: String,
+}
+
+impl core::fmt::Display for Failure {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "seed {} failed at step {}: {}\n{}replay: SIM_SEED={} cargo test -p zerok-tests --test simulation replay_one -- --nocapture",
+            self.seed, self.step, self.violation.0, self.detail, self.seed
+        )
+    }
+}
+
+/// Runs one seed.
+pub fn run(seed: u64, scenario: &Scenario) -> Result<Summary, Failure> {
+    let mut world = World::new(seed, scenario.devices, NetConfig::default());
+    let mut check = Checker::default();
+    let fail = |world: &World, v: &Violation| Failure {
+        seed,
+        violation: v.clone(),
+        step: world.steps,
+        detail: world.describe(),
+    };
+    let mid_joiner = scenario.devices.saturating_sub(1);
+
+    world.command(0, Command::CreateGroup { admission_token: None }, &mut check);
+    let mut faults = Faults::default();
+    for step in 0..scenario.steps {
+        let allow_mid_joiner = step >= scenario.steps / 2;
+        drive_pairing(&mut world, &mut check, allow_mid_joiner, mid_joiner);
+        if world.rng.below(100) < 55 {
+            random_action(&mut world, &mut check, scenario.faults, &mut faults);
+        }
+        world.advance(&mut check);
+        check.check_world(&world);
+        if let Some(v) = check.first_violation() {
+            return Err(fail(&world, v));
+        }
+    }
+
+    heal(&mut world, &mut check, &mut faults);
+    let mut idle_rounds = 0;
+    let limit = world.steps + scenario.heal_steps;
+    while world.steps < limit {
+        drive_pairing(&mut world, &mut check, true, mid_joiner);
+        if !world.advance(&mut check) || world.quiet_network() {
+            if converged(&world) {
+                break;
+            }
+            idle_rounds += 1;
+            world.now_us += Duration::from_millis(500).as_micros();
+            for d in 0..world.devices.len() {
+                world.command(d, Command::SyncNow, &mut check);
+            }
+            if idle_rounds > 2_000 {
+                break;
+            }
+        }
+        check.check_world(&world);
+        if let Some(v) = check.first_violation() {
+            return Err(fail(&world, v));
+        }
+    }
+    check.check_converged(&world);
+    if let Some(v) = check.first_violation() {
+        return Err(fail(&world, v));
+    }
+    let members = world.devices.iter().filter(|d| d.client.as_ref().is_some_and(|c| c.membership().is_some())).count();
+    if members != scenario.devices {
+        return Err(fail(&world, &Violation(format!("only {members} of {} devices joined", scenario.devices))));
+    }
+    Ok(Summary { trace: world.trace_hash(), steps: world.steps, acked: check.acked.len(), members })
+}
+
+fn converged(world: &World) -> bool {
+    world.devices.iter().all(|d| {
+        d.client
+            .as_ref()
+            .is_some_and(|c| c.membership().is_some() && c.status() == SyncStatus::Synced && c.unsent() == 0)
+    })
+}
+
+#[derive(Default)]
+struct Faults {
+    relay_down: bool,
+}
+
+/// Pairs devices that are not in the group yet: an online member opens an invite, and the
+/// joiner types its short code. The last device joins only in the second half.
+fn drive_pairing(world: &mut World, check: &mut Checker, allow_last: bool, last: usize) {
+    if world.devices[0].client.as_ref().is_some_and(|c| c.membership().is_none()) {
+        // The creator crashed before its group was saved: it creates one again.
+        world.command(0, Command::CreateGroup { admission_token: None }, check);
+        return;
+    }
+    let joiner = (1..world.devices.len()).find(|&i| {
+        let d = &world.devices[i];
+        d.client.as_ref().is_some_and(|c| c.membership().is_none())
+            && (i != last || allow_last)
+            && d.store.state.membership.is_none()
+    });
+    let Some(joiner) = joiner else { return };
+    if let Some((_, code)) = check.invites.pop() {
+        world.command(joiner, Command::JoinInvite(code), check);
+        return;
+    }
+    let busy = world.devices[joiner]
+        .events
+        .iter()
+        .rev()
+        .take_while(|e| !matches!(e, zerok_core::client::ClientEvent::PairingFailed { .. }))
+        .any(|e| matches!(e, zerok_core::client::ClientEvent::PairingConfirmation { .. }));
+    if busy || world.rng.below(20) != 0 {
+        return;
+    }
+    let inviter = (0..world.devices.len()).find(|&i| {
+        world.devices[i].client.as_ref().is_some_and(|c| c.membership().is_some() && c.status() != SyncStatus::Offline)
+    });
+    if let Some(inviter) = inviter {
+        let _ = world.command(inviter, Command::CancelInvite, check);
+        let _ = world.command(inviter, Command::CreateInvite, check);
+    }
+}
+
+fn random_action(world: &mut World, check: &mut Checker, faults_on: bool, faults: &mut Faults) {
+    let n = world.devices.len();
+    let d = world.rng.below(n as u64) as usize;
+    let roll = world.rng.below(100);
+    match roll {
+        0..=44 => {
+            let len = match world.rng.below(10) {
+                0 => world.rng.below(20_000) as usize,
+                _ => world.rng.below(600) as usize,
+            };
+            let payload: Vec<u8> = (0..len).map(|_| world.rng.below(256) as u8).collect();
+            if let Some(Ok(Some(push_id))) = world.command(d, Command::Push(payload.clone()), check) {
+                check.pushed(d, push_id, &payload);
+            }
+        }
+        45..=52 => {
+            world.command(d, Command::SyncNow, check);
+        }
+        53..=57 => {
+            world.command(d, Command::Pause { flush_for: Duration::from_millis(500) }, check);
+        }
+        58..=65 => {
+            world.command(d, Command::Resume, check);
+        }
+        _ if !faults_on => {}
+        66..=69 => world.crash_device(d, check),
+        70..=77 => world.restart_device(d, check),
+        78 => {
+            world.crash_relay(check);
+            faults.relay_down = true;
+        }
+        79..=82 => {
+            world.restart_relay(check);
+            faults.relay_down = false;
+        }
+        83..=85 => {
+            world.devices[d].partitioned = true;
+            world.cut_device_links(d, check);
+        }
+        86..=89 => world.devices[d].partitioned = false,
+        90..=92 => world.cut_device_links(d, check),
+        93 => world.relay.store.full = !world.relay.store.full,
+        94 => world.devices[d].store.full = !world.devices[d].store.full,
+        95 => world.devices[d].skew_ms = world.rng.below(600_000) as i64 - 300_000,
+        _ => {}
+    }
+}
+
+fn heal(world: &mut World, check: &mut Checker, faults: &mut Faults) {
+    world.restart_relay(check);
+    faults.relay_down = false;
+    world.relay.store.full = false;
+    for d in 0..world.devices.len() {
+        world.devices[d].partitioned = false;
+        world.devices[d].store.full = false;
+        world.restart_device(d, check);
+        world.command(d, Command::Resume, check);
+        world.command(d, Command::Enable, check);
+        world.command(d, Command::SyncNow, check);
+    }
+}

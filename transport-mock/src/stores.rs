@@ -1,0 +1,160 @@
+//! Simulated durable stores. An operation takes effect only when it completes; a crash loses
+//! every operation still in flight (unsynced writes) and keeps everything completed.
+
+use std::collections::BTreeMap;
+
+use zerok_core::client::{ClientState, ClientStoreOp, ReceivedBlob};
+use zerok_core::io::StoreError;
+use zerok_core::relay::{GroupSnapshot, RelayStoreOp, RelayStoreResult};
+use zerok_core::wire::StoredBlob;
+
+/// One group's durable rows at the relay.
+#[derive(Clone, Debug, Default)]
+pub struct StoredGroup {
+    /// Registered access keys.
+    pub keys: Vec<[u8; 32]>,
+    /// Blobs by cursor.
+    pub blobs: BTreeMap<u64, StoredBlob>,
+    /// The highest cursor ever stored (survives pruning).
+    pub head: u64,
+    /// Acknowledged cursors per key.
+    pub acked: BTreeMap<[u8; 32], u64>,
+    /// Oldest retained cursor.
+    pub earliest: u64,
+}
+
+/// The relay's durable store: groups and their blobs.
+#[derive(Clone, Debug, Default)]
+pub struct RelayStore {
+    /// Durable groups.
+    pub groups: BTreeMap<[u8; 32], StoredGroup>,
+    /// Operations fail with `Full` while set.
+    pub full: bool,
+}
+
+impl RelayStore {
+    /// Applies one operation (at its completion time).
+    pub fn apply(&mut self, op: &RelayStoreOp) -> RelayStoreResult {
+        let read_only = matches!(op, RelayStoreOp::Read { .. });
+        if self.full && !read_only {
+            return RelayStoreResult::Failed(StoreError::Full);
+        }
+        match op {
+            RelayStoreOp::CreateGroup { group_id, key } => {
+                let g = self
+                    .groups
+                    .entry(*group_id)
+                    .or_insert_with(|| StoredGroup { earliest: 1, ..StoredGroup::default() });
+                if !g.keys.contains(key) {
+                    g.keys.push(*key);
+                }
+                RelayStoreResult::Done
+            }
+            RelayStoreOp::RegisterKey { group_id, key } => match self.groups.get_mut(group_id) {
+                Some(g) => {
+                    if !g.keys.contains(key) {
+                        g.keys.push(*key);
+                    }
+                    RelayStoreResult::Done
+                }
+                None => RelayStoreResult::Failed(StoreError::Io),
+            },
+            RelayStoreOp::Append { group_id, blob } => {
+                let Some(g) = self.groups.get_mut(group_id) else { return RelayStoreResult::Failed(StoreError::Io) };
+                if let Some((cursor, _)) = g.blobs.iter().find(|(_, b)| b.push_id == blob.push_id) {
+                    return RelayStoreResult::Duplicate { cursor: *cursor };
+                }
+                // A plain keyed write, as a careless schema would do: reusing a cursor
+                // overwrites. The simulation's checks must notice if the relay ever does.
+                g.blobs.insert(blob.cursor, blob.clone());
+                g.head = g.head.max(blob.cursor);
+                RelayStoreResult::Done
+            }
+            RelayStoreOp::Read { group_id, after, up_to, limit, max_bytes } => {
+                let Some(g) = self.groups.get(group_id) else {
+                    return RelayStoreResult::Blobs { blobs: Vec::new(), more: false };
+                };
+                let mut blobs = Vec::new();
+                let mut bytes = 0usize;
+                let mut more = false;
+                for (_, b) in g.blobs.range(after + 1..=*up_to) {
+                    if blobs.len() as u32 >= *limit || (!blobs.is_empty() && bytes + b.envelope.len() > *max_bytes) {
+                        more = true;
+                        break;
+                    }
+                    bytes += b.envelope.len();
+                    blobs.push(b.clone());
+                }
+                RelayStoreResult::Blobs { blobs, more }
+            }
+            RelayStoreOp::SaveAck { group_id, key, cursor } => {
+                if let Some(g) = self.groups.get_mut(group_id) {
+                    let a = g.acked.entry(*key).or_insert(0);
+                    *a = (*a).max(*cursor);
+                }
+                RelayStoreResult::Done
+            }
+            RelayStoreOp::Prune { group_id, before, stored_before_ms } => {
+                let Some(g) = self.groups.get_mut(group_id) else { return RelayStoreResult::Failed(StoreError::Io) };
+                g.blobs.retain(|c, b| *c >= *before && b.stored_at_ms >= *stored_before_ms);
+                g.earliest = g.blobs.keys().next().copied().unwrap_or(g.head + 1).max(g.earliest);
+                let bytes = g.blobs.values().map(|b| b.envelope.len() as u64).sum();
+                RelayStoreResult::Pruned { earliest: g.earliest, bytes, blobs: g.blobs.len() as u64 }
+            }
+        }
+    }
+
+    /// What the relay loads at start.
+    pub fn snapshots(&self) -> Vec<GroupSnapshot> {
+        self.groups
+            .iter()
+            .map(|(id, g)| GroupSnapshot {
+                group_id: *id,
+                keys: g.keys.clone(),
+                head: g.head,
+                earliest: g.earliest.max(1),
+                bytes: g.blobs.values().map(|b| b.envelope.len() as u64).sum(),
+                blobs: g.blobs.len() as u64,
+                acked: g.acked.iter().map(|(k, c)| (*k, *c)).collect(),
+            })
+            .collect()
+    }
+}
+
+/// A device's durable store: its client state plus the blobs handed to the app.
+#[derive(Clone, Debug, Default)]
+pub struct DeviceStore {
+    /// What the client loads at start.
+    pub state: ClientState,
+    /// Blobs delivered to the app, in order.
+    pub inbox: Vec<ReceivedBlob>,
+    /// Operations fail with `Full` while set.
+    pub full: bool,
+}
+
+impl DeviceStore {
+    /// Applies one operation (at its completion time).
+    pub fn apply(&mut self, op: &ClientStoreOp) -> Result<(), StoreError> {
+        if self.full && !matches!(op, ClientStoreOp::RemoveOutbox { .. }) {
+            return Err(StoreError::Full);
+        }
+        match op {
+            ClientStoreOp::SaveMembership(m) => self.state.membership = Some((**m).clone()),
+            ClientStoreOp::AppendOutbox { entries, next_seq, last_hash } => {
+                self.state.outbox.extend(entries.iter().cloned());
+                self.state.next_seq = *next_seq;
+                self.state.last_hash = *last_hash;
+            }
+            ClientStoreOp::RemoveOutbox { push_ids } => self.state.outbox.retain(|e| !push_ids.contains(&e.push_id)),
+            ClientStoreOp::Deliver { blobs, cursor, senders, highest_head } => {
+                self.inbox.extend(blobs.iter().cloned());
+                self.state.cursor = self.state.cursor.max(*cursor);
+                for (d, v) in senders {
+                    self.state.senders.insert(*d, v.clone());
+                }
+                self.state.highest_head = self.state.highest_head.max(*highest_head);
+            }
+        }
+        Ok(())
+    }
+}

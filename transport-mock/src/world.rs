@@ -1,0 +1,550 @@
+//! The simulated world: one relay, N devices, a network and stores, all driven by one seed on
+//! a virtual clock. Every input to a state machine is an event popped from one heap ordered by
+//! (time, sequence number), so a seed replays exactly.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+
+use zerok_core::client::{
+    Client, ClientConfig, ClientEvent, ClientInput, ClientOutput, ClientStoreOp, Command, RelayInfo,
+};
+use zerok_core::io::{ConnId, OpId};
+use zerok_core::keys::{DeviceSigningKey, NoiseKeypair};
+use zerok_core::relay::{Relay, RelayConfig, RelayInput, RelayOutput, RelayStoreOp};
+use zerok_core::{CoreRng, Duration, Now};
+
+use crate::stores::{DeviceStore, RelayStore};
+
+/// Unix time at virtual time zero.
+pub const EPOCH_MS: u64 = 1_700_000_000_000;
+
+/// Network and store timing.
+#[derive(Clone, Debug)]
+pub struct NetConfig {
+    /// One-way latency, µs.
+    pub latency_us: u64,
+    /// Extra random latency, up to this many µs.
+    pub jitter_us: u64,
+    /// Store operations take up to this many µs.
+    pub store_delay_us: u64,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        NetConfig { latency_us: 2_000, jitter_us: 3_000, store_delay_us: 2_000 }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) enum Ev {
+    ConnectDone { device: usize, conn: ConnId, incarnation: u64 },
+    ToRelay { link: u64, bytes: Vec<u8> },
+    ToDevice { link: u64, bytes: Vec<u8> },
+    CloseAtRelay { link: u64 },
+    CloseAtDevice { link: u64 },
+    RelayStoreDone { op: OpId, incarnation: u64 },
+    DeviceStoreDone { device: usize, op: OpId, incarnation: u64 },
+}
+
+pub(crate) struct Link {
+    pub device: usize,
+    pub client_conn: ConnId,
+    pub relay_conn: ConnId,
+    pub open: bool,
+    pub up_last: u64,
+    pub down_last: u64,
+}
+
+/// A simulated device: its client (when running), its store, and what it has observed.
+pub struct Device {
+    /// The running client, `None` while crashed.
+    pub client: Option<Client>,
+    /// Its configuration.
+    pub config: ClientConfig,
+    /// Its durable store.
+    pub store: DeviceStore,
+    pub(crate) pending: BTreeMap<OpId, ClientStoreOp>,
+    pub(crate) incarnation: u64,
+    pub(crate) timer: Option<u64>,
+    /// Cut off from the relay.
+    pub partitioned: bool,
+    /// Clock offset, ms.
+    pub skew_ms: i64,
+    /// Every event the client emitted, in order.
+    pub events: Vec<ClientEvent>,
+}
+
+/// The simulated relay.
+pub struct RelayNode {
+    /// The running relay, `None` while crashed.
+    pub relay: Option<Relay>,
+    /// Its configuration.
+    pub config: RelayConfig,
+    /// Its durable store.
+    pub store: RelayStore,
+    pub(crate) pending: BTreeMap<OpId, RelayStoreOp>,
+    pub(crate) incarnation: u64,
+    pub(crate) timer: Option<u64>,
+}
+
+/// Everything observable that the checks and the trace hash use.
+pub trait Observer {
+    /// A device emitted an event.
+    fn device_event(&mut self, device: usize, event: &ClientEvent);
+    /// A device store operation completed (`ok`) or failed.
+    fn device_store(&mut self, device: usize, op: &ClientStoreOp, ok: bool);
+    /// A relay store operation completed with this result.
+    fn relay_store(&mut self, op: &RelayStoreOp, result: &zerok_core::relay::RelayStoreResult);
+}
+
+/// The world.
+pub struct World {
+    /// Virtual time, µs.
+    pub now_us: u64,
+    /// The seeded generator for every random choice of the simulation.
+    pub rng: CoreRng,
+    /// Timing.
+    pub net: NetConfig,
+    /// The relay.
+    pub relay: RelayNode,
+    /// The devices.
+    pub devices: Vec<Device>,
+    pub(crate) links: BTreeMap<u64, Link>,
+    next_link: u64,
+    heap: BinaryHeap<Reverse<(u64, u64)>>,
+    events: BTreeMap<u64, Ev>,
+    next_seq: u64,
+    trace: blake3::Hasher,
+    /// Steps processed.
+    pub steps: u64,
+}
+
+impl World {
+    /// A world with a relay and `devices` devices (none in a group yet).
+    pub fn new(seed: u64, devices: usize, net: NetConfig) -> Self {
+        let mut seed_bytes = [0u8; 32];
+        seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
+        let mut rng = CoreRng::from_seed(seed_bytes);
+        let relay_key = NoiseKeypair::generate(&mut rng);
+        let relay_endpoint: [u8; 32] = rng.bytes();
+        let relay_info =
+            RelayInfo { endpoint_id: relay_endpoint, noise_key: relay_key.public(), addrs: vec!["sim-relay".into()] };
+        let config = RelayConfig::new(relay_endpoint, relay_key);
+        let now = Now::new(0, EPOCH_MS);
+        let relay = RelayNode {
+            relay: Some(Relay::new(config.clone(), rng.bytes(), now, Vec::new())),
+            config,
+            store: RelayStore::default(),
+            pending: BTreeMap::new(),
+            incarnation: 0,
+            timer: None,
+        };
+        let devices = (0..devices)
+            .map(|_| {
+                let mut config =
+                    ClientConfig::new(DeviceSigningKey::generate(&mut rng), rng.bytes(), relay_info.clone());
+                config.backoff_max = Duration::from_secs(5);
+                let client = Client::new(config.clone(), Default::default(), rng.bytes(), now);
+                Device {
+                    client: Some(client),
+                    config,
+                    store: DeviceStore::default(),
+                    pending: BTreeMap::new(),
+                    incarnation: 0,
+                    timer: None,
+                    partitioned: false,
+                    skew_ms: 0,
+                    events: Vec::new(),
+                }
+            })
+            .collect();
+        World {
+            now_us: 0,
+            rng,
+            net,
+            relay,
+            devices,
+            links: BTreeMap::new(),
+            next_link: 1,
+            heap: BinaryHeap::new(),
+            events: BTreeMap::new(),
+            next_seq: 0,
+            trace: blake3::Hasher::new(),
+            steps: 0,
+        }
+    }
+
+    /// A hash of everything that happened so far (for determinism checks).
+    pub fn trace_hash(&self) -> [u8; 32] {
+        self.trace.clone().finalize().into()
+    }
+
+    fn now_for(&self, skew_ms: i64) -> Now {
+        let unix = (EPOCH_MS + self.now_us / 1000).saturating_add_signed(skew_ms);
+        Now::new(self.now_us, unix)
+    }
+
+    fn schedule(&mut self, at: u64, ev: Ev) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.heap.push(Reverse((at, seq)));
+        self.events.insert(seq, ev);
+    }
+
+    fn latency(&mut self) -> u64 {
+        self.net.latency_us + self.rng.below(self.net.jitter_us + 1)
+    }
+
+    /// The time of the next thing that will happen, if anything will.
+    pub fn next_time(&self) -> Option<u64> {
+        let heap = self.heap.peek().map(|Reverse((t, _))| *t);
+        let timers = self.devices.iter().filter(|d| d.client.is_some()).filter_map(|d| d.timer);
+        let relay_timer = self.relay.relay.as_ref().and(self.relay.timer);
+        heap.into_iter().chain(timers).chain(relay_timer).min()
+    }
+
+    /// Processes the next event or timer; false when nothing is left to happen.
+    pub fn advance(&mut self, obs: &mut dyn Observer) -> bool {
+        let Some(t) = self.next_time() else { return false };
+        self.now_us = self.now_us.max(t);
+        self.steps += 1;
+        self.trace.update(&self.now_us.to_le_bytes());
+        if self.heap.peek().is_some_and(|Reverse((ht, _))| *ht <= t) {
+            if let Some(Reverse((_, seq))) = self.heap.pop()
+                && let Some(ev) = self.events.remove(&seq)
+            {
+                self.process(ev, obs);
+            }
+            return true;
+        }
+        if self.relay.relay.is_some() && self.relay.timer.is_some_and(|rt| rt <= t) {
+            self.relay.timer = None;
+            self.relay_input(RelayInput::Timeout, obs);
+            return true;
+        }
+        if let Some(d) = (0..self.devices.len())
+            .find(|i| self.devices[*i].client.is_some() && self.devices[*i].timer.is_some_and(|dt| dt <= t))
+        {
+            self.devices[d].timer = None;
+            self.device_input(d, ClientInput::Timeout, obs);
+        }
+        true
+    }
+
+    fn process(&mut self, ev: Ev, obs: &mut dyn Observer) {
+        match ev {
+            Ev::ConnectDone { device, conn, incarnation } => {
+                if self.devices[device].incarnation != incarnation || self.devices[device].client.is_none() {
+                    return;
+                }
+                if self.devices[device].partitioned || self.relay.relay.is_none() {
+                    return self.device_input(device, ClientInput::Disconnected { conn }, obs);
+                }
+                let id = self.next_link;
+                self.next_link += 1;
+                let relay_conn = ConnId(id);
+                self.links.insert(
+                    id,
+                    Link {
+                        device,
+                        client_conn: conn,
+                        relay_conn,
+                        open: true,
+                        up_last: self.now_us,
+                        down_last: self.now_us,
+                    },
+                );
+                let peer = self.devices[device].config.endpoint_id;
+                self.relay_input(RelayInput::Accepted { conn: relay_conn, peer }, obs);
+                self.device_input(device, ClientInput::Connected { conn }, obs);
+            }
+            Ev::ToRelay { link, bytes } => {
+                if let Some(l) = self.links.get(&link).filter(|l| l.open) {
+                    let conn = l.relay_conn;
+                    self.relay_input(RelayInput::Received { conn, bytes }, obs);
+                }
+            }
+            Ev::ToDevice { link, bytes } => {
+                if let Some(l) = self.links.get(&link).filter(|l| l.open) {
+                    let (device, conn) = (l.device, l.client_conn);
+                    self.device_input(device, ClientInput::Received { conn, bytes }, obs);
+                }
+            }
+            Ev::CloseAtRelay { link } => {
+                if let Some(l) = self.links.get_mut(&link) {
+                    l.open = false;
+                    let conn = l.relay_conn;
+                    self.relay_input(RelayInput::Closed { conn }, obs);
+                }
+                self.maybe_forget(link);
+            }
+            Ev::CloseAtDevice { link } => {
+                if let Some(l) = self.links.get_mut(&link) {
+                    l.open = false;
+                    let (device, conn) = (l.device, l.client_conn);
+                    self.device_input(device, ClientInput::Disconnected { conn }, obs);
+                }
+                self.maybe_forget(link);
+            }
+            Ev::RelayStoreDone { op, incarnation } => {
+                if incarnation != self.relay.incarnation {
+                    return;
+                }
+                let Some(request) = self.relay.pending.remove(&op) else { return };
+                let result = self.relay.store.apply(&request);
+                obs.relay_store(&request, &result);
+                self.trace.update(format!("{result:?}").as_bytes());
+                self.relay_input(RelayInput::StoreDone { op, result }, obs);
+            }
+            Ev::DeviceStoreDone { device, op, incarnation } => {
+                if incarnation != self.devices[device].incarnation {
+                    return;
+                }
+                let Some(request) = self.devices[device].pending.remove(&op) else { return };
+                let result = self.devices[device].store.apply(&request);
+                obs.device_store(device, &request, result.is_ok());
+                self.device_input(device, ClientInput::StoreDone { op, result }, obs);
+            }
+        }
+    }
+
+    fn maybe_forget(&mut self, link: u64) {
+        if self.links.get(&link).is_some_and(|l| !l.open) {
+            self.links.remove(&link);
+        }
+    }
+
+    pub(crate) fn relay_input(&mut self, input: RelayInput, obs: &mut dyn Observer) {
+        let now = self.now_for(0);
+        let Some(relay) = self.relay.relay.as_mut() else { return };
+        relay.handle_input(now, input);
+        self.drain_relay(obs);
+    }
+
+    fn drain_relay(&mut self, _obs: &mut dyn Observer) {
+        loop {
+            let Some(relay) = self.relay.relay.as_mut() else { return };
+            match relay.poll_output() {
+                RelayOutput::Transmit { conn, bytes } => {
+                    if let Some((&id, _)) = self.links.iter().find(|(_, l)| l.relay_conn == conn && l.open) {
+                        self.send_chunks(id, bytes, false);
+                    }
+                }
+                RelayOutput::Close { conn } => {
+                    if let Some((&id, _)) = self.links.iter().find(|(_, l)| l.relay_conn == conn) {
+                        let at = self.links[&id].down_last.max(self.now_us) + self.latency();
+                        self.schedule(at, Ev::CloseAtDevice { link: id });
+                    }
+                }
+                RelayOutput::Store { op, request } => {
+                    self.relay.pending.insert(op, request);
+                    let at = self.now_us + self.rng.below(self.net.store_delay_us + 1);
+                    let incarnation = self.relay.incarnation;
+                    self.schedule(at, Ev::RelayStoreDone { op, incarnation });
+                }
+                RelayOutput::Event(e) => {
+                    self.trace.update(format!("{e:?}").as_bytes());
+                }
+                RelayOutput::Timeout(deadline) => {
+                    self.relay.timer = deadline.map(|i| i.0);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Feeds an app command to a running device.
+    pub fn command(
+        &mut self,
+        device: usize,
+        command: Command,
+        obs: &mut dyn Observer,
+    ) -> Option<Result<Option<[u8; 16]>, zerok_core::client::CommandError>> {
+        let now = self.now_for(self.devices[device].skew_ms);
+        let client = self.devices[device].client.as_mut()?;
+        self.trace.update(format!("cmd {device} {command:?}").as_bytes());
+        let result = client.command(now, command);
+        self.drain_device(device, obs);
+        Some(result)
+    }
+
+    pub(crate) fn device_input(&mut self, device: usize, input: ClientInput, obs: &mut dyn Observer) {
+        let now = self.now_for(self.devices[device].skew_ms);
+        let Some(client) = self.devices[device].client.as_mut() else { return };
+        client.handle_input(now, input);
+        self.drain_device(device, obs);
+    }
+
+    fn drain_device(&mut self, device: usize, obs: &mut dyn Observer) {
+        loop {
+            let Some(client) = self.devices[device].client.as_mut() else { return };
+            match client.poll_output() {
+                ClientOutput::Connect { conn, .. } => {
+                    let at = self.now_us + self.latency();
+                    let incarnation = self.devices[device].incarnation;
+                    self.schedule(at, Ev::ConnectDone { device, conn, incarnation });
+                }
+                ClientOutput::Transmit { conn, bytes } => {
+                    if let Some((&id, _)) =
+                        self.links.iter().find(|(_, l)| l.device == device && l.client_conn == conn && l.open)
+                    {
+                        self.send_chunks(id, bytes, true);
+                    }
+                }
+                ClientOutput::Close { conn } => {
+                    if let Some((&id, _)) = self.links.iter().find(|(_, l)| l.device == device && l.client_conn == conn)
+                    {
+                        let at = self.links[&id].up_last.max(self.now_us) + self.latency();
+                        self.schedule(at, Ev::CloseAtRelay { link: id });
+                    }
+                }
+                ClientOutput::Store { op, request } => {
+                    self.devices[device].pending.insert(op, request);
+                    let at = self.now_us + self.rng.below(self.net.store_delay_us + 1);
+                    let incarnation = self.devices[device].incarnation;
+                    self.schedule(at, Ev::DeviceStoreDone { device, op, incarnation });
+                }
+                ClientOutput::Event(e) => {
+                    self.trace.update(format!("{device} {e:?}").as_bytes());
+                    obs.device_event(device, &e);
+                    self.devices[device].events.push(e);
+                }
+                ClientOutput::Timeout(deadline) => {
+                    self.devices[device].timer = deadline.map(|i| i.0);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Sends bytes over a link split at random points, in order, with latency.
+    fn send_chunks(&mut self, link: u64, bytes: Vec<u8>, up: bool) {
+        self.trace.update(&bytes);
+        let mut rest = bytes.as_slice();
+        while !rest.is_empty() {
+            let n = (1 + self.rng.below(rest.len() as u64 * 2) as usize).min(rest.len());
+            let (chunk, tail) = rest.split_at(n);
+            rest = tail;
+            let lat = self.latency();
+            let Some(l) = self.links.get_mut(&link) else { return };
+            let last = if up { &mut l.up_last } else { &mut l.down_last };
+            let at = (*last).max(self.now_us + lat);
+            *last = at;
+            let ev = if up {
+                Ev::ToRelay { link, bytes: chunk.to_vec() }
+            } else {
+                Ev::ToDevice { link, bytes: chunk.to_vec() }
+            };
+            self.schedule(at, ev);
+        }
+    }
+
+    /// Cuts every link of a device at once (bytes in flight are lost).
+    pub fn cut_device_links(&mut self, device: usize, obs: &mut dyn Observer) {
+        let ids: Vec<u64> =
+            self.links.iter().filter(|(_, l)| l.device == device && l.open).map(|(id, _)| *id).collect();
+        for id in ids {
+            self.cut_link(id, obs);
+        }
+    }
+
+    fn cut_link(&mut self, id: u64, obs: &mut dyn Observer) {
+        let Some(l) = self.links.get_mut(&id) else { return };
+        l.open = false;
+        let (device, client_conn, relay_conn) = (l.device, l.client_conn, l.relay_conn);
+        self.links.remove(&id);
+        self.relay_input(RelayInput::Closed { conn: relay_conn }, obs);
+        self.device_input(device, ClientInput::Disconnected { conn: client_conn }, obs);
+    }
+
+    /// Crashes a device: its client, unsynced writes and connections are gone.
+    pub fn crash_device(&mut self, device: usize, obs: &mut dyn Observer) {
+        let ids: Vec<u64> = self.links.iter().filter(|(_, l)| l.device == device).map(|(id, _)| *id).collect();
+        self.devices[device].client = None;
+        for id in ids {
+            if let Some(l) = self.links.remove(&id) {
+                self.relay_input(RelayInput::Closed { conn: l.relay_conn }, obs);
+            }
+        }
+        let d = &mut self.devices[device];
+        d.pending.clear();
+        d.incarnation += 1;
+        d.timer = None;
+    }
+
+    /// Restarts a crashed device from its durable store and launches it.
+    pub fn restart_device(&mut self, device: usize, obs: &mut dyn Observer) {
+        if self.devices[device].client.is_some() {
+            return;
+        }
+        let seed = self.rng.bytes();
+        let now = self.now_for(self.devices[device].skew_ms);
+        let d = &mut self.devices[device];
+        d.client = Some(Client::new(d.config.clone(), d.store.state.clone(), seed, now));
+        self.command(device, Command::Launch, obs);
+    }
+
+    /// Crashes the relay: connections drop, unsynced writes are lost.
+    pub fn crash_relay(&mut self, obs: &mut dyn Observer) {
+        self.relay.relay = None;
+        self.relay.pending.clear();
+        self.relay.incarnation += 1;
+        self.relay.timer = None;
+        let ids: Vec<u64> = self.links.keys().copied().collect();
+        for id in ids {
+            if let Some(l) = self.links.remove(&id) {
+                self.device_input(l.device, ClientInput::Disconnected { conn: l.client_conn }, obs);
+            }
+        }
+    }
+
+    /// Restarts the relay from its durable store.
+    pub fn restart_relay(&mut self, obs: &mut dyn Observer) {
+        if self.relay.relay.is_some() {
+            return;
+        }
+        let snapshots = self.relay.store.snapshots();
+        let seed = self.rng.bytes();
+        self.relay.relay = Some(Relay::new(self.relay.config.clone(), seed, self.now_for(0), snapshots));
+        self.drain_relay(obs);
+    }
+
+    /// A short description of every node, for failure reports.
+    pub fn describe(&self) -> String {
+        let mut out = format!(
+            "t={}µs relay={} store_full={} heads={:?}\n",
+            self.now_us,
+            if self.relay.relay.is_some() { "up" } else { "down" },
+            self.relay.store.full,
+            self.relay.store.groups.values().map(|g| g.head).collect::<Vec<_>>()
+        );
+        for (i, d) in self.devices.iter().enumerate() {
+            let state = match &d.client {
+                Some(c) => format!(
+                    "{:?} status={:?} unsent={} cursor={} member={}",
+                    c,
+                    c.status(),
+                    c.unsent(),
+                    c.cursor(),
+                    c.membership().is_some()
+                ),
+                None => "crashed".into(),
+            };
+            let tail: Vec<String> =
+                d.events.iter().rev().take(6).map(|e| format!("{e:?}").chars().take(90).collect()).collect();
+            out.push_str(&format!(
+                "device {i}: {state} partitioned={} full={} outbox(durable)={} inbox={}\n  last events: {tail:?}\n",
+                d.partitioned,
+                d.store.full,
+                d.store.state.outbox.len(),
+                d.store.inbox.len()
+            ));
+        }
+        out
+    }
+
+    /// Nothing is scheduled: no bytes, store operations or connects in flight.
+    pub fn quiet_network(&self) -> bool {
+        self.heap.is_empty()
+    }
+}
