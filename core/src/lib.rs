@@ -26,6 +26,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(feature = "planted-bugs")]
+pub mod bugs;
 pub mod client;
 pub mod crypto;
 pub mod envelope;

@@ -19,11 +19,21 @@ pub struct Scenario {
     pub faults: bool,
     /// Most steps the heal phase may take to converge.
     pub heal_steps: u64,
+    /// Deliberate bugs to switch on.
+    #[cfg(feature = "planted-bugs")]
+    pub bugs: zerok_core::bugs::PlantedBugs,
 }
 
 impl Default for Scenario {
     fn default() -> Self {
-        Scenario { devices: 4, steps: 2_000, faults: true, heal_steps: 400_000 }
+        Scenario {
+            devices: 4,
+            steps: 2_000,
+            faults: true,
+            heal_steps: 400_000,
+            #[cfg(feature = "planted-bugs")]
+            bugs: Default::default(),
+        }
     }
 }
 
@@ -34,8 +44,12 @@ pub struct Summary {
     pub trace: [u8; 32],
     /// Steps processed in total.
     pub steps: u64,
+    /// Pushes the apps made.
+    pub pushed: usize,
     /// Pushes acknowledged.
     pub acked: usize,
+    /// Faults injected.
+    pub faults: u64,
     /// Devices in the group at the end.
     pub members: usize,
 }
@@ -65,7 +79,10 @@ impl core::fmt::Display for Failure {
 
 /// Runs one seed.
 pub fn run(seed: u64, scenario: &Scenario) -> Result<Summary, Failure> {
+    #[allow(unused_mut, reason = "mutated only with planted bugs")]
     let mut world = World::new(seed, scenario.devices, NetConfig::default());
+    #[cfg(feature = "planted-bugs")]
+    world.plant(scenario.bugs);
     let mut check = Checker::default();
     let fail = |world: &World, v: &Violation| Failure {
         seed,
@@ -121,7 +138,14 @@ pub fn run(seed: u64, scenario: &Scenario) -> Result<Summary, Failure> {
     if members != scenario.devices {
         return Err(fail(&world, &Violation(format!("only {members} of {} devices joined", scenario.devices))));
     }
-    Ok(Summary { trace: world.trace_hash(), steps: world.steps, acked: check.acked.len(), members })
+    Ok(Summary {
+        trace: world.trace_hash(),
+        steps: world.steps,
+        pushed: check.pushes.len(),
+        acked: check.acked.len(),
+        faults: faults.injected,
+        members,
+    })
 }
 
 fn converged(world: &World) -> bool {
@@ -135,6 +159,7 @@ fn converged(world: &World) -> bool {
 #[derive(Default)]
 struct Faults {
     relay_down: bool,
+    injected: u64,
 }
 
 /// Pairs devices that are not in the group yet: an online member opens an invite, and the
@@ -176,8 +201,17 @@ fn drive_pairing(world: &mut World, check: &mut Checker, allow_last: bool, last:
 
 fn random_action(world: &mut World, check: &mut Checker, faults_on: bool, faults: &mut Faults) {
     let n = world.devices.len();
-    let d = world.rng.below(n as u64) as usize;
+    let members: Vec<usize> =
+        (0..n).filter(|&i| world.devices[i].client.as_ref().is_some_and(|c| c.membership().is_some())).collect();
     let roll = world.rng.below(100);
+    let d = if roll < 45 && !members.is_empty() {
+        members[world.rng.below(members.len() as u64) as usize]
+    } else {
+        world.rng.below(n as u64) as usize
+    };
+    if roll >= 66 && faults_on {
+        faults.injected += 1;
+    }
     match roll {
         0..=44 => {
             let len = match world.rng.below(10) {

@@ -117,6 +117,9 @@ pub struct World {
     trace: blake3::Hasher,
     /// Steps processed.
     pub steps: u64,
+    /// Deliberate bugs switched on (simulator-side ones act here).
+    #[cfg(feature = "planted-bugs")]
+    pub bugs: zerok_core::bugs::PlantedBugs,
 }
 
 impl World {
@@ -171,6 +174,24 @@ impl World {
             next_seq: 0,
             trace: blake3::Hasher::new(),
             steps: 0,
+            #[cfg(feature = "planted-bugs")]
+            bugs: Default::default(),
+        }
+    }
+
+    /// Switches planted bugs on, in the relay, the clients and the simulated stores.
+    #[cfg(feature = "planted-bugs")]
+    pub fn plant(&mut self, bugs: zerok_core::bugs::PlantedBugs) {
+        self.bugs = bugs;
+        self.relay.config.bugs = bugs;
+        let now = self.now_for(0);
+        let seed = self.rng.bytes();
+        self.relay.relay = Some(Relay::new(self.relay.config.clone(), seed, now, self.relay.store.snapshots()));
+        for i in 0..self.devices.len() {
+            self.devices[i].config.bugs = bugs;
+            let seed = self.rng.bytes();
+            let d = &mut self.devices[i];
+            d.client = Some(Client::new(d.config.clone(), d.store.state.clone(), seed, now));
         }
     }
 
@@ -470,6 +491,10 @@ impl World {
         d.pending.clear();
         d.incarnation += 1;
         d.timer = None;
+        #[cfg(feature = "planted-bugs")]
+        if self.bugs.drop_outbox_on_crash {
+            d.store.state.outbox.clear();
+        }
     }
 
     /// Restarts a crashed device from its durable store and launches it.

@@ -80,6 +80,9 @@ pub struct ClientConfig {
     pub gap_bytes: usize,
     /// How long invites stay valid.
     pub invite_ttl: Duration,
+    /// Deliberate bugs, for proving the simulator's checks.
+    #[cfg(feature = "planted-bugs")]
+    pub bugs: crate::bugs::PlantedBugs,
 }
 
 impl ClientConfig {
@@ -98,6 +101,8 @@ impl ClientConfig {
             gap_blobs: 1024,
             gap_bytes: 16 * 1024 * 1024,
             invite_ttl: Duration::from_secs(600),
+            #[cfg(feature = "planted-bugs")]
+            bugs: Default::default(),
         }
     }
 }
@@ -269,6 +274,11 @@ pub enum ClientEvent {
         /// Its cursor.
         cursor: u64,
     },
+    /// These pushes are durably queued: they will reach the relay, whatever happens to the app.
+    PushQueued {
+        /// Their ids.
+        push_ids: Vec<[u8; 16]>,
+    },
     /// A push could not be saved locally (nothing was queued).
     PushFailed {
         /// Its id.
@@ -414,6 +424,8 @@ pub struct Client {
     acked: Vec<[u8; 16]>,
     removing: bool,
     own_cursors: BTreeMap<u64, [u8; 16]>,
+    #[cfg(feature = "planted-bugs")]
+    sent_once: BTreeSet<[u8; 16]>,
     // pull side
     cursor: u64,
     fetch_pos: u64,
@@ -450,7 +462,12 @@ impl Client {
     /// A client over the durable `state` the driver loaded. `seed`: 32 bytes of real entropy.
     pub fn new(config: ClientConfig, state: ClientState, seed: [u8; 32], now: Now) -> Self {
         let cipher = state.membership.as_ref().map(|m| BlobCipher::new(&m.group_id, m.epoch, &m.epoch_secret));
-        let receiver = Receiver::new(&state.senders, config.gap_blobs, config.gap_bytes);
+        #[allow(unused_mut, reason = "mutated only with planted bugs")]
+        let mut receiver = Receiver::new(&state.senders, config.gap_blobs, config.gap_bytes);
+        #[cfg(feature = "planted-bugs")]
+        {
+            receiver.accept_gaps = config.bugs.accept_seq_gap;
+        }
         let backoff = Backoff::new(config.backoff_base, config.backoff_max);
         Client {
             rng: CoreRng::from_seed(seed),
@@ -475,6 +492,8 @@ impl Client {
             acked: Vec::new(),
             removing: false,
             own_cursors: BTreeMap::new(),
+            #[cfg(feature = "planted-bugs")]
+            sent_once: BTreeSet::new(),
             cursor: state.cursor,
             fetch_pos: state.cursor,
             head: state.cursor,

@@ -67,6 +67,8 @@ pub(crate) struct Receiver {
     gap_bytes: usize,
     max_gap_blobs: usize,
     max_gap_bytes: usize,
+    #[cfg(feature = "planted-bugs")]
+    pub accept_gaps: bool,
 }
 
 impl Receiver {
@@ -82,6 +84,8 @@ impl Receiver {
             gap_bytes: 0,
             max_gap_blobs,
             max_gap_bytes,
+            #[cfg(feature = "planted-bugs")]
+            accept_gaps: false,
         }
     }
 
@@ -102,7 +106,11 @@ impl Receiver {
                 _ => Verdict::Duplicate,
             };
         }
-        if seq > chain.view.last_seq + 1 {
+        #[cfg(feature = "planted-bugs")]
+        let early = seq > chain.view.last_seq + 1 && !self.accept_gaps;
+        #[cfg(not(feature = "planted-bugs"))]
+        let early = seq > chain.view.last_seq + 1;
+        if early {
             return match self.gap.get(&(sender, seq)) {
                 Some(held) if held.blob.hash == incoming.blob.hash => Verdict::Duplicate,
                 Some(held) => Verdict::Equivocation { seq, known: held.blob.hash, got: incoming.blob.hash },
@@ -118,7 +126,7 @@ impl Receiver {
                 }
             };
         }
-        if incoming.blob.prev_hash != chain.view.last_hash {
+        if incoming.blob.prev_hash != chain.view.last_hash && seq == chain.view.last_seq + 1 {
             return Verdict::Equivocation { seq, known: chain.view.last_hash, got: incoming.blob.prev_hash };
         }
         let mut applied = vec![deliverable(&incoming)];

@@ -74,6 +74,7 @@ impl Client {
         match result {
             Ok(()) => {
                 self.outbox.extend(entries);
+                self.event(ClientEvent::PushQueued { push_ids: pushed });
                 self.transmit_outbox();
             }
             Err(error) => {
@@ -101,12 +102,37 @@ impl Client {
             .take(window.saturating_sub(self.in_flight.len()))
             .map(|e| Frame::Push(Push { push_id: e.push_id, envelope: Bytes(e.envelope.clone()) }))
             .collect();
+        #[cfg(feature = "planted-bugs")]
+        let to_send = self.reseal_retries(to_send);
         for frame in to_send {
             if let Frame::Push(p) = &frame {
                 self.in_flight.insert(p.push_id);
             }
             self.send_frame(&frame);
         }
+    }
+
+    /// Planted bug: a push sent before is sealed again (new nonce) instead of resent as is.
+    #[cfg(feature = "planted-bugs")]
+    fn reseal_retries(&mut self, frames: Vec<Frame>) -> Vec<Frame> {
+        if !self.config.bugs.reseal_on_retry {
+            return frames;
+        }
+        let Some(cipher) = &self.cipher else { return frames };
+        frames
+            .into_iter()
+            .map(|f| match f {
+                Frame::Push(p) if !self.sent_once.insert(p.push_id) => {
+                    let resealed = cipher.open(&p.envelope).ok().and_then(|o| {
+                        let link = ChainLink { seq: o.seq, prev_hash: o.prev_hash };
+                        cipher.seal(&self.config.device, link, o.kind, &o.payload, &mut self.rng).ok()
+                    });
+                    let envelope = resealed.map(|s| Bytes(s.envelope)).unwrap_or(p.envelope);
+                    Frame::Push(Push { push_id: p.push_id, envelope })
+                }
+                other => other,
+            })
+            .collect()
     }
 
     pub(super) fn on_push_ack(&mut self, push_id: [u8; 16], cursor: u64) {

@@ -102,10 +102,14 @@ impl Relay {
         let Some(g) = self.groups.get_mut(&group) else {
             return self.send_error(conn, ErrorCode::Unauthorized, Duration::ZERO);
         };
-        if let Some(cursor) = g.stored_cursor(&push.push_id) {
+        #[cfg(feature = "planted-bugs")]
+        let dedupe = !self.config.bugs.skip_dedupe;
+        #[cfg(not(feature = "planted-bugs"))]
+        let dedupe = true;
+        if let Some(cursor) = g.stored_cursor(&push.push_id).filter(|_| dedupe) {
             return self.send(conn, &Frame::PushAck(PushAck { push_id: push.push_id, cursor }));
         }
-        if let Some(pending) = g.pending.get_mut(&push.push_id) {
+        if let Some(pending) = g.pending.get_mut(&push.push_id).filter(|_| dedupe) {
             pending.waiters.push(conn);
             return;
         }
@@ -116,6 +120,10 @@ impl Relay {
         let cursor = g.assign(push.push_id, size as u64, conn);
         let blob =
             StoredBlob { cursor, push_id: push.push_id, stored_at_ms: self.now.unix_ms, envelope: push.envelope };
+        #[cfg(feature = "planted-bugs")]
+        if self.config.bugs.ack_before_durable {
+            self.send(conn, &Frame::PushAck(PushAck { push_id: push.push_id, cursor }));
+        }
         self.store(
             RelayStoreOp::Append { group_id: group, blob },
             OpCtx::Append { group, push_id: push.push_id, size },
@@ -270,6 +278,13 @@ impl Relay {
             RelayStoreResult::Done => self.groups.get(&group).and_then(|g| g.pending.get(&push_id)).map(|p| p.cursor),
             RelayStoreResult::Duplicate { cursor } => Some(*cursor),
             _ => None,
+        };
+        #[cfg(feature = "planted-bugs")]
+        let stored_at = match (&result, self.config.bugs.skip_dedupe) {
+            (RelayStoreResult::Duplicate { .. }, true) => {
+                self.groups.get(&group).and_then(|g| g.pending.get(&push_id)).map(|p| p.cursor)
+            }
+            _ => stored_at,
         };
         let Some(g) = self.groups.get_mut(&group) else {
             return;

@@ -70,6 +70,11 @@ impl Group {
         }
     }
 
+    #[cfg(feature = "planted-bugs")]
+    pub fn reuse_last_cursor(&mut self) {
+        self.next_cursor = self.head.max(1);
+    }
+
     /// The cursor of an already stored push id, if remembered.
     pub fn stored_cursor(&self, push_id: &[u8; 16]) -> Option<u64> {
         self.recent.get(push_id).copied()
@@ -96,8 +101,8 @@ impl Group {
     /// the push and whether the durable head moved.
     pub fn settle(&mut self, push_id: &[u8; 16], stored_at: Option<u64>) -> Option<(PendingPush, bool)> {
         let push = self.pending.remove(push_id)?;
-        self.reserved_bytes -= push.size;
-        self.reserved_blobs -= 1;
+        self.reserved_bytes = self.reserved_bytes.saturating_sub(push.size);
+        self.reserved_blobs = self.reserved_blobs.saturating_sub(1);
         if let Some(at) = stored_at {
             if at == push.cursor {
                 self.stored_bytes += push.size;

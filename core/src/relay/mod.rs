@@ -59,12 +59,21 @@ pub struct RelayConfig {
     pub noise_key: NoiseKeypair,
     /// Every limit.
     pub limits: RelayLimits,
+    /// Deliberate bugs, for proving the simulator's checks.
+    #[cfg(feature = "planted-bugs")]
+    pub bugs: crate::bugs::PlantedBugs,
 }
 
 impl RelayConfig {
     /// A configuration with default limits.
     pub fn new(endpoint_id: [u8; 32], noise_key: NoiseKeypair) -> Self {
-        RelayConfig { endpoint_id, noise_key, limits: RelayLimits::default() }
+        RelayConfig {
+            endpoint_id,
+            noise_key,
+            limits: RelayLimits::default(),
+            #[cfg(feature = "planted-bugs")]
+            bugs: Default::default(),
+        }
     }
 }
 
@@ -240,7 +249,7 @@ impl Relay {
     pub fn new(config: RelayConfig, seed: [u8; 32], now: Now, groups: Vec<GroupSnapshot>) -> Self {
         let replay = ReplayGuard::new(config.limits.replay_guard_keys, config.limits.handshake_clock_window_ms);
         Relay {
-            groups: groups.iter().map(|s| (s.group_id, Group::from_snapshot(s))).collect(),
+            groups: groups.iter().map(|s| (s.group_id, Self::restore_group(&config, s))).collect(),
             config,
             rng: CoreRng::from_seed(seed),
             now,
@@ -254,6 +263,16 @@ impl Relay {
             out: VecDeque::new(),
             next_retention: now.mono + RETENTION_INTERVAL,
         }
+    }
+
+    fn restore_group(_config: &RelayConfig, snapshot: &GroupSnapshot) -> Group {
+        #[allow(unused_mut, reason = "mutated only with planted bugs")]
+        let mut group = Group::from_snapshot(snapshot);
+        #[cfg(feature = "planted-bugs")]
+        if _config.bugs.cursor_reuse_after_restart {
+            group.reuse_last_cursor();
+        }
+        group
     }
 
     /// Feeds one input.

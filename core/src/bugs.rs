@@ -1,0 +1,19 @@
+//! Deliberately broken behaviours (feature `planted-bugs`, tests only). Each one breaks a
+//! promise the simulator checks; the planted-bug tests prove every check can fail.
+
+/// Which bugs are switched on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PlantedBugs {
+    /// Relay: acknowledge a push before its append is durable.
+    pub ack_before_durable: bool,
+    /// Relay: do not deduplicate retried pushes.
+    pub skip_dedupe: bool,
+    /// Relay: after a restart, give out the last durable cursor again.
+    pub cursor_reuse_after_restart: bool,
+    /// Device store (simulator): lose the outbox when the device crashes.
+    pub drop_outbox_on_crash: bool,
+    /// Client: apply a blob although earlier ones of its sender are missing.
+    pub accept_seq_gap: bool,
+    /// Client: seal a blob again (new nonce) when retrying it.
+    pub reseal_on_retry: bool,
+}
