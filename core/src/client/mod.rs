@@ -419,7 +419,8 @@ pub struct Client {
     last_hash: [u8; 32],
     outbox: Vec<OutboxEntry>,
     sealing: VecDeque<([u8; 16], Vec<u8>)>,
-    appending: bool,
+    /// Entries sealed and being written to the outbox.
+    appending: usize,
     in_flight: BTreeSet<[u8; 16]>,
     acked: Vec<[u8; 16]>,
     removing: bool,
@@ -487,7 +488,7 @@ impl Client {
             last_hash: state.last_hash,
             outbox: state.outbox,
             sealing: VecDeque::new(),
-            appending: false,
+            appending: 0,
             in_flight: BTreeSet::new(),
             acked: Vec::new(),
             removing: false,
@@ -550,7 +551,7 @@ impl Client {
 
     /// Blobs sealed but not yet acknowledged (including those being saved).
     pub fn unsent(&self) -> usize {
-        self.outbox.len() + self.sealing.len()
+        self.outbox.len() + self.appending + self.sealing.len()
     }
 
     /// Blobs held in the gap buffer.

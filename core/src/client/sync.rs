@@ -26,7 +26,7 @@ impl Client {
     /// Seals queued payloads and persists them as one outbox write (one at a time, so a
     /// failed write can give its sequence numbers back).
     fn seal_batch(&mut self) {
-        if self.appending || self.sealing.is_empty() {
+        if self.appending > 0 || self.sealing.is_empty() {
             return;
         }
         let Some(cipher) = &self.cipher else { return };
@@ -53,7 +53,7 @@ impl Client {
         if entries.is_empty() {
             return;
         }
-        self.appending = true;
+        self.appending = entries.len();
         let request = ClientStoreOp::AppendOutbox {
             entries: entries.clone(),
             next_seq: self.next_seq,
@@ -70,7 +70,7 @@ impl Client {
         pushed: Vec<[u8; 16]>,
         result: super::StoreResult,
     ) {
-        self.appending = false;
+        self.appending = 0;
         match result {
             Ok(()) => {
                 self.outbox.extend(entries);

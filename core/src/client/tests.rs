@@ -1,1 +1,328 @@
+//! Client unit tests: a client wired directly to a real relay state machine, with store
+//! operations completed (or held, or failed) by the test.
 
+use super::*;
+use crate::keys::NoiseKeypair;
+use crate::relay::{Relay, RelayConfig, RelayInput, RelayOutput, RelayStoreOp, RelayStoreResult};
+
+const T0: u64 = 1_700_000_000_000;
+
+struct Rig {
+    now: Now,
+    client: Client,
+    relay: Relay,
+    relay_store: std::collections::BTreeMap<u64, crate::wire::StoredBlob>,
+    groups: Vec<[u8; 32]>,
+    online: bool,
+    conn: Option<ConnId>,
+    held: Vec<(OpId, ClientStoreOp)>,
+    hold_client_store: bool,
+    fail_client_store: bool,
+    log: Vec<ClientOutput>,
+    events: Vec<ClientEvent>,
+}
+
+impl Rig {
+    fn new() -> Self {
+        let mut rng = CoreRng::from_seed([5; 32]);
+        let relay_key = NoiseKeypair::generate(&mut rng);
+        let info = RelayInfo { endpoint_id: [1; 32], noise_key: relay_key.public(), addrs: vec!["relay".into()] };
+        let now = Now::new(1_000_000, T0);
+        let config = ClientConfig::new(DeviceSigningKey::generate(&mut rng), [2; 32], info);
+        Rig {
+            now,
+            client: Client::new(config, ClientState::default(), [6; 32], now),
+            relay: Relay::new(RelayConfig::new([1; 32], relay_key), [7; 32], now, Vec::new()),
+            relay_store: Default::default(),
+            groups: Vec::new(),
+            online: true,
+            conn: None,
+            held: Vec::new(),
+            hold_client_store: false,
+            fail_client_store: false,
+            log: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    fn cmd(&mut self, c: Command) -> Result<Option<[u8; 16]>, CommandError> {
+        let r = self.client.command(self.now, c);
+        self.pump();
+        r
+    }
+
+    fn input(&mut self, i: ClientInput) {
+        self.client.handle_input(self.now, i);
+        self.pump();
+    }
+
+    fn advance(&mut self, d: Duration) {
+        self.now = Now::new(self.now.mono.0 + d.as_micros(), self.now.unix_ms + d.as_millis());
+        self.input(ClientInput::Timeout);
+        self.relay.handle_input(self.now, RelayInput::Timeout);
+        self.pump();
+    }
+
+    /// Runs both machines until neither has anything to do.
+    fn pump(&mut self) {
+        for _ in 0..10_000 {
+            let mut busy = false;
+            loop {
+                let out = self.client.poll_output();
+                match out.clone() {
+                    ClientOutput::Timeout(_) => break,
+                    ClientOutput::Connect { conn, .. } => {
+                        busy = true;
+                        if self.online {
+                            self.conn = Some(conn);
+                            self.relay.handle_input(self.now, RelayInput::Accepted { conn, peer: [2; 32] });
+                            self.client.handle_input(self.now, ClientInput::Connected { conn });
+                        } else {
+                            self.client.handle_input(self.now, ClientInput::Disconnected { conn });
+                        }
+                    }
+                    ClientOutput::Transmit { conn, bytes } => {
+                        busy = true;
+                        self.relay.handle_input(self.now, RelayInput::Received { conn, bytes });
+                    }
+                    ClientOutput::Close { conn } => {
+                        busy = true;
+                        self.conn = None;
+                        self.relay.handle_input(self.now, RelayInput::Closed { conn });
+                    }
+                    ClientOutput::Store { op, request } => {
+                        busy = true;
+                        if self.hold_client_store {
+                            self.held.push((op, request));
+                        } else {
+                            let result = if self.fail_client_store { Err(StoreError::Full) } else { Ok(()) };
+                            self.client.handle_input(self.now, ClientInput::StoreDone { op, result });
+                        }
+                    }
+                    ClientOutput::Event(e) => self.events.push(e),
+                }
+                self.log.push(out);
+            }
+            loop {
+                match self.relay.poll_output() {
+                    RelayOutput::Timeout(_) => break,
+                    RelayOutput::Transmit { conn, bytes } => {
+                        busy = true;
+                        self.client.handle_input(self.now, ClientInput::Received { conn, bytes });
+                    }
+                    RelayOutput::Close { conn } => {
+                        busy = true;
+                        self.client.handle_input(self.now, ClientInput::Disconnected { conn });
+                    }
+                    RelayOutput::Store { op, request } => {
+                        busy = true;
+                        let result = self.apply_relay(&request);
+                        self.relay.handle_input(self.now, RelayInput::StoreDone { op, result });
+                    }
+                    RelayOutput::Event(_) => {}
+                }
+            }
+            if !busy {
+                return;
+            }
+        }
+        panic!("machines never went quiet");
+    }
+
+    fn apply_relay(&mut self, op: &RelayStoreOp) -> RelayStoreResult {
+        match op {
+            RelayStoreOp::CreateGroup { group_id, .. } => {
+                self.groups.push(*group_id);
+                RelayStoreResult::Done
+            }
+            RelayStoreOp::Append { blob, .. } => {
+                self.relay_store.insert(blob.cursor, blob.clone());
+                RelayStoreResult::Done
+            }
+            RelayStoreOp::Read { after, up_to, limit, .. } => RelayStoreResult::Blobs {
+                blobs: self
+                    .relay_store
+                    .range(after + 1..=*up_to)
+                    .take(*limit as usize)
+                    .map(|(_, b)| b.clone())
+                    .collect(),
+                more: false,
+            },
+            _ => RelayStoreResult::Done,
+        }
+    }
+
+    fn statuses(&self) -> Vec<SyncStatus> {
+        self.events.iter().filter_map(|e| if let ClientEvent::Status(s) = e { Some(*s) } else { None }).collect()
+    }
+}
+
+#[test]
+fn create_group_then_push_is_acknowledged_and_synced() {
+    let mut r = Rig::new();
+    r.cmd(Command::CreateGroup { admission_token: None }).unwrap();
+    assert_eq!(r.groups.len(), 1);
+    assert_eq!(r.client.status(), SyncStatus::Synced);
+    let id = r.cmd(Command::Push(b"hello".to_vec())).unwrap().unwrap();
+    assert!(r.events.contains(&ClientEvent::PushAcked { push_id: id, cursor: 1 }));
+    assert_eq!(r.client.unsent(), 0);
+    assert_eq!(r.client.status(), SyncStatus::Synced);
+    assert!(r.statuses().contains(&SyncStatus::Pending), "pending while the push was in flight");
+    assert_eq!(r.cmd(Command::CreateGroup { admission_token: None }), Err(CommandError::AlreadyInGroup));
+}
+
+#[test]
+fn the_outbox_entry_is_durable_before_the_first_transmit() {
+    let mut r = Rig::new();
+    r.cmd(Command::CreateGroup { admission_token: None }).unwrap();
+    r.log.clear();
+    r.hold_client_store = true;
+    r.cmd(Command::Push(vec![1; 10])).unwrap();
+    assert!(matches!(r.held[..], [(_, ClientStoreOp::AppendOutbox { .. })]));
+    assert!(!r.log.iter().any(|o| matches!(o, ClientOutput::Transmit { .. })), "nothing sent before durable");
+    let (op, _) = r.held.remove(0);
+    r.hold_client_store = false;
+    r.input(ClientInput::StoreDone { op, result: Ok(()) });
+    assert!(r.log.iter().any(|o| matches!(o, ClientOutput::Transmit { .. })));
+    assert_eq!(r.client.unsent(), 0);
+}
+
+#[test]
+fn push_works_offline_and_syncs_on_the_next_launch_with_the_same_bytes() {
+    let mut r = Rig::new();
+    r.cmd(Command::CreateGroup { admission_token: None }).unwrap();
+    r.online = false;
+    r.cmd(Command::Pause { flush_for: Duration::from_millis(500) }).unwrap();
+    r.cmd(Command::Push(b"offline".to_vec())).unwrap();
+    let queued: Vec<Vec<u8>> = r
+        .log
+        .iter()
+        .filter_map(|o| match o {
+            ClientOutput::Store { request: ClientStoreOp::AppendOutbox { entries, .. }, .. } => {
+                Some(entries[0].envelope.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(r.client.status(), SyncStatus::Pending, "will sync on next launch");
+    r.cmd(Command::Launch).unwrap();
+    assert_eq!(r.client.status(), SyncStatus::Offline, "relay unreachable: saved locally");
+    r.online = true;
+    r.advance(Duration::from_secs(10));
+    assert_eq!(r.client.status(), SyncStatus::Synced);
+    assert_eq!(r.relay_store.get(&1).map(|b| b.envelope.0.clone()), Some(queued[0].clone()), "same bytes");
+}
+
+#[test]
+fn a_failed_outbox_write_gives_the_sequence_number_back() {
+    let mut r = Rig::new();
+    r.cmd(Command::CreateGroup { admission_token: None }).unwrap();
+    r.fail_client_store = true;
+    let lost = r.cmd(Command::Push(vec![1])).unwrap().unwrap();
+    assert!(r.events.contains(&ClientEvent::PushFailed { push_id: lost, error: StoreError::Full }));
+    assert_eq!(r.client.unsent(), 0);
+    r.fail_client_store = false;
+    r.cmd(Command::Push(vec![2])).unwrap();
+    let seqs: Vec<u64> = r
+        .log
+        .iter()
+        .filter_map(|o| match o {
+            ClientOutput::Store { request: ClientStoreOp::AppendOutbox { entries, .. }, .. } => Some(entries[0].seq),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(seqs, vec![1, 1], "the failed write's seq is reused, no gap in the chain");
+}
+
+#[test]
+fn pause_flushes_within_the_deadline_then_disconnects_without_blocking() {
+    let mut r = Rig::new();
+    r.cmd(Command::CreateGroup { admission_token: None }).unwrap();
+    r.hold_client_store = true;
+    r.cmd(Command::Push(vec![3; 100])).unwrap();
+    r.cmd(Command::Pause { flush_for: Duration::from_millis(500) }).unwrap();
+    assert_eq!(r.client.status(), SyncStatus::Pending);
+    r.advance(Duration::from_millis(499));
+    assert!(r.conn.is_some(), "still flushing");
+    r.advance(Duration::from_millis(1));
+    assert!(r.conn.is_none(), "disconnected at the deadline");
+    assert_eq!(r.client.status(), SyncStatus::Pending);
+}
+
+#[test]
+fn reconnects_back_off_exponentially_with_jitter() {
+    let mut r = Rig::new();
+    r.cmd(Command::CreateGroup { admission_token: None }).unwrap();
+    r.online = false;
+    if let Some(conn) = r.conn {
+        r.input(ClientInput::Disconnected { conn });
+    }
+    let mut gaps = Vec::new();
+    for _ in 0..6 {
+        let before = r.now.mono;
+        let deadline = r.client.poll_timeout().unwrap();
+        gaps.push(deadline.saturating_since(before).as_millis());
+        r.advance(deadline.saturating_since(r.now.mono));
+    }
+    assert!(gaps.windows(2).all(|w| w[1] as f64 >= w[0] as f64 * 0.9), "{gaps:?}");
+    assert!(gaps[5] > gaps[0] * 4, "{gaps:?}");
+    assert_eq!(r.client.status(), SyncStatus::Offline);
+}
+
+#[test]
+fn blobs_from_another_device_are_delivered_and_acked() {
+    let mut a = Rig::new();
+    a.cmd(Command::CreateGroup { admission_token: None }).unwrap();
+    a.cmd(Command::Push(b"one".to_vec())).unwrap();
+    a.cmd(Command::Push(b"two".to_vec())).unwrap();
+    // A second device with the same membership and its own signing key reads them.
+    let membership = a.client.membership().cloned().unwrap();
+    let mut rng = CoreRng::from_seed([9; 32]);
+    let mut config = a.client.config.clone();
+    config.device = DeviceSigningKey::generate(&mut rng);
+    let state = ClientState { membership: Some(membership), ..ClientState::default() };
+    a.now = Now::new(a.now.mono.0 + 1_000_000, a.now.unix_ms + 1_000);
+    a.client = Client::new(config, state, [10; 32], a.now);
+    a.events.clear();
+    a.log.clear();
+    a.cmd(Command::Launch).unwrap();
+    let delivered: Vec<Vec<u8>> = a
+        .log
+        .iter()
+        .filter_map(|o| match o {
+            ClientOutput::Store { request: ClientStoreOp::Deliver { blobs, .. }, .. } => Some(blobs.clone()),
+            _ => None,
+        })
+        .flatten()
+        .map(|b| b.payload)
+        .collect();
+    assert_eq!(delivered, vec![b"one".to_vec(), b"two".to_vec()]);
+    assert_eq!(a.client.cursor(), 2);
+    assert_eq!(a.client.status(), SyncStatus::Synced);
+}
+
+#[test]
+fn app_misuse_is_an_error_not_a_panic() {
+    let mut r = Rig::new();
+    assert_eq!(r.cmd(Command::Push(vec![1])), Err(CommandError::NotInGroup));
+    assert_eq!(r.cmd(Command::CreateInvite), Err(CommandError::NotInGroup));
+    assert!(matches!(r.cmd(Command::JoinInvite("nope".into())), Err(CommandError::Invite(_))));
+    r.cmd(Command::CreateGroup { admission_token: None }).unwrap();
+    let big = vec![0; crate::envelope::MAX_PAYLOAD + 1];
+    assert_eq!(r.cmd(Command::Push(big)), Err(CommandError::TooLarge(crate::envelope::MAX_PAYLOAD + 1)));
+    assert_eq!(r.cmd(Command::JoinInvite("0000-0000-0000-0000".into())), Err(CommandError::AlreadyInGroup));
+}
+
+#[test]
+fn garbage_from_the_network_closes_the_connection_and_reconnects() {
+    let mut r = Rig::new();
+    r.cmd(Command::CreateGroup { admission_token: None }).unwrap();
+    let conn = r.conn.unwrap();
+    let mut garbage = vec![0x00, 0x20];
+    garbage.extend_from_slice(&[0xFF; 32]);
+    r.input(ClientInput::Received { conn, bytes: garbage });
+    assert!(r.events.iter().any(|e| matches!(e, ClientEvent::Disconnected { reason: DisconnectReason::Lost })));
+    r.advance(Duration::from_secs(2));
+    assert_eq!(r.client.status(), SyncStatus::Synced, "reconnected");
+}
