@@ -26,6 +26,8 @@ pub struct Checker {
     /// Cursor of every acknowledged push.
     pub acked: BTreeMap<[u8; 16], u64>,
     relay_cursors: BTreeMap<u64, [u8; 16]>,
+    relay_push_ids: BTreeMap<[u8; 16], u64>,
+    verified: BTreeSet<[u8; 16]>,
     last_applied: BTreeMap<(usize, DeviceId), u64>,
     delivered: BTreeMap<usize, BTreeSet<[u8; 16]>>,
     /// Invite short codes seen, for the workload.
@@ -56,9 +58,13 @@ impl Checker {
             let stored = world.relay.store.groups.values().find_map(|g| g.blobs.get(cursor));
             match stored {
                 Some(b) if b.push_id == *push_id => {
+                    if self.verified.contains(push_id) {
+                        continue;
+                    }
                     if self.outboxed.get(push_id).is_some_and(|h| *h != *blake3::hash(&b.envelope).as_bytes()) {
                         self.violations.push(Violation(format!("acked push at cursor {cursor} is not byte-identical")));
                     }
+                    self.verified.insert(*push_id);
                 }
                 Some(_) => self.violations.push(Violation(format!("acked cursor {cursor} holds another push"))),
                 None => self.violations.push(Violation(format!("acked blob at cursor {cursor} is lost"))),
@@ -163,9 +169,10 @@ impl Observer for Checker {
             if let Some(previous) = self.relay_cursors.insert(blob.cursor, blob.push_id)
                 && previous != blob.push_id
             {
+                self.verified.remove(&previous);
                 self.fail(format!("cursor {} reused for another push", blob.cursor));
             }
-            if self.relay_cursors.values().filter(|p| **p == blob.push_id).count() > 1 {
+            if self.relay_push_ids.insert(blob.push_id, blob.cursor).is_some_and(|c| c != blob.cursor) {
                 self.fail("the relay accepted a duplicate push".into());
             }
         }
