@@ -34,6 +34,18 @@ pub struct Checker {
     pub invites: Vec<(usize, String)>,
     /// Adversarial detections reported by devices.
     pub detections: u64,
+    /// `Tampered` reports.
+    pub tampered_reports: u64,
+    /// Tampered reports by (device, cursor).
+    pub tampered_seen: BTreeSet<(usize, u64)>,
+    /// Blobs corrupted at rest: cursor, and each device's cursor at that moment (None: not
+    /// a member then). Every device that later moves past it must report it.
+    pub corrupted: Vec<(u64, Vec<Option<u64>>)>,
+    /// `Rollback` reports.
+    pub rollback_reports: u64,
+    /// The relay misbehaves on purpose: its own promises (durability, cursors) are void, and
+    /// only what devices guarantee by themselves is checked.
+    pub adversarial: bool,
     violations: Vec<Violation>,
 }
 
@@ -54,6 +66,9 @@ impl Checker {
 
     /// Checks the world's current state against everything acknowledged so far.
     pub fn check_world(&mut self, world: &World) {
+        if self.adversarial {
+            return self.check_bounds(world);
+        }
         for (push_id, cursor) in &self.acked {
             let stored = world.relay.store.groups.values().find_map(|g| g.blobs.get(cursor));
             match stored {
@@ -70,6 +85,10 @@ impl Checker {
                 None => self.violations.push(Violation(format!("acked blob at cursor {cursor} is lost"))),
             }
         }
+        self.check_bounds(world);
+    }
+
+    fn check_bounds(&mut self, world: &World) {
         for (i, d) in world.devices.iter().enumerate() {
             if let Some(c) = &d.client
                 && c.gap_buffered() > d.config.gap_blobs
@@ -81,6 +100,9 @@ impl Checker {
 
     /// After the heal phase: everything converged.
     pub fn check_converged(&mut self, world: &World) {
+        if self.adversarial {
+            return self.check_corruption_reported(world);
+        }
         for push_id in self.outboxed.keys() {
             if !self.acked.contains_key(push_id) {
                 self.violations.push(Violation("a durably queued push was never acknowledged".into()));
@@ -109,22 +131,46 @@ impl Checker {
     }
 }
 
+impl Checker {
+    /// Every device that moved past a blob corrupted at rest reported it.
+    fn check_corruption_reported(&mut self, world: &World) {
+        let hidden = world.adversary.as_ref().map(|a| a.hidden.clone()).unwrap_or_default();
+        for (cursor, before) in self.corrupted.iter().filter(|(c, _)| !hidden.contains(c)) {
+            for (d, was) in before.iter().enumerate() {
+                let Some(was) = was else { continue };
+                let now = world.devices[d].store.state.cursor;
+                if *was < *cursor && now >= *cursor && !self.tampered_seen.contains(&(d, *cursor)) {
+                    self.violations.push(Violation(format!("device {d} passed corrupted cursor {cursor} silently")));
+                }
+            }
+        }
+    }
+}
+
 impl Observer for Checker {
     fn device_event(&mut self, device: usize, event: &ClientEvent) {
         match event {
             ClientEvent::PushAcked { push_id, cursor } => {
                 if let Some(old) = self.acked.insert(*push_id, *cursor)
                     && old != *cursor
+                    && !self.adversarial
                 {
                     self.fail(format!("push acknowledged at cursors {old} and {cursor}"));
                 }
             }
             ClientEvent::InviteReady { short_code, .. } => self.invites.push((device, short_code.clone())),
-            ClientEvent::Tampered { .. }
-            | ClientEvent::Equivocation { .. }
-            | ClientEvent::Rollback { .. }
-            | ClientEvent::Withheld { .. }
-            | ClientEvent::RelayMisbehaved { .. } => self.detections += 1,
+            ClientEvent::Tampered { cursor } => {
+                self.tampered_seen.insert((device, *cursor));
+                self.tampered_reports += 1;
+                self.detections += 1;
+            }
+            ClientEvent::Rollback { .. } => {
+                self.rollback_reports += 1;
+                self.detections += 1;
+            }
+            ClientEvent::Equivocation { .. } | ClientEvent::Withheld { .. } | ClientEvent::RelayMisbehaved { .. } => {
+                self.detections += 1
+            }
             _ => {}
         }
     }
@@ -165,6 +211,9 @@ impl Observer for Checker {
     }
 
     fn relay_store(&mut self, op: &RelayStoreOp, result: &RelayStoreResult) {
+        if self.adversarial {
+            return;
+        }
         if let (RelayStoreOp::Append { blob, .. }, RelayStoreResult::Done) = (op, result) {
             if let Some(previous) = self.relay_cursors.insert(blob.cursor, blob.push_id)
                 && previous != blob.push_id

@@ -12,6 +12,7 @@
 //! invariant with its seed if anything went wrong.
 #![forbid(unsafe_code)]
 
+pub mod adversary;
 pub mod check;
 pub mod scenario;
 pub mod stores;

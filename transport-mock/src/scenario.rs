@@ -19,6 +19,9 @@ pub struct Scenario {
     pub faults: bool,
     /// Most steps the heal phase may take to converge.
     pub heal_steps: u64,
+    /// Percent of served pages an adversarial relay tampers with (0: an honest relay); an
+    /// adversarial relay also rolls its store back now and then.
+    pub adversary_percent: u64,
     /// Deliberate bugs to switch on.
     #[cfg(feature = "planted-bugs")]
     pub bugs: zerok_core::bugs::PlantedBugs,
@@ -31,6 +34,7 @@ impl Default for Scenario {
             steps: 2_000,
             faults: true,
             heal_steps: 400_000,
+            adversary_percent: 0,
             #[cfg(feature = "planted-bugs")]
             bugs: Default::default(),
         }
@@ -50,6 +54,12 @@ pub struct Summary {
     pub acked: usize,
     /// Faults injected.
     pub faults: u64,
+    /// Blobs an adversarial relay altered (bit flips, splices) in served pages.
+    pub tampering_served: u64,
+    /// `Tampered` reports by devices.
+    pub tampered_reports: u64,
+    /// Relay rollbacks, and `Rollback` reports by devices.
+    pub rollbacks: (u64, u64),
     /// Devices in the group at the end.
     pub members: usize,
 }
@@ -84,6 +94,10 @@ pub fn run(seed: u64, scenario: &Scenario) -> Result<Summary, Failure> {
     #[cfg(feature = "planted-bugs")]
     world.plant(scenario.bugs);
     let mut check = Checker::default();
+    check.adversarial = scenario.adversary_percent > 0;
+    if scenario.adversary_percent > 0 {
+        world.adversary = Some(zerok_transport_mock_adversary(scenario.adversary_percent, &mut world));
+    }
     let fail = |world: &World, v: &Violation| Failure {
         seed,
         violation: v.clone(),
@@ -100,6 +114,31 @@ pub fn run(seed: u64, scenario: &Scenario) -> Result<Summary, Failure> {
         if world.rng.below(100) < 55 {
             random_action(&mut world, &mut check, scenario.faults, &mut faults);
         }
+        if world.adversary.is_some() {
+            match world.rng.below(2000) {
+                0..=9 => world.snapshot_relay(),
+                10 => {
+                    world.rollback_relay(&mut check);
+                    // A rollback may bring back clean copies: corruption checks restart.
+                    check.corrupted.clear();
+                }
+                11..=30 => {
+                    let before: Vec<Option<u64>> = world
+                        .devices
+                        .iter()
+                        .map(|d| d.store.state.membership.as_ref().map(|_| d.store.state.cursor))
+                        .collect();
+                    let corrupted = match world.adversary.as_mut() {
+                        Some(adv) => adv.corrupt_at_rest(&mut world.rng, &mut world.relay.store),
+                        None => None,
+                    };
+                    if let Some(cursor) = corrupted {
+                        check.corrupted.push((cursor, before));
+                    }
+                }
+                _ => {}
+            }
+        }
         world.advance(&mut check);
         check.check_world(&world);
         if let Some(v) = check.first_violation() {
@@ -107,6 +146,9 @@ pub fn run(seed: u64, scenario: &Scenario) -> Result<Summary, Failure> {
         }
     }
 
+    if let Some(adv) = &mut world.adversary {
+        adv.percent = 0;
+    }
     heal(&mut world, &mut check, &mut faults);
     let mut idle_rounds = 0;
     let limit = world.steps + scenario.heal_steps;
@@ -135,7 +177,9 @@ pub fn run(seed: u64, scenario: &Scenario) -> Result<Summary, Failure> {
         return Err(fail(&world, v));
     }
     let members = world.devices.iter().filter(|d| d.client.as_ref().is_some_and(|c| c.membership().is_some())).count();
-    if members != scenario.devices {
+    // An adversarial relay may deny service (a rollback can erase the group): only honest
+    // relays owe membership and convergence.
+    if members != scenario.devices && scenario.adversary_percent == 0 {
         return Err(fail(&world, &Violation(format!("only {members} of {} devices joined", scenario.devices))));
     }
     Ok(Summary {
@@ -144,8 +188,21 @@ pub fn run(seed: u64, scenario: &Scenario) -> Result<Summary, Failure> {
         pushed: check.pushes.len(),
         acked: check.acked.len(),
         faults: faults.injected,
+        tampering_served: world.adversary.as_ref().map_or(0, |a| a.tampering()),
+        tampered_reports: check.tampered_reports,
+        rollbacks: (
+            world
+                .adversary
+                .as_ref()
+                .map_or(0, |a| a.done.get(&crate::adversary::Attack::Rollback).copied().unwrap_or(0)),
+            check.rollback_reports,
+        ),
         members,
     })
+}
+
+fn zerok_transport_mock_adversary(percent: u64, world: &mut World) -> crate::adversary::Adversary {
+    crate::adversary::Adversary::new(percent, &mut world.rng)
 }
 
 fn converged(world: &World) -> bool {

@@ -148,11 +148,11 @@ impl DeviceStore {
             ClientStoreOp::RemoveOutbox { push_ids } => self.state.outbox.retain(|e| !push_ids.contains(&e.push_id)),
             ClientStoreOp::Deliver { blobs, cursor, senders, highest_head } => {
                 self.inbox.extend(blobs.iter().cloned());
-                self.state.cursor = self.state.cursor.max(*cursor);
+                self.state.cursor = *cursor;
                 for (d, v) in senders {
                     self.state.senders.insert(*d, v.clone());
                 }
-                self.state.highest_head = self.state.highest_head.max(*highest_head);
+                self.state.highest_head = *highest_head;
             }
         }
         Ok(())

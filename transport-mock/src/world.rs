@@ -117,6 +117,9 @@ pub struct World {
     trace: blake3::Hasher,
     /// Steps processed.
     pub steps: u64,
+    /// A misbehaving relay, if this run has one.
+    pub adversary: Option<crate::adversary::Adversary>,
+    snapshot: Option<RelayStore>,
     /// Deliberate bugs switched on (simulator-side ones act here).
     #[cfg(feature = "planted-bugs")]
     pub bugs: zerok_core::bugs::PlantedBugs,
@@ -174,6 +177,8 @@ impl World {
             next_seq: 0,
             trace: blake3::Hasher::new(),
             steps: 0,
+            adversary: None,
+            snapshot: None,
             #[cfg(feature = "planted-bugs")]
             bugs: Default::default(),
         }
@@ -312,8 +317,14 @@ impl World {
                     return;
                 }
                 let Some(request) = self.relay.pending.remove(&op) else { return };
-                let result = self.relay.store.apply(&request);
+                #[allow(unused_mut, reason = "only an adversary rewrites results")]
+                let mut result = self.relay.store.apply(&request);
                 obs.relay_store(&request, &result);
+                if let (Some(adv), zerok_core::relay::RelayStoreResult::Blobs { blobs, .. }) =
+                    (&mut self.adversary, &mut result)
+                {
+                    adv.tamper(&mut self.rng, blobs);
+                }
                 self.trace.update(format!("{result:?}").as_bytes());
                 self.relay_input(RelayInput::StoreDone { op, result }, obs);
             }
@@ -521,6 +532,25 @@ impl World {
                 self.device_input(l.device, ClientInput::Disconnected { conn: l.client_conn }, obs);
             }
         }
+    }
+
+    /// Remembers the relay's store as it is now (for a later rollback).
+    pub fn snapshot_relay(&mut self) {
+        self.snapshot = Some(self.relay.store.clone());
+    }
+
+    /// The relay "loses" everything since the snapshot: crash, restore, restart.
+    pub fn rollback_relay(&mut self, obs: &mut dyn Observer) -> bool {
+        let Some(old) = self.snapshot.take() else { return false };
+        self.crash_relay(obs);
+        let full = self.relay.store.full;
+        self.relay.store = old;
+        self.relay.store.full = full;
+        self.restart_relay(obs);
+        if let Some(adv) = &mut self.adversary {
+            *adv.done.entry(crate::adversary::Attack::Rollback).or_insert(0) += 1;
+        }
+        true
     }
 
     /// Restarts the relay from its durable store.

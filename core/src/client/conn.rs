@@ -239,6 +239,7 @@ impl Client {
         self.failed = false;
         if w.head < self.highest_head {
             self.event(ClientEvent::Rollback { head: w.head, highest_seen: self.highest_head });
+            self.recover_from_rollback(w.head);
         }
         self.head = w.head.max(self.cursor);
         self.highest_head = self.highest_head.max(w.head);

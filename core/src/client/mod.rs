@@ -395,6 +395,7 @@ enum OpKind {
     SaveMembership { joined: bool },
     AppendOutbox { entries: Vec<OutboxEntry>, prev_seq: u64, prev_hash: [u8; 32], pushed: Vec<[u8; 16]> },
     RemoveOutbox,
+    Requeue,
     Deliver { cursor: u64, blobs: Vec<ReceivedBlob> },
 }
 
@@ -424,7 +425,9 @@ pub struct Client {
     in_flight: BTreeSet<[u8; 16]>,
     acked: Vec<[u8; 16]>,
     removing: bool,
-    own_cursors: BTreeMap<u64, [u8; 16]>,
+    /// This device's acknowledged blobs by cursor (recent ones), to check what the relay
+    /// serves and to push again what a rolled-back relay lost.
+    own_sent: BTreeMap<u64, OutboxEntry>,
     #[cfg(feature = "planted-bugs")]
     sent_once: BTreeSet<[u8; 16]>,
     // pull side
@@ -492,7 +495,7 @@ impl Client {
             in_flight: BTreeSet::new(),
             acked: Vec::new(),
             removing: false,
-            own_cursors: BTreeMap::new(),
+            own_sent: BTreeMap::new(),
             #[cfg(feature = "planted-bugs")]
             sent_once: BTreeSet::new(),
             cursor: state.cursor,
@@ -687,6 +690,7 @@ impl Client {
             OpKind::AppendOutbox { entries, prev_seq, prev_hash, pushed } => {
                 self.outbox_appended(entries, prev_seq, prev_hash, pushed, result)
             }
+            OpKind::Requeue => {}
             OpKind::RemoveOutbox => {
                 self.removing = false;
                 self.flush_removals();

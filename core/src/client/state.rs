@@ -117,15 +117,15 @@ pub enum ClientStoreOp {
         /// Acknowledged push ids.
         push_ids: Vec<[u8; 16]>,
     },
-    /// Hand blobs to the app and advance the cursor, atomically.
+    /// Hand blobs to the app and set the cursor, atomically.
     Deliver {
         /// Blobs to store for the app, in the order applied.
         blobs: Vec<ReceivedBlob>,
-        /// The new durable cursor.
+        /// The new durable cursor (lower than before only after a relay rollback).
         cursor: u64,
         /// Updated sender chains.
         senders: Vec<(DeviceId, SenderView)>,
-        /// The highest relay head seen.
+        /// The highest relay head seen (reset to the relay's head after a rollback).
         highest_head: u64,
     },
 }

@@ -112,6 +112,29 @@ impl Client {
         }
     }
 
+    /// The relay's head is below what it showed before: it lost history. Push again what this
+    /// device knows it lost, and follow the relay's new numbering from its head.
+    pub(super) fn recover_from_rollback(&mut self, head: u64) {
+        let lost: Vec<OutboxEntry> = self.own_sent.split_off(&(head + 1)).into_values().collect();
+        if !lost.is_empty() {
+            let mut entries = lost;
+            entries.sort_by_key(|e| e.seq);
+            let mut outbox = entries.clone();
+            outbox.append(&mut self.outbox);
+            self.outbox = outbox;
+            let request = ClientStoreOp::AppendOutbox { entries, next_seq: self.next_seq, last_hash: self.last_hash };
+            self.store(request, OpKind::Requeue);
+        }
+        self.cursor = self.cursor.min(head);
+        self.fetch_pos = self.cursor;
+        self.highest_head = head;
+        self.receiver.clear_gap();
+        self.delivering = true;
+        let request =
+            ClientStoreOp::Deliver { blobs: Vec::new(), cursor: self.cursor, senders: Vec::new(), highest_head: head };
+        self.store(request, OpKind::Deliver { cursor: self.cursor, blobs: Vec::new() });
+    }
+
     /// Planted bug: a push sent before is sealed again (new nonce) instead of resent as is.
     #[cfg(feature = "planted-bugs")]
     fn reseal_retries(&mut self, frames: Vec<Frame>) -> Vec<Frame> {
@@ -140,11 +163,11 @@ impl Client {
         let Some(pos) = self.outbox.iter().position(|e| e.push_id == push_id) else {
             return;
         };
-        self.outbox.remove(pos);
+        let entry = self.outbox.remove(pos);
         self.failed = false;
-        self.own_cursors.insert(cursor, push_id);
-        while self.own_cursors.len() > super::OWN_CURSORS {
-            self.own_cursors.pop_first();
+        self.own_sent.insert(cursor, entry);
+        while self.own_sent.len() > super::OWN_CURSORS {
+            self.own_sent.pop_first();
         }
         self.acked.push(push_id);
         self.flush_removals();
@@ -204,7 +227,7 @@ impl Client {
                 continue;
             }
             self.fetch_pos = stored.cursor;
-            if self.own_cursors.get(&stored.cursor).is_some_and(|id| *id != stored.push_id) {
+            if self.own_sent.get(&stored.cursor).is_some_and(|e| e.push_id != stored.push_id) {
                 self.event(ClientEvent::RelayMisbehaved { cursor: stored.cursor });
             }
             let Some(cipher) = &self.cipher else { return };
