@@ -10,8 +10,9 @@ step() { printf '\n== %s\n' "$*"; }
 step "format"
 cargo fmt --all --check
 
-step "clippy (all targets, warnings are errors)"
+step "clippy (all targets, warnings are errors; also with the planted-bug feature)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+cargo clippy --workspace --all-targets --quiet --features zerok-tests/planted-bugs -- -D warnings
 
 step "docs (rustdoc warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
@@ -25,5 +26,8 @@ bash scripts/wasm-check.sh
 step "fuzz smoke: every target for ${FUZZ_SECONDS:-10}s"
 bash fuzz/run.sh "${FUZZ_SECONDS:-10}"
 
-step "tests"
+step "planted bugs: each must be caught by the simulation within 100 seeds"
+cargo test -p zerok-tests --features planted-bugs --test planted_bugs
+
+step "tests (unit, property, vectors, snapshots, simulation: SIM_SEEDS=${SIM_SEEDS:-1000} x SIM_STEPS=${SIM_STEPS:-2000})"
 cargo test --workspace

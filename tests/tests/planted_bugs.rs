@@ -1,6 +1,7 @@
 //! Each planted bug must be caught by the simulation's checks within 100 seeds: proof that the
 //! checks can fail. Run with `cargo test -p zerok-tests --features planted-bugs --test planted_bugs`.
 #![cfg(feature = "planted-bugs")]
+#![allow(clippy::panic, reason = "a test helper reports failure by panicking")]
 
 use zerok_core::bugs::PlantedBugs;
 use zerok_transport_mock::scenario::{Scenario, run};
