@@ -11,7 +11,10 @@
 //! checked after every step, a heal phase that must converge — and returns the broken
 //! invariant with its seed if anything went wrong.
 #![forbid(unsafe_code)]
-#![allow(clippy::indexing_slicing, reason = "the simulator indexes its own tables of nodes and links, never network input")]
+#![allow(
+    clippy::indexing_slicing,
+    reason = "the simulator indexes its own tables of nodes and links, never network input"
+)]
 
 pub mod adversary;
 pub mod check;
