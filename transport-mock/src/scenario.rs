@@ -309,6 +309,8 @@ fn random_action(world: &mut World, check: &mut Checker, faults_on: bool, faults
         93 => world.relay.store.full = !world.relay.store.full,
         94 => world.devices[d].store.full = !world.devices[d].store.full,
         95 => world.devices[d].skew_ms = world.rng.below(600_000) as i64 - 300_000,
+        96 => world.devices[d].held = true,
+        97..=98 => world.devices[d].held = false,
         _ => {}
     }
 }
@@ -319,6 +321,7 @@ fn heal(world: &mut World, check: &mut Checker, faults: &mut Faults) {
     world.relay.store.full = false;
     for d in 0..world.devices.len() {
         world.devices[d].partitioned = false;
+        world.devices[d].held = false;
         world.devices[d].store.full = false;
         world.restart_device(d, check);
         world.command(d, Command::Resume, check);

@@ -15,6 +15,9 @@ use zerok_core::{CoreRng, Duration, Now};
 
 use crate::stores::{DeviceStore, RelayStore};
 
+/// How long a held chunk waits before it is looked at again, µs.
+const HOLD_RETRY_US: u64 = 200_000;
+
 /// Unix time at virtual time zero.
 pub const EPOCH_MS: u64 = 1_700_000_000_000;
 
@@ -40,6 +43,8 @@ pub(crate) enum Ev {
     ConnectDone { device: usize, conn: ConnId, incarnation: u64 },
     ToRelay { link: u64, bytes: Vec<u8> },
     ToDevice { link: u64, bytes: Vec<u8> },
+    ToRelayDeferred { link: u64, bytes: Vec<u8> },
+    ToDeviceDeferred { link: u64, bytes: Vec<u8> },
     CloseAtRelay { link: u64 },
     CloseAtDevice { link: u64 },
     RelayStoreDone { op: OpId, incarnation: u64 },
@@ -53,6 +58,8 @@ pub(crate) struct Link {
     pub open: bool,
     pub up_last: u64,
     pub down_last: u64,
+    pub up_deferred: u64,
+    pub down_deferred: u64,
 }
 
 /// A simulated device: its client (when running), its store, and what it has observed.
@@ -68,6 +75,8 @@ pub struct Device {
     pub(crate) timer: Option<u64>,
     /// Cut off from the relay.
     pub partitioned: bool,
+    /// Bytes to and from this device are held (delayed, in order) until released.
+    pub held: bool,
     /// Clock offset, ms.
     pub skew_ms: i64,
     /// Every event the client emitted, in order.
@@ -117,6 +126,8 @@ pub struct World {
     trace: blake3::Hasher,
     /// Steps processed.
     pub steps: u64,
+    /// Connections the relay refused, by reason.
+    pub rejections: BTreeMap<String, u64>,
     /// A misbehaving relay, if this run has one.
     pub adversary: Option<crate::adversary::Adversary>,
     snapshot: Option<RelayStore>,
@@ -159,6 +170,7 @@ impl World {
                     incarnation: 0,
                     timer: None,
                     partitioned: false,
+                    held: false,
                     skew_ms: 0,
                     events: Vec::new(),
                 }
@@ -179,6 +191,7 @@ impl World {
             steps: 0,
             adversary: None,
             snapshot: None,
+            rejections: BTreeMap::new(),
             #[cfg(feature = "planted-bugs")]
             bugs: Default::default(),
         }
@@ -278,24 +291,36 @@ impl World {
                         open: true,
                         up_last: self.now_us,
                         down_last: self.now_us,
+                        up_deferred: 0,
+                        down_deferred: 0,
                     },
                 );
                 let peer = self.devices[device].config.endpoint_id;
                 self.relay_input(RelayInput::Accepted { conn: relay_conn, peer }, obs);
                 self.device_input(device, ClientInput::Connected { conn }, obs);
             }
-            Ev::ToRelay { link, bytes } => {
-                if let Some(l) = self.links.get(&link).filter(|l| l.open) {
-                    let conn = l.relay_conn;
-                    self.relay_input(RelayInput::Received { conn, bytes }, obs);
+            Ev::ToRelay { link, bytes } if self.must_wait(link, true) => self.defer(link, true, bytes),
+            Ev::ToDevice { link, bytes } if self.must_wait(link, false) => self.defer(link, false, bytes),
+            Ev::ToRelayDeferred { link, bytes } => {
+                if self.devices_held(link) {
+                    return self.redefer(link, true, bytes);
                 }
-            }
-            Ev::ToDevice { link, bytes } => {
-                if let Some(l) = self.links.get(&link).filter(|l| l.open) {
-                    let (device, conn) = (l.device, l.client_conn);
-                    self.device_input(device, ClientInput::Received { conn, bytes }, obs);
+                if let Some(l) = self.links.get_mut(&link) {
+                    l.up_deferred -= 1;
                 }
+                self.deliver(link, true, bytes, obs);
             }
+            Ev::ToDeviceDeferred { link, bytes } => {
+                if self.devices_held(link) {
+                    return self.redefer(link, false, bytes);
+                }
+                if let Some(l) = self.links.get_mut(&link) {
+                    l.down_deferred -= 1;
+                }
+                self.deliver(link, false, bytes, obs);
+            }
+            Ev::ToRelay { link, bytes } => self.deliver(link, true, bytes, obs),
+            Ev::ToDevice { link, bytes } => self.deliver(link, false, bytes, obs),
             Ev::CloseAtRelay { link } => {
                 if let Some(l) = self.links.get_mut(&link) {
                     l.open = false;
@@ -340,6 +365,52 @@ impl World {
         }
     }
 
+    /// A chunk waits while its device is held, and behind any chunk of its stream that waited
+    /// (so a stream stays in order across a release).
+    fn must_wait(&self, link: u64, up: bool) -> bool {
+        self.links.get(&link).is_some_and(|l| {
+            let deferred = if up { l.up_deferred } else { l.down_deferred };
+            self.devices[l.device].held || deferred > 0
+        })
+    }
+
+    fn deliver(&mut self, link: u64, up: bool, bytes: Vec<u8>, obs: &mut dyn Observer) {
+        let Some(l) = self.links.get(&link).filter(|l| l.open) else { return };
+        let (device, client_conn, relay_conn) = (l.device, l.client_conn, l.relay_conn);
+        if up {
+            self.relay_input(RelayInput::Received { conn: relay_conn, bytes }, obs);
+        } else {
+            self.device_input(device, ClientInput::Received { conn: client_conn, bytes }, obs);
+        }
+    }
+
+    fn devices_held(&self, link: u64) -> bool {
+        self.links.get(&link).is_some_and(|l| self.devices[l.device].held)
+    }
+
+    /// A deferred chunk still held: it keeps its place (counted once) and waits again.
+    fn redefer(&mut self, link: u64, up: bool, bytes: Vec<u8>) {
+        let Some(l) = self.links.get_mut(&link) else { return };
+        let last = if up { &mut l.up_last } else { &mut l.down_last };
+        let at = (*last).max(self.now_us + HOLD_RETRY_US) + 1;
+        *last = at;
+        let ev = if up { Ev::ToRelayDeferred { link, bytes } } else { Ev::ToDeviceDeferred { link, bytes } };
+        self.schedule(at, ev);
+    }
+
+    fn defer(&mut self, link: u64, up: bool, bytes: Vec<u8>) {
+        let Some(l) = self.links.get_mut(&link) else { return };
+        let held = self.devices[l.device].held;
+        let (last, deferred) =
+            if up { (&mut l.up_last, &mut l.up_deferred) } else { (&mut l.down_last, &mut l.down_deferred) };
+        // While held: wait; once released: this chunk goes next, in its original order.
+        let at = if held { (*last).max(self.now_us + HOLD_RETRY_US) + 1 } else { (*last).max(self.now_us) + 1 };
+        *last = (*last).max(at);
+        *deferred += 1;
+        let ev = if up { Ev::ToRelayDeferred { link, bytes } } else { Ev::ToDeviceDeferred { link, bytes } };
+        self.schedule(at, ev);
+    }
+
     fn maybe_forget(&mut self, link: u64) {
         if self.links.get(&link).is_some_and(|l| !l.open) {
             self.links.remove(&link);
@@ -376,6 +447,9 @@ impl World {
                 }
                 RelayOutput::Event(e) => {
                     self.trace.update(format!("{e:?}").as_bytes());
+                    if let zerok_core::relay::RelayEvent::Rejected { reason, .. } = e {
+                        *self.rejections.entry(format!("{reason:?}")).or_insert(0) += 1;
+                    }
                 }
                 RelayOutput::Timeout(deadline) => {
                     self.relay.timer = deadline.map(|i| i.0);
@@ -567,11 +641,12 @@ impl World {
     /// A short description of every node, for failure reports.
     pub fn describe(&self) -> String {
         let mut out = format!(
-            "t={}µs relay={} store_full={} heads={:?}\n",
+            "t={}µs relay={} store_full={} heads={:?} rejections={:?}\n",
             self.now_us,
             if self.relay.relay.is_some() { "up" } else { "down" },
             self.relay.store.full,
-            self.relay.store.groups.values().map(|g| g.head).collect::<Vec<_>>()
+            self.relay.store.groups.values().map(|g| g.head).collect::<Vec<_>>(),
+            self.rejections
         );
         for (i, d) in self.devices.iter().enumerate() {
             let state = match &d.client {
@@ -586,7 +661,7 @@ impl World {
                 None => "crashed".into(),
             };
             let tail: Vec<String> =
-                d.events.iter().rev().take(6).map(|e| format!("{e:?}").chars().take(90).collect()).collect();
+                d.events.iter().rev().take(12).map(|e| format!("{e:?}").chars().take(90).collect()).collect();
             out.push_str(&format!(
                 "device {i}: {state} partitioned={} full={} outbox(durable)={} inbox={}\n  last events: {tail:?}\n",
                 d.partitioned,

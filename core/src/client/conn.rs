@@ -45,6 +45,17 @@ impl Phase {
         }
     }
 
+    pub fn name(&self) -> &'static str {
+        match self {
+            Phase::Idle => "idle",
+            Phase::Waiting { .. } => "waiting",
+            Phase::Connecting { .. } => "connecting",
+            Phase::Handshaking { .. } => "handshaking",
+            Phase::Greeting { .. } => "greeting",
+            Phase::Online { .. } => "online",
+        }
+    }
+
     pub fn is_online(&self) -> bool {
         matches!(self, Phase::Online { purpose: Purpose::Member | Purpose::Create(_), .. })
     }

@@ -455,6 +455,10 @@ impl core::fmt::Debug for Client {
             .field("cursor", &self.cursor)
             .field("outbox", &self.outbox.len())
             .field("status", &self.status)
+            .field("enabled", &self.enabled)
+            .field("paused", &self.paused)
+            .field("phase", &self.phase.name())
+            .field("timeout", &self.poll_timeout())
             .finish_non_exhaustive()
     }
 }

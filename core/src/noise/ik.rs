@@ -26,7 +26,7 @@ pub struct ClientAuth {
     pub version: u16,
     /// The group addressed (all zero for [`Intent::Pairing`]).
     pub group_id: [u8; 32],
-    /// Unix milliseconds, strictly increasing per access key: a replayed first message is refused.
+    /// Unix milliseconds; the relay refuses it outside its clock window or as an exact repeat.
     pub timestamp_ms: u64,
     /// What the device wants.
     pub intent: Intent,

@@ -1,14 +1,18 @@
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use crate::keys::NoisePublic;
 
-/// Refuses a replayed IK first message: per access key, each accepted handshake timestamp
-/// must be strictly greater than the last. Bounded: when full, the entry with the oldest
-/// timestamp is forgotten (a replay of a message older than every remembered one is then
-/// caught by the relay's clock window instead).
+/// Timestamps remembered per key.
+const PER_KEY: usize = 64;
+
+/// Refuses a replayed IK first message. A first message is accepted when its timestamp is
+/// within `window_ms` of the relay's clock and is not one of the last 64 accepted for that key.
+/// A device's clock may go backwards (a restart, a corrected clock) without locking it out,
+/// while a recorded message can only be replayed after its timestamp left the window — and then
+/// it is refused for being stale. Bounded: when full, the key seen least recently is forgotten.
 #[derive(Debug)]
 pub struct ReplayGuard {
-    last: BTreeMap<NoisePublic, u64>,
+    seen: BTreeMap<NoisePublic, VecDeque<u64>>,
     capacity: usize,
     window_ms: u64,
 }
@@ -17,35 +21,39 @@ impl ReplayGuard {
     /// A guard remembering up to `capacity` keys and refusing timestamps more than
     /// `window_ms` away from the relay's clock.
     pub fn new(capacity: usize, window_ms: u64) -> Self {
-        ReplayGuard { last: BTreeMap::new(), capacity: capacity.max(1), window_ms }
+        ReplayGuard { seen: BTreeMap::new(), capacity: capacity.max(1), window_ms }
     }
 
-    /// Accepts `timestamp_ms` for `key` if it is fresh and newer than the last accepted one.
+    /// Accepts `timestamp_ms` for `key` if it is fresh and not seen before.
     pub fn check(&mut self, key: &NoisePublic, timestamp_ms: u64, now_unix_ms: u64) -> bool {
         if timestamp_ms.abs_diff(now_unix_ms) > self.window_ms {
             return false;
         }
-        if self.last.get(key).is_some_and(|&last| timestamp_ms <= last) {
+        if self.seen.get(key).is_some_and(|recent| recent.contains(&timestamp_ms)) {
             return false;
         }
-        if !self.last.contains_key(key) && self.last.len() >= self.capacity {
-            let oldest = self.last.iter().min_by_key(|(_, t)| **t).map(|(k, _)| *k);
-            if let Some(k) = oldest {
-                self.last.remove(&k);
+        if !self.seen.contains_key(key) && self.seen.len() >= self.capacity {
+            let stalest = self.seen.iter().min_by_key(|(_, r)| r.iter().max().copied().unwrap_or(0)).map(|(k, _)| *k);
+            if let Some(k) = stalest {
+                self.seen.remove(&k);
             }
         }
-        self.last.insert(*key, timestamp_ms);
+        let recent = self.seen.entry(*key).or_default();
+        recent.push_back(timestamp_ms);
+        if recent.len() > PER_KEY {
+            recent.pop_front();
+        }
         true
     }
 
     /// Number of remembered keys.
     pub fn len(&self) -> usize {
-        self.last.len()
+        self.seen.len()
     }
 
     /// No key remembered.
     pub fn is_empty(&self) -> bool {
-        self.last.is_empty()
+        self.seen.is_empty()
     }
 }
 
@@ -54,25 +62,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn strictly_increasing_per_key_within_the_window() {
+    fn exact_replays_and_stale_timestamps_are_refused() {
         let mut g = ReplayGuard::new(2, 60_000);
         let a = NoisePublic([1; 32]);
         let b = NoisePublic([2; 32]);
         assert!(g.check(&a, 1_000_000, 1_000_000));
-        assert!(!g.check(&a, 1_000_000, 1_000_000), "same timestamp is a replay");
-        assert!(!g.check(&a, 999_999, 1_000_000), "older timestamp is a replay");
-        assert!(g.check(&a, 1_000_001, 1_000_000));
+        assert!(!g.check(&a, 1_000_000, 1_000_000), "the same message again is a replay");
+        assert!(g.check(&a, 999_999, 1_000_000), "a clock that went back is not locked out");
+        assert!(!g.check(&a, 999_999, 1_000_000));
         assert!(g.check(&b, 1_000_000, 1_000_000), "keys are independent");
-        assert!(!g.check(&a, 1_000_000 + 60_001 + 1, 1_000_000), "too far in the future");
-        assert!(!g.check(&b, 1_000_000 - 60_001, 1_000_000), "too far in the past");
+        assert!(!g.check(&a, 1_000_000 + 60_001, 1_000_000), "too far in the future");
+        assert!(!g.check(&b, 1_000_000 - 60_001, 1_000_000), "too far in the past: a replay of an old message");
     }
 
     #[test]
-    fn bounded_by_capacity() {
+    fn bounded_by_capacity_and_per_key_history() {
         let mut g = ReplayGuard::new(2, u64::MAX);
         for i in 0..10u8 {
             assert!(g.check(&NoisePublic([i; 32]), 100 + u64::from(i), 100));
         }
         assert_eq!(g.len(), 2);
+        let k = NoisePublic([99; 32]);
+        for t in 0..200 {
+            assert!(g.check(&k, t, 100));
+        }
+        assert_eq!(g.seen.get(&k).map(VecDeque::len), Some(PER_KEY));
     }
 }
