@@ -89,6 +89,20 @@ impl Pairing {
 
 static EMPTY_RELAY: RelayInfo = RelayInfo { endpoint_id: [0; 32], noise_key: NoisePublic([0; 32]), addrs: Vec::new() };
 
+/// The joiner's XXpsk3 handshake and its first message, tagged for the slot.
+fn joiner_handshake(
+    rng: &mut crate::CoreRng,
+    access_key: &NoiseKeypair,
+    psk: &crate::keys::PairingPsk,
+    slot: u32,
+    pinned: Option<NoisePublic>,
+) -> Option<(Box<PairingHandshake>, Bytes)> {
+    let mut hs =
+        PairingHandshake::new(rng, PairingRole::Joiner, access_key, psk, &pairing_prologue(slot), pinned).ok()?;
+    let m1 = hs.write(&[]).ok()?;
+    Some((Box::new(hs), tagged(TAG_HANDSHAKE, &m1)))
+}
+
 fn tagged(tag: u8, body: &[u8]) -> Bytes {
     let mut v = Vec::with_capacity(body.len() + 1);
     v.push(tag);
@@ -176,21 +190,11 @@ impl Client {
             }
             InviteCode::Qr(qr) => {
                 let psk = qr_psk(&qr.secret, slot);
-                let hs = PairingHandshake::new(
-                    &mut self.rng,
-                    PairingRole::Joiner,
-                    access_key,
-                    &psk,
-                    &pairing_prologue(slot),
-                    Some(qr.inviter_key),
-                );
-                let Ok(mut hs) = hs else {
+                let Some((hs, m1)) = joiner_handshake(&mut self.rng, access_key, &psk, slot, Some(qr.inviter_key))
+                else {
                     return self.join_failed(PairingFailure::WrongCode);
                 };
-                let Ok(m1) = hs.write(&[]) else {
-                    return self.join_failed(PairingFailure::WrongCode);
-                };
-                (tagged(TAG_HANDSHAKE, &m1), JoinerStep::Handshake(Box::new(hs)))
+                (m1, JoinerStep::Handshake(hs))
             }
         };
         *step = next;
@@ -415,22 +419,11 @@ impl Client {
                 let Ok(psk) = spake.finish(body) else {
                     return self.join_failed(PairingFailure::WrongCode);
                 };
-                let hs = PairingHandshake::new(
-                    &mut self.rng,
-                    PairingRole::Joiner,
-                    access_key,
-                    &psk,
-                    &pairing_prologue(slot),
-                    None,
-                );
-                let Ok(mut hs) = hs else {
+                let Some((hs, m1)) = joiner_handshake(&mut self.rng, access_key, &psk, slot, None) else {
                     return self.join_failed(PairingFailure::WrongCode);
                 };
-                let Ok(m1) = hs.write(&[]) else {
-                    return self.join_failed(PairingFailure::WrongCode);
-                };
-                *step = JoinerStep::Handshake(Box::new(hs));
-                self.send_frame(&Frame::SlotMessage(SlotMessage { slot, data: tagged(TAG_HANDSHAKE, &m1) }));
+                *step = JoinerStep::Handshake(hs);
+                self.send_frame(&Frame::SlotMessage(SlotMessage { slot, data: m1 }));
             }
             (JoinerStep::Handshake(mut hs), TAG_HANDSHAKE) => {
                 if hs.read(body).is_err() {
