@@ -30,4 +30,14 @@ step "planted bugs: each must be caught by the simulation within 100 seeds"
 cargo test -p zerok-tests --features planted-bugs --test planted_bugs
 
 step "tests (unit, property, vectors, snapshots, simulation: SIM_SEEDS=${SIM_SEEDS:-1000} x SIM_STEPS=${SIM_STEPS:-2000})"
-cargo test --workspace
+mkdir -p target
+cargo test --workspace 2>&1 | tee target/test-all.log
+# One closing line with the totals of every test binary (cargo's own last line is often a
+# doc-test run with nothing in it).
+python3 - target/test-all.log <<'PY'
+import re, sys
+passed = failed = 0
+for m in re.finditer(r"test result: \w+\. (\d+) passed; (\d+) failed", open(sys.argv[1]).read()):
+    passed += int(m.group(1)); failed += int(m.group(2))
+print(f"{passed} passed, {failed} failed")
+PY
