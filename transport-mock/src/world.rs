@@ -660,10 +660,28 @@ impl World {
                 ),
                 None => "crashed".into(),
             };
+            let notable: Vec<String> = d
+                .events
+                .iter()
+                .filter(|e| {
+                    matches!(
+                        e,
+                        ClientEvent::Equivocation { .. }
+                            | ClientEvent::Rollback { .. }
+                            | ClientEvent::Withheld { .. }
+                            | ClientEvent::Tampered { .. }
+                            | ClientEvent::RelayMisbehaved { .. }
+                            | ClientEvent::Truncated { .. }
+                            | ClientEvent::GroupReady
+                    )
+                })
+                .take(8)
+                .map(|e| format!("{e:?}").chars().take(120).collect())
+                .collect();
             let tail: Vec<String> =
                 d.events.iter().rev().take(12).map(|e| format!("{e:?}").chars().take(90).collect()).collect();
             out.push_str(&format!(
-                "device {i}: {state} partitioned={} full={} outbox(durable)={} inbox={}\n  last events: {tail:?}\n",
+                "device {i}: {state} partitioned={} full={} outbox(durable)={} inbox={}\n  notable: {notable:?}\n  last events: {tail:?}\n",
                 d.partitioned,
                 d.store.full,
                 d.store.state.outbox.len(),

@@ -392,7 +392,7 @@ pub enum PairingFailure {
 }
 
 enum OpKind {
-    SaveMembership { joined: bool },
+    SaveMembership { membership: Box<Membership>, joined: bool },
     AppendOutbox { entries: Vec<OutboxEntry>, prev_seq: u64, prev_hash: [u8; 32], pushed: Vec<[u8; 16]> },
     RemoveOutbox,
     Requeue,
@@ -441,6 +441,7 @@ pub struct Client {
     withheld_reported: bool,
     // pairing
     pairing: Option<Pairing>,
+    saving_membership: bool,
     // plumbing
     status: Option<SyncStatus>,
     ops: BTreeMap<OpId, OpKind>,
@@ -459,6 +460,11 @@ impl core::fmt::Debug for Client {
             .field("paused", &self.paused)
             .field("phase", &self.phase.name())
             .field("timeout", &self.poll_timeout())
+            .field("fetch_pos", &self.fetch_pos)
+            .field("head", &self.head)
+            .field("pulling", &self.pulling)
+            .field("delivering", &self.delivering)
+            .field("gap", &self.receiver.buffered())
             .finish_non_exhaustive()
     }
 }
@@ -511,6 +517,7 @@ impl Client {
             receiver,
             withheld_reported: false,
             pairing: None,
+            saving_membership: false,
             status: None,
             ops: BTreeMap::new(),
             next_op: 0,
@@ -690,7 +697,7 @@ impl Client {
             return;
         };
         match kind {
-            OpKind::SaveMembership { joined } => self.membership_saved(joined, result),
+            OpKind::SaveMembership { membership, joined } => self.membership_saved(*membership, joined, result),
             OpKind::AppendOutbox { entries, prev_seq, prev_hash, pushed } => {
                 self.outbox_appended(entries, prev_seq, prev_hash, pushed, result)
             }

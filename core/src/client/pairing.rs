@@ -152,7 +152,7 @@ impl Client {
     }
 
     pub(super) fn join_invite(&mut self, text: &str) -> Result<(), CommandError> {
-        if self.membership.is_some() {
+        if self.membership.is_some() || self.saving_membership {
             return Err(CommandError::AlreadyInGroup);
         }
         if self.pairing.is_some() {

@@ -327,7 +327,7 @@ impl Client {
     }
 
     pub(super) fn create_group(&mut self, admission_token: Option<Vec<u8>>) -> Result<(), CommandError> {
-        if self.membership.is_some() {
+        if self.membership.is_some() || self.saving_membership {
             return Err(CommandError::AlreadyInGroup);
         }
         let membership = Membership {
@@ -343,9 +343,12 @@ impl Client {
         Ok(())
     }
 
+    /// Persists a membership; it takes effect (pushes, connections) only once durable, so
+    /// nothing is ever sealed for a group this device could forget in a crash.
     pub(super) fn save_membership(&mut self, membership: Membership, joined: bool) {
-        self.adopt(membership.clone());
-        self.store(ClientStoreOp::SaveMembership(Box::new(membership)), OpKind::SaveMembership { joined });
+        self.saving_membership = true;
+        let request = ClientStoreOp::SaveMembership(Box::new(membership.clone()));
+        self.store(request, OpKind::SaveMembership { membership: Box::new(membership), joined });
     }
 
     fn adopt(&mut self, m: Membership) {
@@ -353,21 +356,21 @@ impl Client {
         self.membership = Some(m);
     }
 
-    pub(super) fn membership_saved(&mut self, joined: bool, result: super::StoreResult) {
+    pub(super) fn membership_saved(&mut self, membership: Membership, joined: bool, result: super::StoreResult) {
+        self.saving_membership = false;
         if result.is_err() {
-            if self.membership.as_ref().is_some_and(|m| m.pending_creation.is_none()) && !joined {
-                // Only the confirmation failed to save: the group stays; creation is retried
-                // (idempotently) on the next connection.
-                return;
-            }
-            self.membership = None;
-            self.cipher = None;
+            // Nothing changed: a first membership was not taken (and can be tried again); a
+            // failed confirmation of creation is retried, idempotently, at the next connection.
             if joined {
                 self.pairing_storage_failed();
             }
             return;
         }
-        self.event(ClientEvent::GroupReady);
+        let first = self.membership.is_none();
+        self.adopt(membership);
+        if first {
+            self.event(ClientEvent::GroupReady);
+        }
         if joined {
             self.pairing_joined();
         }

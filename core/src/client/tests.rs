@@ -326,3 +326,21 @@ fn garbage_from_the_network_closes_the_connection_and_reconnects() {
     r.advance(Duration::from_secs(2));
     assert_eq!(r.client.status(), SyncStatus::Synced, "reconnected");
 }
+
+/// Regression (simulation seed 2422): blobs sealed for a group whose membership was never
+/// saved were later pushed into another group, undecryptable, blocking that sender's chain.
+#[test]
+fn nothing_is_sealed_for_a_group_that_is_not_durable_yet() {
+    let mut r = Rig::new();
+    r.hold_client_store = true;
+    r.cmd(Command::CreateGroup { admission_token: None }).unwrap();
+    assert_eq!(r.cmd(Command::Push(vec![1])), Err(CommandError::NotInGroup));
+    assert_eq!(r.cmd(Command::CreateGroup { admission_token: None }), Err(CommandError::AlreadyInGroup));
+    let (op, _) = r.held.remove(0);
+    r.hold_client_store = false;
+    r.input(ClientInput::StoreDone { op, result: Err(StoreError::Full) });
+    assert!(r.client.membership().is_none(), "a failed save leaves no group behind");
+    r.cmd(Command::CreateGroup { admission_token: None }).unwrap();
+    assert!(r.client.membership().is_some());
+    assert!(r.cmd(Command::Push(vec![1])).unwrap().is_some());
+}
