@@ -1,6 +1,13 @@
 //! Pairing through the relay, end to end in the simulated world without faults: short code,
 //! QR invite, the confirmation code on both screens, wrong codes, single use and expiry.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "test helpers outside #[test] functions"
+)]
+
 use zerok_core::Duration;
 use zerok_core::client::{ClientEvent, Command, CommandError, PairingFailure, SyncStatus};
 use zerok_core::invite::InviteError;
