@@ -159,6 +159,14 @@ impl Observer for Checker {
                 }
             }
             ClientEvent::InviteReady { short_code, .. } => self.invites.push((device, short_code.clone())),
+            ClientEvent::Tampered { .. }
+            | ClientEvent::Rollback { .. }
+            | ClientEvent::Equivocation { .. }
+            | ClientEvent::RelayMisbehaved { .. }
+                if !self.adversarial =>
+            {
+                self.fail(format!("device {device} accuses an honest relay: {event:?}"));
+            }
             ClientEvent::Tampered { cursor } => {
                 self.tampered_seen.insert((device, *cursor));
                 self.tampered_reports += 1;

@@ -238,12 +238,7 @@ fn drive_pairing(world: &mut World, check: &mut Checker, allow_last: bool, last:
         world.command(joiner, Command::JoinInvite(code), check);
         return;
     }
-    let busy = world.devices[joiner]
-        .events
-        .iter()
-        .rev()
-        .take_while(|e| !matches!(e, zerok_core::client::ClientEvent::PairingFailed { .. }))
-        .any(|e| matches!(e, zerok_core::client::ClientEvent::PairingConfirmation { .. }));
+    let busy = world.devices[joiner].client.as_ref().is_some_and(|c| c.pairing_in_progress());
     if busy || world.rng.below(20) != 0 {
         return;
     }

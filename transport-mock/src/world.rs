@@ -608,9 +608,12 @@ impl World {
         }
     }
 
-    /// Remembers the relay's store as it is now (for a later rollback).
+    /// Remembers the relay's store as it is now (for a later rollback), unless an older
+    /// snapshot is kept already.
     pub fn snapshot_relay(&mut self) {
-        self.snapshot = Some(self.relay.store.clone());
+        if self.snapshot.is_none() {
+            self.snapshot = Some(self.relay.store.clone());
+        }
     }
 
     /// The relay "loses" everything since the snapshot: crash, restore, restart.

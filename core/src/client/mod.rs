@@ -578,6 +578,11 @@ impl Client {
         self.membership.as_ref()
     }
 
+    /// An invite is open or a join is running.
+    pub fn pairing_in_progress(&self) -> bool {
+        self.pairing.is_some()
+    }
+
     /// This device's identity.
     pub fn device_id(&self) -> DeviceId {
         self.config.device.device_id()

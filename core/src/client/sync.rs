@@ -165,6 +165,8 @@ impl Client {
         };
         let entry = self.outbox.remove(pos);
         self.failed = false;
+        // The acknowledged cursor is durable at the relay: its head can never honestly be lower.
+        self.highest_head = self.highest_head.max(cursor);
         self.own_sent.insert(cursor, entry);
         while self.own_sent.len() > super::OWN_CURSORS {
             self.own_sent.pop_first();
@@ -221,9 +223,15 @@ impl Client {
         let mut delivered: Vec<ReceivedBlob> = Vec::new();
         let mut overflow = false;
         let me = self.config.device.device_id();
+        let mut previous = 0;
         for stored in page.blobs {
-            if stored.cursor <= self.fetch_pos || stored.cursor > page.max_cursor {
+            if stored.cursor <= previous || stored.cursor > page.max_cursor {
                 self.event(ClientEvent::RelayMisbehaved { cursor: stored.cursor });
+                continue;
+            }
+            previous = stored.cursor;
+            if stored.cursor <= self.fetch_pos {
+                // An overlapping answer (a pull was retried after an error): already seen.
                 continue;
             }
             self.fetch_pos = stored.cursor;

@@ -22,10 +22,14 @@ pub(crate) struct Group {
     pub keys: BTreeSet<[u8; 32]>,
     /// Next cursor to assign. Never decreases, so a cursor is never given out twice.
     next_cursor: u64,
-    /// Every cursor up to here is settled (durable, or a hole left by a failed append).
+    /// The durable head: the highest durable cursor with every cursor below it settled. It
+    /// never covers trailing holes, so after a restart (next cursor = highest durable + 1) no
+    /// cursor a device has seen inside the head is ever given out again.
     pub head: u64,
+    /// Every cursor up to here is settled (durable, or a hole left by a failed append).
+    settled_prefix: u64,
     /// Settled cursors above `head`, waiting for the ones before them.
-    settled: BTreeSet<u64>,
+    settled: BTreeMap<u64, bool>,
     pub earliest: u64,
     pub stored_bytes: u64,
     pub stored_blobs: u64,
@@ -56,7 +60,8 @@ impl Group {
             keys: s.keys.iter().copied().collect(),
             next_cursor: s.head + 1,
             head: s.head,
-            settled: BTreeSet::new(),
+            settled_prefix: s.head,
+            settled: BTreeMap::new(),
             earliest: s.earliest.max(1),
             stored_bytes: s.bytes,
             stored_blobs: s.blobs,
@@ -110,10 +115,13 @@ impl Group {
             }
             self.remember(*push_id, at);
         }
-        self.settled.insert(push.cursor);
+        self.settled.insert(push.cursor, stored_at == Some(push.cursor));
         let before = self.head;
-        while self.settled.remove(&(self.head + 1)) {
-            self.head += 1;
+        while let Some(durable) = self.settled.remove(&(self.settled_prefix + 1)) {
+            self.settled_prefix += 1;
+            if durable {
+                self.head = self.settled_prefix;
+            }
         }
         Some((push, self.head != before))
     }
@@ -156,6 +164,21 @@ mod tests {
         assert_eq!(g.stored_cursor(&[2; 16]), Some(2));
         assert_eq!(g.stored_cursor(&[1; 16]), None);
         assert_eq!(g.assign([4; 16], 1, ConnId(1)), 4, "cursors are never reused");
+    }
+
+    /// Regression (simulation seed 11692): a head advanced over trailing failed appends made a
+    /// restarted relay reuse cursors that devices had already passed.
+    #[test]
+    fn the_head_never_covers_trailing_holes() {
+        let mut g = Group::new([1; 32]);
+        g.assign([1; 16], 1, ConnId(1));
+        g.assign([2; 16], 1, ConnId(1));
+        g.settle(&[1; 16], Some(1));
+        assert_eq!(g.settle(&[2; 16], None).map(|(_, moved)| moved), Some(false));
+        assert_eq!(g.head, 1, "cursor 2 failed: the head stays at the last durable cursor");
+        g.assign([3; 16], 1, ConnId(1));
+        g.settle(&[3; 16], Some(3));
+        assert_eq!(g.head, 3, "a hole below a durable cursor is passed over");
     }
 
     #[test]
