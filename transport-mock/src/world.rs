@@ -644,12 +644,28 @@ impl World {
     /// A short description of every node, for failure reports.
     pub fn describe(&self) -> String {
         let mut out = format!(
-            "t={}µs relay={} store_full={} heads={:?} rejections={:?}\n",
+            "t={}µs relay={} store_full={} heads={:?} rejections={:?} relay_conns={:?} relay_pending_ops={} links={:?} queued_events={:?}\n",
             self.now_us,
             if self.relay.relay.is_some() { "up" } else { "down" },
             self.relay.store.full,
             self.relay.store.groups.values().map(|g| g.head).collect::<Vec<_>>(),
-            self.rejections
+            self.rejections,
+            self.relay.relay.as_ref().map(|r| r.connection_count()),
+            self.relay.pending.len(),
+            self.links
+                .values()
+                .map(|l| (
+                    l.device,
+                    l.client_conn.0,
+                    l.relay_conn.0,
+                    l.open,
+                    self.relay.relay.as_ref().and_then(|r| r.connection_phase(l.relay_conn))
+                ))
+                .collect::<Vec<_>>(),
+            self.heap
+                .iter()
+                .map(|r| (r.0.0, format!("{:?}", self.events.get(&r.0.1)).chars().take(60).collect::<String>()))
+                .collect::<Vec<_>>()
         );
         for (i, d) in self.devices.iter().enumerate() {
             let state = match &d.client {

@@ -312,6 +312,17 @@ impl Relay {
         self.conns.len()
     }
 
+    /// A connection's phase, for diagnostics: `handshaking`, `creating`, `open`, `open-member`.
+    pub fn connection_phase(&self, conn: ConnId) -> Option<&'static str> {
+        self.conns.get(&conn).map(|c| match c {
+            Conn::Handshaking { .. } => "handshaking",
+            Conn::Creating { .. } => "creating",
+            Conn::Open(s) if !s.greeted => "open-ungreeted",
+            Conn::Open(s) if matches!(s.role, Role::Member { .. }) => "open-member",
+            Conn::Open(_) => "open-pairing",
+        })
+    }
+
     /// The durable head of a group, if the group exists.
     pub fn group_head(&self, group: &[u8; 32]) -> Option<u64> {
         self.groups.get(group).map(|g| g.head)
