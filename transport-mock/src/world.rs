@@ -697,8 +697,14 @@ impl World {
                 .take(8)
                 .map(|e| format!("{e:?}").chars().take(120).collect())
                 .collect();
-            let tail: Vec<String> =
-                d.events.iter().rev().take(12).map(|e| format!("{e:?}").chars().take(90).collect()).collect();
+            let tail: Vec<String> = d
+                .events
+                .iter()
+                .rev()
+                .filter(|e| !matches!(e, ClientEvent::SyncProgress { .. } | ClientEvent::InviteClosed))
+                .take(14)
+                .map(|e| format!("{e:?}").chars().take(90).collect())
+                .collect();
             out.push_str(&format!(
                 "device {i}: {state} partitioned={} full={} outbox(durable)={} inbox={}\n  notable: {notable:?}\n  last events: {tail:?}\n",
                 d.partitioned,
