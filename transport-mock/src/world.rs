@@ -40,15 +40,38 @@ impl Default for NetConfig {
 
 #[derive(Debug)]
 pub(crate) enum Ev {
-    ConnectDone { device: usize, conn: ConnId, incarnation: u64 },
-    ToRelay { link: u64, bytes: Vec<u8> },
-    ToDevice { link: u64, bytes: Vec<u8> },
-    ToRelayDeferred { link: u64, bytes: Vec<u8> },
-    ToDeviceDeferred { link: u64, bytes: Vec<u8> },
-    CloseAtRelay { link: u64 },
-    CloseAtDevice { link: u64 },
-    RelayStoreDone { op: OpId, incarnation: u64 },
-    DeviceStoreDone { device: usize, op: OpId, incarnation: u64 },
+    ConnectDone {
+        device: usize,
+        conn: ConnId,
+        incarnation: u64,
+    },
+    ToRelay {
+        link: u64,
+        bytes: Vec<u8>,
+    },
+    ToDevice {
+        link: u64,
+        bytes: Vec<u8>,
+    },
+    /// Look again at a held link's queues.
+    Flush {
+        link: u64,
+    },
+    CloseAtRelay {
+        link: u64,
+    },
+    CloseAtDevice {
+        link: u64,
+    },
+    RelayStoreDone {
+        op: OpId,
+        incarnation: u64,
+    },
+    DeviceStoreDone {
+        device: usize,
+        op: OpId,
+        incarnation: u64,
+    },
 }
 
 pub(crate) struct Link {
@@ -58,8 +81,10 @@ pub(crate) struct Link {
     pub open: bool,
     pub up_last: u64,
     pub down_last: u64,
-    pub up_deferred: u64,
-    pub down_deferred: u64,
+    /// Chunks waiting, in order, while the device is held (device → relay, relay → device).
+    pub up_queue: std::collections::VecDeque<Vec<u8>>,
+    pub down_queue: std::collections::VecDeque<Vec<u8>>,
+    pub flush_scheduled: bool,
 }
 
 /// A simulated device: its client (when running), its store, and what it has observed.
@@ -126,6 +151,8 @@ pub struct World {
     trace: blake3::Hasher,
     /// Steps processed.
     pub steps: u64,
+    /// Print a line per device input and transmit (debugging a seed).
+    pub tracing: bool,
     /// Connections the relay refused, by reason.
     pub rejections: BTreeMap<String, u64>,
     /// A misbehaving relay, if this run has one.
@@ -192,6 +219,7 @@ impl World {
             adversary: None,
             snapshot: None,
             rejections: BTreeMap::new(),
+            tracing: std::env::var_os("SIM_TRACE").is_some(),
             #[cfg(feature = "planted-bugs")]
             bugs: Default::default(),
         }
@@ -291,36 +319,18 @@ impl World {
                         open: true,
                         up_last: self.now_us,
                         down_last: self.now_us,
-                        up_deferred: 0,
-                        down_deferred: 0,
+                        up_queue: Default::default(),
+                        down_queue: Default::default(),
+                        flush_scheduled: false,
                     },
                 );
                 let peer = self.devices[device].config.endpoint_id;
                 self.relay_input(RelayInput::Accepted { conn: relay_conn, peer }, obs);
                 self.device_input(device, ClientInput::Connected { conn }, obs);
             }
-            Ev::ToRelay { link, bytes } if self.must_wait(link, true) => self.defer(link, true, bytes),
-            Ev::ToDevice { link, bytes } if self.must_wait(link, false) => self.defer(link, false, bytes),
-            Ev::ToRelayDeferred { link, bytes } => {
-                if self.devices_held(link) {
-                    return self.redefer(link, true, bytes);
-                }
-                if let Some(l) = self.links.get_mut(&link) {
-                    l.up_deferred -= 1;
-                }
-                self.deliver(link, true, bytes, obs);
-            }
-            Ev::ToDeviceDeferred { link, bytes } => {
-                if self.devices_held(link) {
-                    return self.redefer(link, false, bytes);
-                }
-                if let Some(l) = self.links.get_mut(&link) {
-                    l.down_deferred -= 1;
-                }
-                self.deliver(link, false, bytes, obs);
-            }
-            Ev::ToRelay { link, bytes } => self.deliver(link, true, bytes, obs),
-            Ev::ToDevice { link, bytes } => self.deliver(link, false, bytes, obs),
+            Ev::Flush { link } => self.flush(link, obs),
+            Ev::ToRelay { link, bytes } => self.arrive(link, true, bytes, obs),
+            Ev::ToDevice { link, bytes } => self.arrive(link, false, bytes, obs),
             Ev::CloseAtRelay { link } => {
                 if let Some(l) = self.links.get_mut(&link) {
                     l.open = false;
@@ -365,13 +375,47 @@ impl World {
         }
     }
 
-    /// A chunk waits while its device is held, and behind any chunk of its stream that waited
-    /// (so a stream stays in order across a release).
-    fn must_wait(&self, link: u64, up: bool) -> bool {
-        self.links.get(&link).is_some_and(|l| {
-            let deferred = if up { l.up_deferred } else { l.down_deferred };
-            self.devices[l.device].held || deferred > 0
-        })
+    /// A chunk arrives: delivered at once, unless its device is held or chunks of its stream
+    /// are still queued (then it queues behind them, so a stream stays in order).
+    fn arrive(&mut self, link: u64, up: bool, bytes: Vec<u8>, obs: &mut dyn Observer) {
+        let Some(l) = self.links.get_mut(&link) else { return };
+        let held = self.devices[l.device].held;
+        let queue = if up { &mut l.up_queue } else { &mut l.down_queue };
+        if !held && queue.is_empty() {
+            return self.deliver(link, up, bytes, obs);
+        }
+        queue.push_back(bytes);
+        if held {
+            self.schedule_flush(link);
+        } else {
+            self.flush(link, obs);
+        }
+    }
+
+    fn schedule_flush(&mut self, link: u64) {
+        let Some(l) = self.links.get_mut(&link) else { return };
+        if !l.flush_scheduled {
+            l.flush_scheduled = true;
+            let at = self.now_us + HOLD_RETRY_US;
+            self.schedule(at, Ev::Flush { link });
+        }
+    }
+
+    /// Delivers a link's queued streams, each in order, once its device is released.
+    fn flush(&mut self, link: u64, obs: &mut dyn Observer) {
+        let Some(l) = self.links.get_mut(&link) else { return };
+        l.flush_scheduled = false;
+        if self.devices[l.device].held {
+            return self.schedule_flush(link);
+        }
+        for up in [true, false] {
+            loop {
+                let Some(l) = self.links.get_mut(&link) else { return };
+                let queue = if up { &mut l.up_queue } else { &mut l.down_queue };
+                let Some(bytes) = queue.pop_front() else { break };
+                self.deliver(link, up, bytes, obs);
+            }
+        }
     }
 
     fn deliver(&mut self, link: u64, up: bool, bytes: Vec<u8>, obs: &mut dyn Observer) {
@@ -382,33 +426,6 @@ impl World {
         } else {
             self.device_input(device, ClientInput::Received { conn: client_conn, bytes }, obs);
         }
-    }
-
-    fn devices_held(&self, link: u64) -> bool {
-        self.links.get(&link).is_some_and(|l| self.devices[l.device].held)
-    }
-
-    /// A deferred chunk still held: it keeps its place (counted once) and waits again.
-    fn redefer(&mut self, link: u64, up: bool, bytes: Vec<u8>) {
-        let Some(l) = self.links.get_mut(&link) else { return };
-        let last = if up { &mut l.up_last } else { &mut l.down_last };
-        let at = (*last).max(self.now_us + HOLD_RETRY_US) + 1;
-        *last = at;
-        let ev = if up { Ev::ToRelayDeferred { link, bytes } } else { Ev::ToDeviceDeferred { link, bytes } };
-        self.schedule(at, ev);
-    }
-
-    fn defer(&mut self, link: u64, up: bool, bytes: Vec<u8>) {
-        let Some(l) = self.links.get_mut(&link) else { return };
-        let held = self.devices[l.device].held;
-        let (last, deferred) =
-            if up { (&mut l.up_last, &mut l.up_deferred) } else { (&mut l.down_last, &mut l.down_deferred) };
-        // While held: wait; once released: this chunk goes next, in its original order.
-        let at = if held { (*last).max(self.now_us + HOLD_RETRY_US) + 1 } else { (*last).max(self.now_us) + 1 };
-        *last = (*last).max(at);
-        *deferred += 1;
-        let ev = if up { Ev::ToRelayDeferred { link, bytes } } else { Ev::ToDeviceDeferred { link, bytes } };
-        self.schedule(at, ev);
     }
 
     fn maybe_forget(&mut self, link: u64) {
@@ -475,6 +492,13 @@ impl World {
     }
 
     pub(crate) fn device_input(&mut self, device: usize, input: ClientInput, obs: &mut dyn Observer) {
+        if self.tracing {
+            let what = match &input {
+                ClientInput::Received { conn, bytes } => format!("recv conn {} {}B", conn.0, bytes.len()),
+                other => format!("{other:?}").chars().take(80).collect(),
+            };
+            eprintln!("TRACE {} dev{device} in {what}", self.now_us);
+        }
         let now = self.now_for(self.devices[device].skew_ms);
         let Some(client) = self.devices[device].client.as_mut() else { return };
         client.handle_input(now, input);
@@ -491,6 +515,9 @@ impl World {
                     self.schedule(at, Ev::ConnectDone { device, conn, incarnation });
                 }
                 ClientOutput::Transmit { conn, bytes } => {
+                    if self.tracing {
+                        eprintln!("TRACE {} dev{device} out conn {} {}B", self.now_us, conn.0, bytes.len());
+                    }
                     if let Some((&id, _)) =
                         self.links.iter().find(|(_, l)| l.device == device && l.client_conn == conn && l.open)
                     {
