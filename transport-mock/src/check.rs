@@ -32,8 +32,6 @@ pub struct Checker {
     delivered: BTreeMap<usize, BTreeSet<[u8; 16]>>,
     /// Invite short codes seen, for the workload.
     pub invites: Vec<(usize, String)>,
-    /// Adversarial detections reported by devices.
-    pub detections: u64,
     /// `Tampered` reports.
     pub tampered_reports: u64,
     /// Tampered reports by (device, cursor).
@@ -170,14 +168,9 @@ impl Observer for Checker {
             ClientEvent::Tampered { cursor } => {
                 self.tampered_seen.insert((device, *cursor));
                 self.tampered_reports += 1;
-                self.detections += 1;
             }
             ClientEvent::Rollback { .. } => {
                 self.rollback_reports += 1;
-                self.detections += 1;
-            }
-            ClientEvent::Equivocation { .. } | ClientEvent::Withheld { .. } | ClientEvent::RelayMisbehaved { .. } => {
-                self.detections += 1
             }
             _ => {}
         }

@@ -96,7 +96,7 @@ pub fn run(seed: u64, scenario: &Scenario) -> Result<Summary, Failure> {
     let mut check = Checker::default();
     check.adversarial = scenario.adversary_percent > 0;
     if scenario.adversary_percent > 0 {
-        world.adversary = Some(zerok_transport_mock_adversary(scenario.adversary_percent, &mut world));
+        world.adversary = Some(crate::adversary::Adversary::new(scenario.adversary_percent, &mut world.rng));
     }
     let fail = |world: &World, v: &Violation| Failure {
         seed,
@@ -149,7 +149,7 @@ pub fn run(seed: u64, scenario: &Scenario) -> Result<Summary, Failure> {
     if let Some(adv) = &mut world.adversary {
         adv.percent = 0;
     }
-    heal(&mut world, &mut check, &mut faults);
+    heal(&mut world, &mut check);
     let mut idle_rounds = 0;
     let limit = world.steps + scenario.heal_steps;
     while world.steps < limit {
@@ -201,10 +201,6 @@ pub fn run(seed: u64, scenario: &Scenario) -> Result<Summary, Failure> {
     })
 }
 
-fn zerok_transport_mock_adversary(percent: u64, world: &mut World) -> crate::adversary::Adversary {
-    crate::adversary::Adversary::new(percent, &mut world.rng)
-}
-
 fn converged(world: &World) -> bool {
     world.devices.iter().all(|d| {
         d.client
@@ -215,7 +211,6 @@ fn converged(world: &World) -> bool {
 
 #[derive(Default)]
 struct Faults {
-    relay_down: bool,
     injected: u64,
 }
 
@@ -289,11 +284,9 @@ fn random_action(world: &mut World, check: &mut Checker, faults_on: bool, faults
         70..=77 => world.restart_device(d, check),
         78 => {
             world.crash_relay(check);
-            faults.relay_down = true;
         }
         79..=82 => {
             world.restart_relay(check);
-            faults.relay_down = false;
         }
         83..=85 => {
             world.devices[d].partitioned = true;
@@ -310,9 +303,8 @@ fn random_action(world: &mut World, check: &mut Checker, faults_on: bool, faults
     }
 }
 
-fn heal(world: &mut World, check: &mut Checker, faults: &mut Faults) {
+fn heal(world: &mut World, check: &mut Checker) {
     world.restart_relay(check);
-    faults.relay_down = false;
     world.relay.store.full = false;
     for d in 0..world.devices.len() {
         world.devices[d].partitioned = false;
