@@ -104,8 +104,16 @@ fn main() -> Result<()> {
     let Frame::Push(stored) = exchange(&mut alice_conn, &mut relay_from_alice, &push)? else {
         return Err("expected Push".into());
     };
-    let relay_store =
-        [StoredBlob { cursor: 1, push_id: stored.push_id, stored_at_ms: 1_700_000_000_001, envelope: stored.envelope }];
+    let mut blob = StoredBlob {
+        cursor: 1,
+        push_id: stored.push_id,
+        stored_at_ms: 1_700_000_000_001,
+        envelope: stored.envelope,
+        chain: [0; 32],
+    };
+    let genesis = zerok_core::log::genesis(group.expose());
+    blob.chain = zerok_core::log::link(&genesis, &blob);
+    let relay_store = [blob];
     exchange(&mut relay_from_alice, &mut alice_conn, &Frame::PushAck(PushAck { push_id: stored.push_id, cursor: 1 }))?;
     println!("alice: pushed {} bytes of ciphertext, acknowledged at cursor 1", sealed.envelope.len());
 
@@ -113,7 +121,13 @@ fn main() -> Result<()> {
     let (mut bob_conn, mut relay_from_bob) =
         connect(&mut rng, &bob_access, &relay, &bob_welcome.group_id, Intent::Member)?;
     exchange(&mut bob_conn, &mut relay_from_bob, &Frame::Pull(Pull { after: 0, limit: 100 }))?;
-    let page = Frame::Blobs(Blobs { blobs: relay_store.to_vec(), has_more: false, max_cursor: 1 });
+    let page = Frame::Blobs(Blobs {
+        after: 0,
+        prev_chain: genesis,
+        blobs: relay_store.to_vec(),
+        has_more: false,
+        max_cursor: 1,
+    });
     let Frame::Blobs(page) = exchange(&mut relay_from_bob, &mut bob_conn, &page)? else {
         return Err("expected Blobs".into());
     };

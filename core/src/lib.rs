@@ -12,6 +12,7 @@
 //! - [`envelope`]: XChaCha20-Poly1305 blob envelopes, signed and padded.
 //! - [`invite`]: QR invites, short codes, SPAKE2 and the pairing messages.
 //! - [`keys`]: key types that zeroize, redact and compare in constant time.
+//! - [`log`]: the relay's log commitment (a hash chain over stored blobs) that exposes forks.
 //!
 //! ```
 //! use zerok_core::{CoreRng, keys::*, envelope::*};
@@ -34,6 +35,7 @@ pub mod envelope;
 pub mod invite;
 pub mod io;
 pub mod keys;
+pub mod log;
 pub mod noise;
 pub mod relay;
 mod rng;

@@ -105,7 +105,11 @@ fn header_errors_are_precise() {
     assert_eq!(Frame::decode(&[1, 200, 0, 0, 0, 0]), Err(CodecError::UnknownType(200)));
     assert_eq!(Frame::decode(&[1, 18, 0, 0, 0, 1, 2]), Ok(Frame::Ping(Ping { nonce: 2 })));
     assert_eq!(Frame::decode(&[1, 20, 0, 0, 0, 1, 9]), Err(CodecError::Malformed), "unknown enum value");
-    assert_eq!(Frame::decode(&[1, 6, 0, 0, 0, 3, 0, 2, 0]), Err(CodecError::Malformed), "bool must be 0 or 1");
+    // Blobs { after: 0, prev_chain: [0; 32], blobs: [], has_more: 2 (!), max_cursor: 0 }.
+    let mut blobs = vec![1, 6, 0, 0, 0, 36, 0];
+    blobs.extend([0; 32]);
+    blobs.extend([0, 2, 0]);
+    assert_eq!(Frame::decode(&blobs), Err(CodecError::Malformed), "bool must be 0 or 1");
 }
 
 #[test]

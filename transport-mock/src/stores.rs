@@ -17,6 +17,10 @@ pub struct StoredGroup {
     pub blobs: BTreeMap<u64, StoredBlob>,
     /// The highest cursor ever stored (survives pruning).
     pub head: u64,
+    /// The log chain value at `head` (survives pruning).
+    pub head_chain: Option<[u8; 32]>,
+    /// The log chain value of the highest pruned blob.
+    pub pruned_chain: Option<[u8; 32]>,
     /// Acknowledged cursors per key.
     pub acked: BTreeMap<[u8; 32], u64>,
     /// Oldest retained cursor.
@@ -59,21 +63,26 @@ impl RelayStore {
                 }
                 None => RelayStoreResult::Failed(StoreError::Io),
             },
-            RelayStoreOp::Append { group_id, blob } => {
+            RelayStoreOp::Append { group_id, blob, prev_cursor } => {
                 let Some(g) = self.groups.get_mut(group_id) else { return RelayStoreResult::Failed(StoreError::Io) };
                 if let Some((cursor, _)) = g.blobs.iter().find(|(_, b)| b.push_id == blob.push_id) {
                     return RelayStoreResult::Duplicate { cursor: *cursor };
                 }
+                if *prev_cursor != g.head {
+                    return RelayStoreResult::Failed(StoreError::Io);
+                }
                 // A plain keyed write, as a careless schema would do: reusing a cursor
                 // overwrites. The simulation's checks must notice if the relay ever does.
                 g.blobs.insert(blob.cursor, blob.clone());
-                g.head = g.head.max(blob.cursor);
+                g.head = blob.cursor;
+                g.head_chain = Some(blob.chain);
                 RelayStoreResult::Done
             }
             RelayStoreOp::Read { group_id, after, up_to, limit, max_bytes } => {
                 let Some(g) = self.groups.get(group_id) else {
-                    return RelayStoreResult::Blobs { blobs: Vec::new(), more: false };
+                    return RelayStoreResult::Blobs { prev_chain: None, blobs: Vec::new(), more: false };
                 };
+                let prev_chain = g.blobs.range(..=*after).next_back().map(|(_, b)| b.chain).or(g.pruned_chain);
                 let mut blobs = Vec::new();
                 let mut bytes = 0usize;
                 let mut more = false;
@@ -85,7 +94,7 @@ impl RelayStore {
                     bytes += b.envelope.len();
                     blobs.push(b.clone());
                 }
-                RelayStoreResult::Blobs { blobs, more }
+                RelayStoreResult::Blobs { prev_chain, blobs, more }
             }
             RelayStoreOp::SaveAck { group_id, key, cursor } => {
                 if let Some(g) = self.groups.get_mut(group_id) {
@@ -96,7 +105,13 @@ impl RelayStore {
             }
             RelayStoreOp::Prune { group_id, before, stored_before_ms } => {
                 let Some(g) = self.groups.get_mut(group_id) else { return RelayStoreResult::Failed(StoreError::Io) };
-                g.blobs.retain(|c, b| *c >= *before && b.stored_at_ms >= *stored_before_ms);
+                while let Some(entry) = g.blobs.first_entry() {
+                    let b = entry.get();
+                    if *entry.key() >= *before && b.stored_at_ms >= *stored_before_ms {
+                        break;
+                    }
+                    g.pruned_chain = Some(entry.remove().chain);
+                }
                 g.earliest = g.blobs.keys().next().copied().unwrap_or(g.head + 1).max(g.earliest);
                 let bytes = g.blobs.values().map(|b| b.envelope.len() as u64).sum();
                 RelayStoreResult::Pruned { earliest: g.earliest, bytes, blobs: g.blobs.len() as u64 }
@@ -112,6 +127,7 @@ impl RelayStore {
                 group_id: *id,
                 keys: g.keys.clone(),
                 head: g.head,
+                chain: g.head_chain,
                 earliest: g.earliest.max(1),
                 bytes: g.blobs.values().map(|b| b.envelope.len() as u64).sum(),
                 blobs: g.blobs.len() as u64,
@@ -146,9 +162,10 @@ impl DeviceStore {
                 self.state.last_hash = *last_hash;
             }
             ClientStoreOp::RemoveOutbox { push_ids } => self.state.outbox.retain(|e| !push_ids.contains(&e.push_id)),
-            ClientStoreOp::Deliver { blobs, cursor, senders, highest_head } => {
+            ClientStoreOp::Deliver { blobs, cursor, log_chain, senders, highest_head } => {
                 self.inbox.extend(blobs.iter().cloned());
                 self.state.cursor = *cursor;
+                self.state.log_chain = *log_chain;
                 for (d, v) in senders {
                     self.state.senders.insert(*d, v.clone());
                 }

@@ -119,6 +119,9 @@ pub struct RelayNode {
     pub(crate) pending: BTreeMap<OpId, RelayStoreOp>,
     pub(crate) incarnation: u64,
     pub(crate) timer: Option<u64>,
+    /// When the last append completes: appends complete in the order issued, as the store
+    /// contract asks.
+    last_append_at: u64,
 }
 
 /// Everything observable that the checks and the trace hash use.
@@ -182,6 +185,7 @@ impl World {
             pending: BTreeMap::new(),
             incarnation: 0,
             timer: None,
+            last_append_at: 0,
         };
         let devices = (0..devices)
             .map(|_| {
@@ -457,8 +461,12 @@ impl World {
                     }
                 }
                 RelayOutput::Store { op, request } => {
+                    let mut at = self.now_us + self.rng.below(self.net.store_delay_us + 1);
+                    if matches!(request, RelayStoreOp::Append { .. }) {
+                        at = at.max(self.relay.last_append_at);
+                        self.relay.last_append_at = at;
+                    }
                     self.relay.pending.insert(op, request);
-                    let at = self.now_us + self.rng.below(self.net.store_delay_us + 1);
                     let incarnation = self.relay.incarnation;
                     self.schedule(at, Ev::RelayStoreDone { op, incarnation });
                 }

@@ -328,6 +328,7 @@ impl Client {
         self.pulling = false;
         self.receiver.clear_gap();
         self.fetch_pos = self.cursor;
+        self.log.fetch_from(self.cursor);
         self.pairing_connection_lost();
     }
 

@@ -27,6 +27,7 @@
 
 mod backoff;
 mod conn;
+mod logview;
 mod pairing;
 mod receive;
 mod state;
@@ -49,6 +50,7 @@ use crate::keys::{DeviceId, DeviceSigningKey};
 use crate::time::{Duration, Instant, Now};
 use crate::wire::ErrorCode;
 use conn::Phase;
+use logview::LogView;
 use pairing::Pairing;
 use receive::Receiver;
 use status::StatusInputs;
@@ -337,6 +339,15 @@ pub enum ClientEvent {
         /// The highest head seen before.
         highest_seen: u64,
     },
+    /// The relay stated a history that does not extend the one it showed this device before
+    /// (a fork into two worlds, or a rollback hidden behind newer blobs). The device reads the
+    /// relay's log again from the start and pushes its own acknowledged blobs again.
+    Forked {
+        /// This device's fetch position.
+        cursor: u64,
+        /// Proof: this device's chain value there, and the one the relay stated.
+        proof: ([u8; 32], [u8; 32]),
+    },
     /// A sender's blob is missing although the relay's head has passed it.
     Withheld {
         /// The sender.
@@ -396,7 +407,7 @@ enum OpKind {
     AppendOutbox { entries: Vec<OutboxEntry>, prev_seq: u64, prev_hash: [u8; 32], pushed: Vec<[u8; 16]> },
     RemoveOutbox,
     Requeue,
-    Deliver { cursor: u64, blobs: Vec<ReceivedBlob> },
+    Deliver { cursor: u64, log_chain: Option<[u8; 32]>, blobs: Vec<ReceivedBlob> },
 }
 
 /// The client state machine of one device.
@@ -435,6 +446,11 @@ pub struct Client {
     fetch_pos: u64,
     head: u64,
     highest_head: u64,
+    log: LogView,
+    /// A page broke the log chain: pull again only after the retry delay.
+    page_rejected: bool,
+    /// The last blob that failed the chain check, by cursor and hash of how it was served.
+    rejected: Option<(u64, [u8; 32])>,
     pulling: bool,
     delivering: bool,
     receiver: Receiver,
@@ -512,6 +528,9 @@ impl Client {
             fetch_pos: state.cursor,
             head: state.cursor,
             highest_head: state.highest_head,
+            log: LogView::new(state.log_chain),
+            page_rejected: false,
+            rejected: None,
             pulling: false,
             delivering: false,
             receiver,
@@ -711,7 +730,7 @@ impl Client {
                 self.removing = false;
                 self.flush_removals();
             }
-            OpKind::Deliver { cursor, blobs } => self.delivered(cursor, blobs, result),
+            OpKind::Deliver { cursor, log_chain, blobs } => self.delivered(cursor, log_chain, blobs, result),
         }
     }
 }

@@ -92,6 +92,9 @@ pub struct ClientState {
     pub outbox: Vec<OutboxEntry>,
     /// Every cursor up to here has been applied durably.
     pub cursor: u64,
+    /// The relay log's chain value at `cursor` ([`crate::log`]); `None`: take the relay's
+    /// next statement (nothing pulled yet, or after a reported rollback or truncation).
+    pub log_chain: Option<[u8; 32]>,
     /// Other senders' chains.
     pub senders: BTreeMap<DeviceId, SenderView>,
     /// The highest relay head ever seen (rollback detection).
@@ -121,8 +124,10 @@ pub enum ClientStoreOp {
     Deliver {
         /// Blobs to store for the app, in the order applied.
         blobs: Vec<ReceivedBlob>,
-        /// The new durable cursor (lower than before only after a relay rollback).
+        /// The new durable cursor (lower than before only after a relay rollback or fork).
         cursor: u64,
+        /// The relay log's chain value at `cursor`.
+        log_chain: Option<[u8; 32]>,
         /// Updated sender chains.
         senders: Vec<(DeviceId, SenderView)>,
         /// The highest relay head seen (reset to the relay's head after a rollback).

@@ -1,5 +1,6 @@
 //! Pushing (seal, persist, send, retry) and pulling (fetch, open, apply, persist, ack).
 
+use super::logview;
 use super::receive::{Incoming, Verdict};
 use super::{
     Client, ClientEvent, ClientStoreOp, CommandError, Membership, OpKind, OutboxEntry, ReceivedBlob, RelayInfo,
@@ -115,7 +116,24 @@ impl Client {
     /// The relay's head is below what it showed before: it lost history. Push again what this
     /// device knows it lost, and follow the relay's new numbering from its head.
     pub(super) fn recover_from_rollback(&mut self, head: u64) {
-        let lost: Vec<OutboxEntry> = self.own_sent.split_off(&(head + 1)).into_values().collect();
+        self.highest_head = head;
+        let chain = if self.cursor <= head { self.log.chain_at(self.cursor) } else { None };
+        self.rewind(head, head + 1, chain);
+    }
+
+    /// The relay's log does not extend what it showed this device: read it again from the
+    /// start, and push again every acknowledged blob of this device (the relay answers those
+    /// it holds as duplicates).
+    pub(super) fn recover_from_fork(&mut self, proof: ([u8; 32], [u8; 32])) {
+        self.event(ClientEvent::Forked { cursor: self.fetch_pos, proof });
+        let genesis = self.membership.as_ref().map(|m| crate::log::genesis(m.group_id.expose()));
+        self.rewind(0, 0, genesis);
+    }
+
+    /// Reads the relay's log again from `to` (whose chain value is `chain`, if known), after
+    /// pushing again this device's acknowledged blobs from cursor `lost_from` on.
+    fn rewind(&mut self, to: u64, lost_from: u64, chain: Option<[u8; 32]>) {
+        let lost: Vec<OutboxEntry> = self.own_sent.split_off(&lost_from).into_values().collect();
         if !lost.is_empty() {
             let mut entries = lost;
             entries.sort_by_key(|e| e.seq);
@@ -124,15 +142,18 @@ impl Client {
             self.outbox = outbox;
             let request = ClientStoreOp::AppendOutbox { entries, next_seq: self.next_seq, last_hash: self.last_hash };
             self.store(request, OpKind::Requeue);
+            self.in_flight.clear();
+            self.transmit_outbox();
         }
-        self.cursor = self.cursor.min(head);
+        self.cursor = self.cursor.min(to);
         self.fetch_pos = self.cursor;
-        self.highest_head = head;
+        self.log.restart(chain);
         self.receiver.clear_gap();
         self.delivering = true;
+        let (cursor, highest_head) = (self.cursor, self.highest_head);
         let request =
-            ClientStoreOp::Deliver { blobs: Vec::new(), cursor: self.cursor, senders: Vec::new(), highest_head: head };
-        self.store(request, OpKind::Deliver { cursor: self.cursor, blobs: Vec::new() });
+            ClientStoreOp::Deliver { blobs: Vec::new(), cursor, log_chain: chain, senders: Vec::new(), highest_head };
+        self.store(request, OpKind::Deliver { cursor, log_chain: chain, blobs: Vec::new() });
     }
 
     /// Planted bug: a push sent before is sealed again (new nonce) instead of resent as is.
@@ -208,31 +229,60 @@ impl Client {
     pub(super) fn on_truncated(&mut self, earliest: u64) {
         self.pulling = false;
         self.event(ClientEvent::Truncated { earliest });
-        self.fetch_pos = earliest.saturating_sub(1).max(self.fetch_pos);
+        let from = earliest.saturating_sub(1);
+        if from > self.fetch_pos {
+            // The history in between is gone: take the relay's word for the log there.
+            self.fetch_pos = from;
+            self.log.restart(None);
+        }
         self.receiver.clear_gap();
         self.persist_page(Vec::new());
     }
 
     pub(super) fn on_blobs(&mut self, page: Blobs) {
+        if self.delivering || page.after != self.fetch_pos {
+            // A late answer to a pull made before the fetch position moved.
+            return;
+        }
         self.pulling = false;
         self.failed = false;
         self.head = self.head.max(page.max_cursor);
         if page.max_cursor > self.highest_head {
             self.highest_head = page.max_cursor;
         }
+        if let logview::PageCheck::Forked { known } = self.log.check_page(&page.prev_chain) {
+            return self.recover_from_fork((known, page.prev_chain));
+        }
+        self.log.start_page(page.prev_chain);
         let mut delivered: Vec<ReceivedBlob> = Vec::new();
         let mut overflow = false;
         let me = self.config.device.device_id();
-        let mut previous = 0;
+        let mut complete = true;
         for stored in page.blobs {
-            if stored.cursor <= previous || stored.cursor > page.max_cursor {
+            if stored.cursor <= self.fetch_pos || stored.cursor > page.max_cursor {
                 self.event(ClientEvent::RelayMisbehaved { cursor: stored.cursor });
-                continue;
+                complete = false;
+                break;
             }
-            previous = stored.cursor;
-            if stored.cursor <= self.fetch_pos {
-                // An overlapping answer (a pull was retried after an error): already seen.
-                continue;
+            if !self.log.verify(&stored) {
+                // Not the blob the relay committed to at this place in its log.
+                let opens = self.cipher.as_ref().is_some_and(|c| c.open(&stored.envelope).is_ok());
+                let cursor = stored.cursor;
+                self.event(if opens {
+                    ClientEvent::RelayMisbehaved { cursor }
+                } else {
+                    ClientEvent::Tampered { cursor }
+                });
+                let fingerprint = (cursor, *blake3::hash(&served_bytes(&stored)).as_bytes());
+                if self.rejected == Some(fingerprint) {
+                    // Served the same way twice: broken at rest, not in flight. Skip it.
+                    self.log.skip(&stored);
+                    self.fetch_pos = cursor;
+                    continue;
+                }
+                self.rejected = Some(fingerprint);
+                complete = false;
+                break;
             }
             self.fetch_pos = stored.cursor;
             if self.own_sent.get(&stored.cursor).is_some_and(|e| e.push_id != stored.push_id) {
@@ -264,7 +314,10 @@ impl Client {
                 }
             }
         }
-        if !page.has_more && self.fetch_pos < page.max_cursor {
+        if !complete {
+            self.page_rejected = true;
+            self.retry_at = Some(self.now.mono + self.backoff.next(&mut self.rng));
+        } else if !page.has_more && self.fetch_pos < page.max_cursor {
             self.fetch_pos = page.max_cursor;
         }
         if overflow {
@@ -273,6 +326,7 @@ impl Client {
         self.persist_page(delivered);
         if overflow {
             self.fetch_pos = self.durable_target();
+            self.log.fetch_from(self.fetch_pos);
         }
     }
 
@@ -290,21 +344,36 @@ impl Client {
             return self.after_page();
         }
         self.delivering = true;
+        let log_chain = self.log.chain_at(cursor);
         let request = ClientStoreOp::Deliver {
             blobs: blobs.clone(),
             cursor,
+            log_chain,
             senders: self.receiver.staged_views(),
             highest_head: self.highest_head,
         };
-        self.store(request, OpKind::Deliver { cursor, blobs });
+        self.store(request, OpKind::Deliver { cursor, log_chain, blobs });
     }
 
-    pub(super) fn delivered(&mut self, cursor: u64, blobs: Vec<ReceivedBlob>, result: super::StoreResult) {
+    pub(super) fn delivered(
+        &mut self,
+        cursor: u64,
+        log_chain: Option<[u8; 32]>,
+        blobs: Vec<ReceivedBlob>,
+        result: super::StoreResult,
+    ) {
         self.delivering = false;
         match result {
             Ok(()) => {
                 self.receiver.commit();
-                self.cursor = self.cursor.max(cursor);
+                if cursor >= self.cursor {
+                    self.cursor = cursor;
+                    self.log.commit(cursor, log_chain);
+                    if self.fetch_pos < cursor {
+                        self.fetch_pos = cursor;
+                        self.log.fetch_from(cursor);
+                    }
+                }
                 for b in &blobs {
                     self.event(ClientEvent::BlobAvailable { cursor: b.cursor, push_id: b.push_id, sender: b.sender });
                 }
@@ -314,6 +383,7 @@ impl Client {
             Err(_) => {
                 self.receiver.rollback();
                 self.fetch_pos = self.cursor;
+                self.log.fetch_from(self.cursor);
                 self.failed = true;
                 self.retry_at = Some(self.now.mono + self.backoff.next(&mut self.rng));
             }
@@ -321,7 +391,9 @@ impl Client {
     }
 
     fn after_page(&mut self) {
-        self.fetch_pos = self.fetch_pos.max(self.cursor);
+        if std::mem::take(&mut self.page_rejected) {
+            return self.progress();
+        }
         if self.fetch_pos < self.head {
             return self.pull_now();
         }
@@ -389,4 +461,14 @@ impl Client {
     pub(super) fn default_relay(&self) -> RelayInfo {
         self.config.relay.clone()
     }
+}
+
+/// The bytes identifying how a blob was served.
+fn served_bytes(blob: &crate::wire::StoredBlob) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(blob.envelope.len() + 64);
+    bytes.extend_from_slice(&blob.chain);
+    bytes.extend_from_slice(&blob.push_id);
+    bytes.extend_from_slice(&blob.stored_at_ms.to_le_bytes());
+    bytes.extend_from_slice(&blob.envelope);
+    bytes
 }

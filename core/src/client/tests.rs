@@ -140,6 +140,7 @@ impl Rig {
                 RelayStoreResult::Done
             }
             RelayStoreOp::Read { after, up_to, limit, .. } => RelayStoreResult::Blobs {
+                prev_chain: self.relay_store.range(..=*after).next_back().map(|(_, b)| b.chain),
                 blobs: self
                     .relay_store
                     .range(after + 1..=*up_to)

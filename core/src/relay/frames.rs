@@ -117,15 +117,15 @@ impl Relay {
         if !g.fits(size as u64, quota_bytes, quota_blobs) {
             return self.send_error(conn, ErrorCode::QuotaExceeded, Duration::ZERO);
         }
-        let cursor = g.assign(push.push_id, size as u64, conn);
-        let blob =
-            StoredBlob { cursor, push_id: push.push_id, stored_at_ms: self.now.unix_ms, envelope: push.envelope };
+        let (blob, prev_cursor) = g.assign(push.push_id, push.envelope, self.now.unix_ms, conn);
+        #[cfg(feature = "planted-bugs")]
+        let cursor = blob.cursor;
         #[cfg(feature = "planted-bugs")]
         if self.config.bugs.ack_before_durable {
             self.send(conn, &Frame::PushAck(PushAck { push_id: push.push_id, cursor }));
         }
         self.store(
-            RelayStoreOp::Append { group_id: group, blob },
+            RelayStoreOp::Append { group_id: group, blob, prev_cursor },
             OpCtx::Append { group, push_id: push.push_id, size },
         );
     }
@@ -134,12 +134,19 @@ impl Relay {
         let Some(g) = self.groups.get(&group) else {
             return;
         };
-        let (head, earliest) = (g.head, g.earliest);
+        let (head, head_chain, earliest) = (g.head, g.head_chain, g.earliest);
         if pull.after.saturating_add(1) < earliest {
             return self.send(conn, &Frame::Truncated(Truncated { earliest }));
         }
         if pull.after >= head {
-            return self.send(conn, &Frame::Blobs(Blobs { blobs: Vec::new(), has_more: false, max_cursor: head }));
+            let page = Blobs {
+                after: pull.after,
+                prev_chain: head_chain,
+                blobs: Vec::new(),
+                has_more: false,
+                max_cursor: head,
+            };
+            return self.send(conn, &Frame::Blobs(page));
         }
         let limits = &self.config.limits;
         let request = RelayStoreOp::Read {
@@ -149,7 +156,7 @@ impl Relay {
             limit: pull.limit.clamp(1, limits.max_page_blobs),
             max_bytes: limits.max_page_bytes,
         };
-        self.store(request, OpCtx::Read { conn, head });
+        self.store(request, OpCtx::Read { conn, group, after: pull.after, head });
     }
 
     fn ack(&mut self, group: [u8; 32], key: [u8; 32], cursor: u64) {
@@ -254,9 +261,10 @@ impl Relay {
                 }
             }
             OpCtx::Append { group, push_id, size } => self.appended(group, push_id, size, result),
-            OpCtx::Read { conn, head } => match result {
-                RelayStoreResult::Blobs { blobs, more } => {
-                    self.send(conn, &Frame::Blobs(Blobs { blobs, has_more: more, max_cursor: head }))
+            OpCtx::Read { conn, group, after, head } => match result {
+                RelayStoreResult::Blobs { prev_chain, blobs, more } => {
+                    let prev_chain = prev_chain.unwrap_or_else(|| crate::log::genesis(&group));
+                    self.send(conn, &Frame::Blobs(Blobs { after, prev_chain, blobs, has_more: more, max_cursor: head }))
                 }
                 _ => self.send_error(conn, ErrorCode::Unavailable, Duration::from_secs(1)),
             },

@@ -4,6 +4,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::store::GroupSnapshot;
 use crate::io::ConnId;
+use crate::log::{self, LogChain};
+use crate::wire::{Bytes, StoredBlob};
 
 /// Recently stored push ids kept in memory for instant idempotent answers.
 const RECENT_PUSH_IDS: usize = 4096;
@@ -12,6 +14,7 @@ const RECENT_PUSH_IDS: usize = 4096;
 #[derive(Debug)]
 pub(crate) struct PendingPush {
     pub cursor: u64,
+    pub chain: LogChain,
     pub size: u64,
     /// Connections to acknowledge (the pusher, and any retry that arrived meanwhile).
     pub waiters: Vec<ConnId>,
@@ -26,10 +29,15 @@ pub(crate) struct Group {
     /// never covers trailing holes, so after a restart (next cursor = highest durable + 1) no
     /// cursor a device has seen inside the head is ever given out again.
     pub head: u64,
+    /// The log chain value at `head`.
+    pub head_chain: LogChain,
+    /// The last assigned cursor and its chain value: the next push extends it.
+    tip: (u64, LogChain),
     /// Every cursor up to here is settled (durable, or a hole left by a failed append).
     settled_prefix: u64,
-    /// Settled cursors above `head`, waiting for the ones before them.
-    settled: BTreeMap<u64, bool>,
+    /// Settled cursors above `head`, waiting for the ones before them, with the chain value
+    /// of the durable ones.
+    settled: BTreeMap<u64, Option<LogChain>>,
     pub earliest: u64,
     pub stored_bytes: u64,
     pub stored_blobs: u64,
@@ -43,11 +51,12 @@ pub(crate) struct Group {
 }
 
 impl Group {
-    pub fn new(first_key: [u8; 32]) -> Self {
+    pub fn new(group_id: [u8; 32], first_key: [u8; 32]) -> Self {
         Self::from_snapshot(&GroupSnapshot {
-            group_id: [0; 32],
+            group_id,
             keys: vec![first_key],
             head: 0,
+            chain: None,
             earliest: 1,
             bytes: 0,
             blobs: 0,
@@ -56,10 +65,13 @@ impl Group {
     }
 
     pub fn from_snapshot(s: &GroupSnapshot) -> Self {
+        let head_chain = s.chain.unwrap_or_else(|| log::genesis(&s.group_id));
         Group {
             keys: s.keys.iter().copied().collect(),
             next_cursor: s.head + 1,
             head: s.head,
+            head_chain,
+            tip: (s.head, head_chain),
             settled_prefix: s.head,
             settled: BTreeMap::new(),
             earliest: s.earliest.max(1),
@@ -91,14 +103,20 @@ impl Group {
             && self.stored_blobs + self.reserved_blobs < quota_blobs
     }
 
-    /// Assigns the next cursor to a new push and reserves its quota.
-    pub fn assign(&mut self, push_id: [u8; 16], size: u64, conn: ConnId) -> u64 {
+    /// Assigns the next cursor and chain value to a new push and reserves its quota. Returns
+    /// the blob to store and the cursor its chain value extends.
+    pub fn assign(&mut self, push_id: [u8; 16], envelope: Bytes, stored_at_ms: u64, conn: ConnId) -> (StoredBlob, u64) {
         let cursor = self.next_cursor;
         self.next_cursor += 1;
+        let size = envelope.len() as u64;
         self.reserved_bytes += size;
         self.reserved_blobs += 1;
-        self.pending.insert(push_id, PendingPush { cursor, size, waiters: vec![conn] });
-        cursor
+        let (prev_cursor, prev_chain) = self.tip;
+        let mut blob = StoredBlob { cursor, push_id, stored_at_ms, envelope, chain: [0; 32] };
+        blob.chain = log::link(&prev_chain, &blob);
+        self.tip = (cursor, blob.chain);
+        self.pending.insert(push_id, PendingPush { cursor, chain: blob.chain, size, waiters: vec![conn] });
+        (blob, prev_cursor)
     }
 
     /// Settles a pending push: `stored_at` is `Some(cursor)` when the store holds it (at our
@@ -115,13 +133,19 @@ impl Group {
             }
             self.remember(*push_id, at);
         }
-        self.settled.insert(push.cursor, stored_at == Some(push.cursor));
+        let durable = stored_at == Some(push.cursor);
+        self.settled.insert(push.cursor, durable.then_some(push.chain));
         let before = self.head;
-        while let Some(durable) = self.settled.remove(&(self.settled_prefix + 1)) {
+        while let Some(chain) = self.settled.remove(&(self.settled_prefix + 1)) {
             self.settled_prefix += 1;
-            if durable {
+            if let Some(chain) = chain {
                 self.head = self.settled_prefix;
+                self.head_chain = chain;
             }
+        }
+        if !durable {
+            // Pushes chained onto this one will be refused by the store: extend the head.
+            self.tip = (self.head, self.head_chain);
         }
         Some((push, self.head != before))
     }
@@ -147,12 +171,16 @@ impl Group {
 mod tests {
     use super::*;
 
+    fn push(g: &mut Group, id: u8, size: usize) -> u64 {
+        g.assign([id; 16], Bytes(vec![0; size]), 0, ConnId(1)).0.cursor
+    }
+
     #[test]
     fn head_advances_only_over_a_settled_prefix() {
-        let mut g = Group::new([1; 32]);
-        let a = g.assign([1; 16], 10, ConnId(1));
-        let b = g.assign([2; 16], 10, ConnId(1));
-        let c = g.assign([3; 16], 10, ConnId(1));
+        let mut g = Group::new([9; 32], [1; 32]);
+        let a = push(&mut g, 1, 10);
+        let b = push(&mut g, 2, 10);
+        let c = push(&mut g, 3, 10);
         assert_eq!((a, b, c), (1, 2, 3));
         assert_eq!(g.settle(&[2; 16], Some(2)).map(|(_, moved)| moved), Some(false));
         assert_eq!(g.head, 0, "cursor 1 is not durable yet");
@@ -163,29 +191,49 @@ mod tests {
         assert_eq!((g.stored_blobs, g.stored_bytes), (2, 20));
         assert_eq!(g.stored_cursor(&[2; 16]), Some(2));
         assert_eq!(g.stored_cursor(&[1; 16]), None);
-        assert_eq!(g.assign([4; 16], 1, ConnId(1)), 4, "cursors are never reused");
+        assert_eq!(push(&mut g, 4, 1), 4, "cursors are never reused");
     }
 
     /// Regression (simulation seed 11692): a head advanced over trailing failed appends made a
     /// restarted relay reuse cursors that devices had already passed.
     #[test]
     fn the_head_never_covers_trailing_holes() {
-        let mut g = Group::new([1; 32]);
-        g.assign([1; 16], 1, ConnId(1));
-        g.assign([2; 16], 1, ConnId(1));
+        let mut g = Group::new([9; 32], [1; 32]);
+        push(&mut g, 1, 1);
+        push(&mut g, 2, 1);
         g.settle(&[1; 16], Some(1));
         assert_eq!(g.settle(&[2; 16], None).map(|(_, moved)| moved), Some(false));
         assert_eq!(g.head, 1, "cursor 2 failed: the head stays at the last durable cursor");
-        g.assign([3; 16], 1, ConnId(1));
+        push(&mut g, 3, 1);
         g.settle(&[3; 16], Some(3));
         assert_eq!(g.head, 3, "a hole below a durable cursor is passed over");
     }
 
     #[test]
+    fn each_push_extends_the_chain_and_a_failed_append_falls_back_to_the_head() {
+        let mut g = Group::new([9; 32], [1; 32]);
+        assert_eq!(g.head_chain, log::genesis(&[9; 32]));
+        let (first, prev) = g.assign([1; 16], Bytes(vec![1]), 7, ConnId(1));
+        assert_eq!((first.cursor, prev), (1, 0));
+        assert_eq!(first.chain, log::link(&log::genesis(&[9; 32]), &first));
+        let (second, prev) = g.assign([2; 16], Bytes(vec![2]), 8, ConnId(1));
+        assert_eq!((second.cursor, prev), (2, 1));
+        assert_eq!(second.chain, log::link(&first.chain, &second));
+        g.settle(&[1; 16], Some(1));
+        assert_eq!((g.head, g.head_chain), (1, first.chain));
+        g.settle(&[2; 16], None);
+        let (third, prev) = g.assign([3; 16], Bytes(vec![3]), 9, ConnId(1));
+        assert_eq!((third.cursor, prev), (3, 1), "the failed cursor 2 is skipped in the chain");
+        assert_eq!(third.chain, log::link(&first.chain, &third));
+        g.settle(&[3; 16], Some(3));
+        assert_eq!((g.head, g.head_chain), (3, third.chain));
+    }
+
+    #[test]
     fn quota_counts_reservations() {
-        let mut g = Group::new([1; 32]);
+        let mut g = Group::new([9; 32], [1; 32]);
         assert!(g.fits(100, 100, 10));
-        g.assign([1; 16], 60, ConnId(1));
+        push(&mut g, 1, 60);
         assert!(g.fits(40, 100, 10));
         assert!(!g.fits(41, 100, 10));
         assert!(!g.fits(1, 1000, 1));

@@ -103,7 +103,7 @@ impl Relay {
     pub(super) fn group_created(&mut self, conn: ConnId, group: [u8; 32], key: [u8; 32], ok: bool) {
         self.creating.remove(&group);
         if ok {
-            self.groups.entry(group).or_insert_with(|| super::Group::new(key));
+            self.groups.entry(group).or_insert_with(|| super::Group::new(group, key));
             self.event(RelayEvent::GroupCreated);
         }
         let Some(Conn::Creating { .. }) = self.conns.get(&conn) else {

@@ -212,7 +212,7 @@ enum OpCtx {
     CreateGroup { conn: ConnId, group: [u8; 32], key: [u8; 32] },
     RegisterKey { conn: ConnId, group: [u8; 32], key: [u8; 32] },
     Append { group: [u8; 32], push_id: [u8; 16], size: usize },
-    Read { conn: ConnId, head: u64 },
+    Read { conn: ConnId, group: [u8; 32], after: u64, head: u64 },
     SaveAck,
     Prune { group: [u8; 32] },
 }

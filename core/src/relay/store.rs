@@ -13,6 +13,8 @@ pub struct GroupSnapshot {
     pub keys: Vec<[u8; 32]>,
     /// Highest cursor ever made durable (0 if none).
     pub head: u64,
+    /// The log chain value of the blob at `head` (`None` if nothing was ever stored).
+    pub chain: Option<[u8; 32]>,
     /// Oldest retained cursor (head + 1 when empty).
     pub earliest: u64,
     /// Stored envelope bytes.
@@ -42,11 +44,17 @@ pub enum RelayStoreOp {
     },
     /// Store a blob at a cursor, unless the push id is already stored (then answer
     /// [`RelayStoreResult::Duplicate`] and store nothing). Cursor and blob in one transaction.
+    /// The blob's chain value extends the blob at `prev_cursor`: refuse (`Failed`, nothing
+    /// written) unless that is the highest cursor the group ever stored (0: none), so the
+    /// log never forks even if appends are applied out of order. Apply a group's appends in
+    /// the order the relay issues them.
     Append {
         /// The group.
         group_id: [u8; 32],
-        /// The blob, with the cursor the relay assigned.
+        /// The blob, with the cursor and chain value the relay assigned.
         blob: StoredBlob,
+        /// The cursor this blob's chain value extends.
+        prev_cursor: u64,
     },
     /// Read blobs with `after < cursor <= up_to`, in cursor order, at most `limit` of them and
     /// at most `max_bytes` of envelopes (but at least one if any).
@@ -71,7 +79,9 @@ pub enum RelayStoreOp {
         /// Its cursor.
         cursor: u64,
     },
-    /// Delete blobs with cursor < `before`, and blobs stored before `stored_before_ms`.
+    /// Delete the oldest blobs: from the lowest cursor up, each blob with cursor < `before`
+    /// or stored before `stored_before_ms`, stopping at the first that is neither (what
+    /// remains is always the tail of the log). Keep the chain value of the last one deleted.
     Prune {
         /// The group.
         group_id: [u8; 32],
@@ -94,6 +104,9 @@ pub enum RelayStoreResult {
     },
     /// The answer to a Read.
     Blobs {
+        /// The chain value at `after`: of the highest blob at or below it, kept even once
+        /// that blob is pruned (`None`: no blob at or below `after` was ever stored).
+        prev_chain: Option<[u8; 32]>,
         /// The blobs, in cursor order.
         blobs: Vec<StoredBlob>,
         /// More blobs exist within the bound.

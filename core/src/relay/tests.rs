@@ -268,7 +268,7 @@ fn pull_pages_and_truncation() {
     w.frames(&mut a);
     w.send(&mut a, Frame::Pull(Pull { after: 0, limit: 100 }));
     assert!(matches!(&w.stores[..], [(_, RelayStoreOp::Read { after: 0, up_to: 3, limit: 2, .. })]));
-    w.complete_all(RelayStoreResult::Blobs { blobs: Vec::new(), more: true });
+    w.complete_all(RelayStoreResult::Blobs { prev_chain: None, blobs: Vec::new(), more: true });
     assert!(matches!(&w.frames(&mut a)[..], [Frame::Blobs(Blobs { has_more: true, max_cursor: 3, .. })]));
     w.send(&mut a, Frame::Pull(Pull { after: 3, limit: 100 }));
     assert!(w.stores.is_empty(), "nothing after the head: answered without a read");

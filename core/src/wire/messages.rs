@@ -70,11 +70,17 @@ pub struct StoredBlob {
     pub stored_at_ms: u64,
     /// The sealed envelope, byte for byte as pushed.
     pub envelope: Bytes,
+    /// The relay's log chain value after this blob ([`crate::log::link`]).
+    pub chain: [u8; 32],
 }
 
 /// Relay → device: a page of blobs in cursor order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Blobs {
+    /// The `after` of the pull this page answers.
+    pub after: u64,
+    /// The relay's log chain value at `after` (the chain after the last blob at or below it).
+    pub prev_chain: [u8; 32],
     /// Blobs in strictly increasing cursor order.
     pub blobs: Vec<StoredBlob>,
     /// More blobs follow the last one.

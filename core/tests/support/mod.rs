@@ -13,11 +13,14 @@ pub fn sample_frames() -> Vec<Frame> {
         Frame::PushAck(PushAck { push_id: [0x11; 16], cursor: 300 }),
         Frame::Pull(Pull { after: 299, limit: 100 }),
         Frame::Blobs(Blobs {
+            after: 299,
+            prev_chain: [0x44; 32],
             blobs: vec![StoredBlob {
                 cursor: 300,
                 push_id: [0x22; 16],
                 stored_at_ms: 1_700_000_000_000,
                 envelope: Bytes(vec![1, 2, 3]),
+                chain: [0x55; 32],
             }],
             has_more: false,
             max_cursor: 300,
@@ -65,8 +68,15 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
 
 /// Any frame with arbitrary contents.
 pub fn any_frame() -> impl Strategy<Value = Frame> {
-    let stored = (any::<u64>(), any::<[u8; 16]>(), any::<u64>(), bytes(64))
-        .prop_map(|(cursor, push_id, stored_at_ms, envelope)| StoredBlob { cursor, push_id, stored_at_ms, envelope });
+    let stored = (any::<u64>(), any::<[u8; 16]>(), any::<u64>(), bytes(64), any::<[u8; 32]>()).prop_map(
+        |(cursor, push_id, stored_at_ms, envelope, chain)| StoredBlob {
+            cursor,
+            push_id,
+            stored_at_ms,
+            envelope,
+            chain,
+        },
+    );
     let reason = prop_oneof![
         Just(SlotCloseReason::Done),
         Just(SlotCloseReason::Failed),
@@ -91,8 +101,14 @@ pub fn any_frame() -> impl Strategy<Value = Frame> {
         (any::<[u8; 16]>(), bytes(2048)).prop_map(|(push_id, envelope)| Frame::Push(Push { push_id, envelope })),
         (any::<[u8; 16]>(), any::<u64>()).prop_map(|(push_id, cursor)| Frame::PushAck(PushAck { push_id, cursor })),
         (any::<u64>(), any::<u32>()).prop_map(|(after, limit)| Frame::Pull(Pull { after, limit })),
-        (proptest::collection::vec(stored, 0..5), any::<bool>(), any::<u64>())
-            .prop_map(|(blobs, has_more, max_cursor)| Frame::Blobs(Blobs { blobs, has_more, max_cursor })),
+        (any::<u64>(), any::<[u8; 32]>(), proptest::collection::vec(stored, 0..5), any::<bool>(), any::<u64>())
+            .prop_map(|(after, prev_chain, blobs, has_more, max_cursor)| Frame::Blobs(Blobs {
+                after,
+                prev_chain,
+                blobs,
+                has_more,
+                max_cursor
+            })),
         any::<u64>().prop_map(|cursor| Frame::Notify(Notify { cursor })),
         any::<u64>().prop_map(|cursor| Frame::Ack(Ack { cursor })),
         any::<[u8; 32]>().prop_map(|access_key| Frame::RegisterDevice(RegisterDevice { access_key })),
