@@ -67,18 +67,24 @@ fn an_adversarial_relay_never_gets_altered_data_applied_and_is_detected() {
     let seeds = env_u64("SIM_ADVERSARY_SEEDS", 100);
     let scenario = Scenario { steps: 2_000, adversary_percent: 30, ..Scenario::default() };
     let (mut served, mut reported, mut rollbacks, mut rollback_reports) = (0, 0, 0, 0);
+    let (mut forks, mut fork_reports) = (0, 0);
     for seed in 0..seeds {
         let s = run(seed, &scenario).unwrap_or_else(|f| panic!("{f}"));
         served += s.tampering_served;
         reported += s.tampered_reports;
         rollbacks += s.rollbacks.0;
         rollback_reports += s.rollbacks.1;
+        forks += s.forks.0;
+        fork_reports += s.forks.1;
     }
     eprintln!(
-        "adversary: {served} altered blobs served, {reported} reported; {rollbacks} rollbacks, {rollback_reports} reported"
+        "adversary: {served} altered blobs served, {reported} reported; {rollbacks} rollbacks, {rollback_reports} \
+         reported; {forks} forks, {fork_reports} reported"
     );
     // Each run checks that every device moving past a blob corrupted at rest reported it; in
     // flight, a page can be lost with its connection before a device reads it.
     assert!(served > 0 && reported > 0, "{reported} reports of {served} altered blobs");
     assert!(rollbacks > 0 && rollback_reports > 0, "{rollback_reports} reports of {rollbacks} rollbacks");
+    // Each run checks that every device whose history was rewritten reported it.
+    assert!(forks > 0 && fork_reports > 0, "{fork_reports} reports of {forks} forks");
 }

@@ -1,6 +1,7 @@
 //! An adversarial relay: it rewrites what its store serves (flips bits, splices in a blob of
 //! another group, drops, replays and reorders blobs) and can roll its store back to an old
-//! snapshot. Devices must never apply anything altered, and must report what they can detect.
+//! snapshot or fork it into two worlds. Devices must never apply anything altered, and must
+//! report what they can detect.
 
 use std::collections::BTreeMap;
 
@@ -24,6 +25,8 @@ pub enum Attack {
     Reorder,
     /// The store rolled back to an old snapshot.
     Rollback,
+    /// The log forked into two worlds: some devices saw one history, the others another.
+    Fork,
 }
 
 /// The adversary's state: how often it strikes, and what it did.
@@ -89,7 +92,7 @@ impl Adversary {
                 blobs[i].envelope = b;
                 blobs[j].envelope = a;
             }
-            Attack::Rollback => {}
+            Attack::Rollback | Attack::Fork => {}
         }
         *self.done.entry(attack).or_insert(0) += 1;
     }

@@ -11,6 +11,15 @@ use zerok_core::relay::{RelayStoreOp, RelayStoreResult};
 
 use crate::world::{Observer, World};
 
+/// What a device had durably seen of the relay's log when the relay rewrote it.
+#[derive(Clone, Copy, Debug)]
+struct SeenHistory {
+    device: usize,
+    cursor: u64,
+    chain: [u8; 32],
+    reports_before: u64,
+}
+
 /// A broken invariant.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Violation(pub String);
@@ -22,7 +31,8 @@ pub struct Checker {
     pub pushes: BTreeMap<[u8; 16], ([u8; 32], usize)>,
     /// Envelope hash of every push durably in a device outbox.
     outboxed: BTreeMap<[u8; 16], [u8; 32]>,
-    nonces: BTreeSet<[u8; 24]>,
+    /// Envelope hash by nonce: one nonce must never seal two different envelopes.
+    nonces: BTreeMap<[u8; 24], [u8; 32]>,
     /// Cursor of every acknowledged push.
     pub acked: BTreeMap<[u8; 16], u64>,
     relay_cursors: BTreeMap<u64, [u8; 16]>,
@@ -41,6 +51,14 @@ pub struct Checker {
     pub corrupted: Vec<(u64, Vec<Option<u64>>)>,
     /// `Rollback` reports.
     pub rollback_reports: u64,
+    /// `Forked` reports.
+    pub fork_reports: u64,
+    /// `Rollback` and `Forked` reports by device.
+    history_reports: BTreeMap<usize, u64>,
+    /// For each rewrite of the relay's history (rollback, fork): each member's durable
+    /// cursor, its chain value there, and its reports so far. A device whose history the
+    /// relay rewrote must report it.
+    rewrites: Vec<Vec<SeenHistory>>,
     /// The relay misbehaves on purpose: its own promises (durability, cursors) are void, and
     /// only what devices guarantee by themselves is checked.
     pub adversarial: bool,
@@ -96,9 +114,55 @@ impl Checker {
         }
     }
 
+    /// The relay is about to rewrite its history: remember what each member has seen.
+    pub fn history_rewritten(&mut self, world: &World) {
+        let seen = world
+            .devices
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.store.state.membership.is_some())
+            .filter_map(|(i, d)| {
+                let chain = d.store.state.log_chain?;
+                let reports_before = self.history_reports.get(&i).copied().unwrap_or(0);
+                Some(SeenHistory { device: i, cursor: d.store.state.cursor, chain, reports_before })
+            })
+            .collect();
+        self.rewrites.push(seen);
+    }
+
+    /// Every device whose durable view of the relay's log is not part of the final log
+    /// reported a rollback or a fork.
+    fn check_rewrites_reported(&mut self, world: &World) {
+        for seen in &self.rewrites {
+            for &SeenHistory { device: d, cursor, chain, reports_before } in seen {
+                let Some(m) = &world.devices[d].store.state.membership else { continue };
+                let group_id = *m.group_id.expose();
+                let Some(g) = world.relay.store.groups.get(&group_id) else { continue };
+                if cursor + 1 < g.earliest {
+                    continue;
+                }
+                let now = g
+                    .blobs
+                    .range(..=cursor)
+                    .next_back()
+                    .map(|(_, b)| b.chain)
+                    .or(g.pruned_chain)
+                    .unwrap_or_else(|| zerok_core::log::genesis(&group_id));
+                let rewritten = cursor > g.head || now != chain;
+                let reported = self.history_reports.get(&d).copied().unwrap_or(0) > reports_before;
+                if rewritten && !reported {
+                    self.violations.push(Violation(format!(
+                        "device {d} was shown another history at cursor {cursor} and did not notice"
+                    )));
+                }
+            }
+        }
+    }
+
     /// After the heal phase: everything converged.
     pub fn check_converged(&mut self, world: &World) {
         if self.adversarial {
+            self.check_rewrites_reported(world);
             return self.check_corruption_reported(world);
         }
         for push_id in self.outboxed.keys() {
@@ -159,6 +223,7 @@ impl Observer for Checker {
             ClientEvent::InviteReady { short_code, .. } => self.invites.push((device, short_code.clone())),
             ClientEvent::Tampered { .. }
             | ClientEvent::Rollback { .. }
+            | ClientEvent::Forked { .. }
             | ClientEvent::Equivocation { .. }
             | ClientEvent::RelayMisbehaved { .. }
                 if !self.adversarial =>
@@ -171,6 +236,11 @@ impl Observer for Checker {
             }
             ClientEvent::Rollback { .. } => {
                 self.rollback_reports += 1;
+                *self.history_reports.entry(device).or_insert(0) += 1;
+            }
+            ClientEvent::Forked { .. } => {
+                self.fork_reports += 1;
+                *self.history_reports.entry(device).or_insert(0) += 1;
             }
             _ => {}
         }
@@ -183,9 +253,10 @@ impl Observer for Checker {
         match op {
             ClientStoreOp::AppendOutbox { entries, .. } => {
                 for e in entries {
-                    self.outboxed.insert(e.push_id, *blake3::hash(&e.envelope).as_bytes());
+                    let hash = *blake3::hash(&e.envelope).as_bytes();
+                    self.outboxed.insert(e.push_id, hash);
                     let nonce: [u8; 24] = e.envelope.get(5..29).and_then(|n| n.try_into().ok()).unwrap_or([0; 24]);
-                    if !self.nonces.insert(nonce) {
+                    if self.nonces.insert(nonce, hash).is_some_and(|h| h != hash) {
                         self.fail("a nonce was used twice".into());
                     }
                 }

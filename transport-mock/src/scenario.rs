@@ -60,6 +60,8 @@ pub struct Summary {
     pub tampered_reports: u64,
     /// Relay rollbacks, and `Rollback` reports by devices.
     pub rollbacks: (u64, u64),
+    /// Relay forks, and `Forked` reports by devices.
+    pub forks: (u64, u64),
     /// Devices in the group at the end.
     pub members: usize,
 }
@@ -95,8 +97,17 @@ pub fn run(seed: u64, scenario: &Scenario) -> Result<Summary, Failure> {
     world.plant(scenario.bugs);
     let mut check = Checker::default();
     check.adversarial = scenario.adversary_percent > 0;
-    if scenario.adversary_percent > 0 {
-        world.adversary = Some(crate::adversary::Adversary::new(scenario.adversary_percent, &mut world.rng));
+    // Each seed tries one family of attacks, so that one cannot hide another (a blob corrupted
+    // at rest stalls its sender's chain on every device, and a stalled device cannot be shown
+    // another history).
+    let family = (scenario.adversary_percent > 0).then_some(match seed % 3 {
+        0 => Family::InFlight,
+        1 => Family::AtRest,
+        _ => Family::History,
+    });
+    if let Some(family) = family {
+        let percent = if family == Family::InFlight { scenario.adversary_percent } else { 0 };
+        world.adversary = Some(crate::adversary::Adversary::new(percent, &mut world.rng));
     }
     let fail = |world: &World, v: &Violation| Failure {
         seed,
@@ -107,37 +118,22 @@ pub fn run(seed: u64, scenario: &Scenario) -> Result<Summary, Failure> {
     let mid_joiner = scenario.devices.saturating_sub(1);
 
     world.command(0, Command::CreateGroup { admission_token: None }, &mut check);
+    // Every device but the mid-run joiner pairs before the faults start.
+    if let Err(v) = converge(&mut world, &mut check, scenario.heal_steps, mid_joiner, false) {
+        return Err(fail(&world, &v));
+    }
     let mut faults = Faults::default();
     for step in 0..scenario.steps {
         let allow_mid_joiner = step >= scenario.steps / 2;
         drive_pairing(&mut world, &mut check, allow_mid_joiner, mid_joiner);
         if world.rng.below(100) < 55 {
-            random_action(&mut world, &mut check, scenario.faults, &mut faults);
+            // Half of the history runs keep the network clean, so devices see enough history
+            // for a rewrite to matter; the other half mix it with every other fault.
+            let clean = family == Some(Family::History) && seed.is_multiple_of(2);
+            random_action(&mut world, &mut check, scenario.faults && !clean, &mut faults);
         }
-        if world.adversary.is_some() {
-            match world.rng.below(2000) {
-                0..=9 => world.snapshot_relay(),
-                10 => {
-                    world.rollback_relay(&mut check);
-                    // A rollback may bring back clean copies: corruption checks restart.
-                    check.corrupted.clear();
-                }
-                11..=30 => {
-                    let before: Vec<Option<u64>> = world
-                        .devices
-                        .iter()
-                        .map(|d| d.store.state.membership.as_ref().map(|_| d.store.state.cursor))
-                        .collect();
-                    let corrupted = match world.adversary.as_mut() {
-                        Some(adv) => adv.corrupt_at_rest(&mut world.rng, &mut world.relay.store),
-                        None => None,
-                    };
-                    if let Some(cursor) = corrupted {
-                        check.corrupted.push((cursor, before));
-                    }
-                }
-                _ => {}
-            }
+        if let Some(family) = family {
+            adversary_step(&mut world, &mut check, family);
         }
         world.advance(&mut check);
         check.check_world(&world);
@@ -150,27 +146,8 @@ pub fn run(seed: u64, scenario: &Scenario) -> Result<Summary, Failure> {
         adv.percent = 0;
     }
     heal(&mut world, &mut check);
-    let mut idle_rounds = 0;
-    let limit = world.steps + scenario.heal_steps;
-    while world.steps < limit {
-        drive_pairing(&mut world, &mut check, true, mid_joiner);
-        if !world.advance(&mut check) || world.quiet_network() {
-            if converged(&world) {
-                break;
-            }
-            idle_rounds += 1;
-            world.now_us += Duration::from_millis(500).as_micros();
-            for d in 0..world.devices.len() {
-                world.command(d, Command::SyncNow, &mut check);
-            }
-            if idle_rounds > 2_000 {
-                break;
-            }
-        }
-        check.check_world(&world);
-        if let Some(v) = check.first_violation() {
-            return Err(fail(&world, v));
-        }
+    if let Err(v) = converge(&mut world, &mut check, scenario.heal_steps, mid_joiner, true) {
+        return Err(fail(&world, &v));
     }
     check.check_converged(&world);
     if let Some(v) = check.first_violation() {
@@ -197,16 +174,107 @@ pub fn run(seed: u64, scenario: &Scenario) -> Result<Summary, Failure> {
                 .map_or(0, |a| a.done.get(&crate::adversary::Attack::Rollback).copied().unwrap_or(0)),
             check.rollback_reports,
         ),
+        forks: (
+            world.adversary.as_ref().map_or(0, |a| a.done.get(&crate::adversary::Attack::Fork).copied().unwrap_or(0)),
+            check.fork_reports,
+        ),
         members,
     })
 }
 
-fn converged(world: &World) -> bool {
-    world.devices.iter().all(|d| {
-        d.client
-            .as_ref()
-            .is_some_and(|c| c.membership().is_some() && c.status() == SyncStatus::Synced && c.unsent() == 0)
-    })
+/// Runs until every device is a member, synced with nothing unsent (pairing any device that
+/// is not, `last` only if `with_last`), checking invariants at every step; gives up after
+/// `max_steps`.
+pub fn converge(
+    world: &mut World,
+    check: &mut Checker,
+    max_steps: u64,
+    last: usize,
+    with_last: bool,
+) -> Result<(), Violation> {
+    let mut idle_rounds = 0;
+    let limit = world.steps + max_steps;
+    let done = |world: &World| {
+        world.devices.iter().enumerate().filter(|(i, _)| with_last || *i != last).all(|(_, d)| synced(d))
+    };
+    while world.steps < limit {
+        drive_pairing(world, check, with_last, last);
+        if !world.advance(check) || world.quiet_network() {
+            if done(world) {
+                break;
+            }
+            idle_rounds += 1;
+            world.now_us += Duration::from_millis(500).as_micros();
+            for d in 0..world.devices.len() {
+                world.command(d, Command::SyncNow, check);
+            }
+            if idle_rounds > 2_000 {
+                break;
+            }
+        }
+        check.check_world(world);
+        if let Some(v) = check.first_violation() {
+            return Err(v.clone());
+        }
+    }
+    Ok(())
+}
+
+fn synced(d: &crate::world::Device) -> bool {
+    d.client.as_ref().is_some_and(|c| c.membership().is_some() && c.status() == SyncStatus::Synced && c.unsent() == 0)
+}
+
+/// Whether every device is a member, synced, with nothing unsent.
+pub fn converged(world: &World) -> bool {
+    world.devices.iter().all(synced)
+}
+
+/// What an adversarial relay does in one run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Family {
+    /// Alters served pages (bit flips, splices, drops, replays, reorders).
+    InFlight,
+    /// Corrupts stored blobs.
+    AtRest,
+    /// Rolls its store back, or forks it into two worlds.
+    History,
+}
+
+fn adversary_step(world: &mut World, check: &mut Checker, family: Family) {
+    let roll = world.rng.below(2000);
+    match family {
+        Family::InFlight => {}
+        Family::AtRest if roll < 20 => {
+            let before: Vec<Option<u64>> =
+                world.devices.iter().map(|d| d.store.state.membership.as_ref().map(|_| d.store.state.cursor)).collect();
+            let corrupted = match world.adversary.as_mut() {
+                Some(adv) => adv.corrupt_at_rest(&mut world.rng, &mut world.relay.store),
+                None => None,
+            };
+            if let Some(cursor) = corrupted {
+                check.corrupted.push((cursor, before));
+            }
+        }
+        Family::AtRest => {}
+        Family::History => {
+            // Rewrite only a history with a group in it and something since the snapshot.
+            let rewritable = world.snapshot_head().is_some_and(|h| h > 0 && world.relay_head() >= h + 10);
+            match roll {
+                0..=9 if world.relay_head() > 0 => world.snapshot_relay(),
+                10..=11 if rewritable => {
+                    check.history_rewritten(world);
+                    world.rollback_relay(check);
+                }
+                12..=15 if rewritable => {
+                    let isolated: Vec<usize> = (0..world.devices.len()).filter(|_| world.rng.below(2) == 0).collect();
+                    check.history_rewritten(world);
+                    world.fork_relay(&isolated, check);
+                }
+                16..=23 => world.devices.iter_mut().for_each(|d| d.partitioned = false),
+                _ => {}
+            }
+        }
+    }
 }
 
 #[derive(Default)]
@@ -246,12 +314,24 @@ fn drive_pairing(world: &mut World, check: &mut Checker, allow_last: bool, last:
     }
 }
 
+/// One in this many fault draws injects a fault.
+const FAULT_DILUTION: u64 = 5;
+
 fn random_action(world: &mut World, check: &mut Checker, faults_on: bool, faults: &mut Faults) {
     let n = world.devices.len();
     let members: Vec<usize> =
         (0..n).filter(|&i| world.devices[i].client.as_ref().is_some_and(|c| c.membership().is_some())).collect();
     let roll = world.rng.below(100);
-    let d = if roll < 45 && !members.is_empty() {
+    // A step is one network event, and a pairing takes some 30 of them: faults come at a
+    // fifth of the rate of app actions so that work can also finish; repairs at full rate.
+    let repair = matches!(roll, 70..=77 | 79..=82 | 86..=89 | 97..=98)
+        || (roll == 93 && world.relay.store.full)
+        || (roll == 94 && world.devices.iter().any(|d| d.store.full));
+    if roll >= 66 && !repair && world.rng.below(FAULT_DILUTION) != 0 {
+        return;
+    }
+    // App actions come from members' apps; a device still pairing only waits.
+    let d = if roll < 66 && !members.is_empty() {
         members[world.rng.below(members.len() as u64) as usize]
     } else {
         world.rng.below(n as u64) as usize
@@ -273,15 +353,22 @@ fn random_action(world: &mut World, check: &mut Checker, faults_on: bool, faults
         45..=52 => {
             world.command(d, Command::SyncNow, check);
         }
-        53..=57 => {
+        53..=54 => {
             world.command(d, Command::Pause { flush_for: Duration::from_millis(500) }, check);
         }
-        58..=65 => {
-            world.command(d, Command::Resume, check);
+        55..=65 => {
+            // Apps come back to the foreground: a paused one if any.
+            let paused = afflicted(world, |dev| dev.client.as_ref().is_some_and(|c| c.is_paused()));
+            world.command(paused.unwrap_or(d), Command::Resume, check);
         }
         _ if !faults_on => {}
         66..=69 => world.crash_device(d, check),
-        70..=77 => world.restart_device(d, check),
+        70..=77 => {
+            // Repairs go to a device that needs them, so no device stays down for good.
+            if let Some(d) = afflicted(world, |dev| dev.client.is_none()) {
+                world.restart_device(d, check);
+            }
+        }
         78 => {
             world.crash_relay(check);
         }
@@ -292,15 +379,33 @@ fn random_action(world: &mut World, check: &mut Checker, faults_on: bool, faults
             world.devices[d].partitioned = true;
             world.cut_device_links(d, check);
         }
-        86..=89 => world.devices[d].partitioned = false,
+        86..=89 => {
+            if let Some(d) = afflicted(world, |dev| dev.partitioned) {
+                world.devices[d].partitioned = false;
+            }
+        }
         90..=92 => world.cut_device_links(d, check),
         93 => world.relay.store.full = !world.relay.store.full,
-        94 => world.devices[d].store.full = !world.devices[d].store.full,
+        94 => match afflicted(world, |dev| dev.store.full) {
+            Some(full) => world.devices[full].store.full = false,
+            None => world.devices[d].store.full = true,
+        },
         95 => world.devices[d].skew_ms = world.rng.below(600_000) as i64 - 300_000,
         96 => world.devices[d].held = true,
-        97..=98 => world.devices[d].held = false,
+        97..=98 => {
+            if let Some(d) = afflicted(world, |dev| dev.held) {
+                world.devices[d].held = false;
+            }
+        }
         _ => {}
     }
+}
+
+/// A random device for which `test` holds, if any.
+fn afflicted(world: &mut World, test: impl Fn(&crate::world::Device) -> bool) -> Option<usize> {
+    let candidates: Vec<usize> = (0..world.devices.len()).filter(|&i| test(&world.devices[i])).collect();
+    let i = world.rng.below(candidates.len().max(1) as u64) as usize;
+    candidates.get(i).copied()
 }
 
 fn heal(world: &mut World, check: &mut Checker) {

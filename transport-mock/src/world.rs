@@ -471,6 +471,9 @@ impl World {
                     self.schedule(at, Ev::RelayStoreDone { op, incarnation });
                 }
                 RelayOutput::Event(e) => {
+                    if self.tracing {
+                        eprintln!("TRACE {} relay {e:?}", self.now_us);
+                    }
                     self.trace.update(format!("{e:?}").as_bytes());
                     if let zerok_core::relay::RelayEvent::Rejected { reason, .. } = e {
                         *self.rejections.entry(format!("{reason:?}")).or_insert(0) += 1;
@@ -546,6 +549,9 @@ impl World {
                     self.schedule(at, Ev::DeviceStoreDone { device, op, incarnation });
                 }
                 ClientOutput::Event(e) => {
+                    if self.tracing {
+                        eprintln!("TRACE {} dev{device} event {e:?}", self.now_us);
+                    }
                     self.trace.update(format!("{device} {e:?}").as_bytes());
                     obs.device_event(device, &e);
                     self.devices[device].events.push(e);
@@ -651,8 +657,36 @@ impl World {
         }
     }
 
+    /// The highest head of the relay's groups in the snapshot kept for a rollback or fork.
+    pub fn snapshot_head(&self) -> Option<u64> {
+        self.snapshot.as_ref().map(|s| s.groups.values().map(|g| g.head).max().unwrap_or(0))
+    }
+
+    /// The highest head of the relay's groups in its store.
+    pub fn relay_head(&self) -> u64 {
+        self.relay.store.groups.values().map(|g| g.head).max().unwrap_or(0)
+    }
+
     /// The relay "loses" everything since the snapshot: crash, restore, restart.
     pub fn rollback_relay(&mut self, obs: &mut dyn Observer) -> bool {
+        self.restore_snapshot(crate::adversary::Attack::Rollback, obs)
+    }
+
+    /// The relay forks its log into two worlds. The `isolated` devices keep the history they
+    /// have seen (they are cut off for now); everyone else goes on from the old snapshot.
+    /// When the isolated devices come back, the relay shows them the other world.
+    pub fn fork_relay(&mut self, isolated: &[usize], obs: &mut dyn Observer) -> bool {
+        if self.snapshot.is_none() {
+            return false;
+        }
+        for &d in isolated {
+            self.devices[d].partitioned = true;
+            self.cut_device_links(d, obs);
+        }
+        self.restore_snapshot(crate::adversary::Attack::Fork, obs)
+    }
+
+    fn restore_snapshot(&mut self, attack: crate::adversary::Attack, obs: &mut dyn Observer) -> bool {
         let Some(old) = self.snapshot.take() else { return false };
         self.crash_relay(obs);
         let full = self.relay.store.full;
@@ -660,7 +694,7 @@ impl World {
         self.relay.store.full = full;
         self.restart_relay(obs);
         if let Some(adv) = &mut self.adversary {
-            *adv.done.entry(crate::adversary::Attack::Rollback).or_insert(0) += 1;
+            *adv.done.entry(attack).or_insert(0) += 1;
         }
         true
     }
@@ -722,6 +756,7 @@ impl World {
                         e,
                         ClientEvent::Equivocation { .. }
                             | ClientEvent::Rollback { .. }
+                            | ClientEvent::Forked { .. }
                             | ClientEvent::Withheld { .. }
                             | ClientEvent::Tampered { .. }
                             | ClientEvent::RelayMisbehaved { .. }

@@ -597,6 +597,11 @@ impl Client {
         self.membership.as_ref()
     }
 
+    /// Whether the app paused sync (backgrounded) and has not resumed it.
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
     /// An invite is open or a join is running.
     pub fn pairing_in_progress(&self) -> bool {
         self.pairing.is_some()
