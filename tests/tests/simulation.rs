@@ -19,32 +19,42 @@ fn sweep() {
         .map(|t| {
             let scenario = scenario.clone();
             std::thread::spawn(move || {
-                let mut steps = 0u64;
+                let (mut steps, mut mid_run_joins) = (0u64, 0u64);
                 for seed in (first + t..first + seeds).step_by(threads as usize) {
                     match run(seed, &scenario) {
-                        Ok(s) => steps += s.steps,
+                        Ok(s) => {
+                            steps += s.steps;
+                            mid_run_joins += u64::from(s.joined_mid_run);
+                        }
                         Err(f) => return Err(f),
                     }
                 }
-                Ok(steps)
+                Ok((steps, mid_run_joins))
             })
         })
         .collect();
-    let mut steps = 0;
+    let (mut steps, mut mid_run_joins) = (0, 0);
     for h in handles {
         match h.join().expect("worker panicked") {
-            Ok(s) => steps += s,
+            Ok((s, j)) => {
+                steps += s;
+                mid_run_joins += j;
+            }
             Err(f) => panic!("{f}"),
         }
     }
     let secs = started.elapsed().as_secs_f64();
-    eprintln!("simulated {seeds} seeds, {steps} steps in {secs:.1}s: {:.0} steps/s", steps as f64 / secs);
+    eprintln!(
+        "simulated {seeds} seeds, {steps} steps in {secs:.1}s: {:.0} steps/s; {mid_run_joins} devices paired during faults",
+        steps as f64 / secs
+    );
 }
 
 #[test]
 fn replay_one() {
     let Some(seed) = std::env::var("SIM_SEED").ok().and_then(|v| v.parse().ok()) else { return };
-    let scenario = Scenario { steps: env_u64("SIM_STEPS", 2_000), ..Scenario::default() };
+    let adversary_percent = env_u64("SIM_ADVERSARY", 0);
+    let scenario = Scenario { steps: env_u64("SIM_STEPS", 2_000), adversary_percent, ..Scenario::default() };
     match run(seed, &scenario) {
         Ok(s) => eprintln!("seed {seed} ok: {s:?}"),
         Err(f) => panic!("{f}"),

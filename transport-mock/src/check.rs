@@ -138,6 +138,10 @@ impl Checker {
                 let Some(m) = &world.devices[d].store.state.membership else { continue };
                 let group_id = *m.group_id.expose();
                 let Some(g) = world.relay.store.groups.get(&group_id) else { continue };
+                if !g.keys.contains(&m.access_key.public().0) {
+                    // The rewritten history forgot this device: it is refused, not misled.
+                    continue;
+                }
                 if cursor + 1 < g.earliest {
                     continue;
                 }

@@ -64,6 +64,8 @@ pub struct Summary {
     pub forks: (u64, u64),
     /// Devices in the group at the end.
     pub members: usize,
+    /// The last device joined during the fault phase.
+    pub joined_mid_run: bool,
 }
 
 /// A failed run: the seed, and the broken invariant.
@@ -77,14 +79,16 @@ pub struct Failure {
     pub step: u64,
     /// The state of every node at the failure.
     pub detail: String,
+    /// Environment settings the replay command needs besides the seed.
+    pub replay_env: String,
 }
 
 impl core::fmt::Display for Failure {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(
             f,
-            "seed {} failed at step {}: {}\n{}replay: SIM_SEED={} cargo test -p zerok-tests --test simulation replay_one -- --nocapture",
-            self.seed, self.step, self.violation.0, self.detail, self.seed
+            "seed {} failed at step {}: {}\n{}replay: SIM_SEED={}{} cargo test -p zerok-tests --test simulation replay_one -- --nocapture",
+            self.seed, self.step, self.violation.0, self.detail, self.seed, self.replay_env
         )
     }
 }
@@ -114,6 +118,15 @@ pub fn run(seed: u64, scenario: &Scenario) -> Result<Summary, Failure> {
         violation: v.clone(),
         step: world.steps,
         detail: world.describe(),
+        replay_env: format!(
+            " SIM_STEPS={}{}",
+            scenario.steps,
+            if scenario.adversary_percent > 0 {
+                format!(" SIM_ADVERSARY={}", scenario.adversary_percent)
+            } else {
+                String::new()
+            }
+        ),
     };
     let mid_joiner = scenario.devices.saturating_sub(1);
 
@@ -123,10 +136,14 @@ pub fn run(seed: u64, scenario: &Scenario) -> Result<Summary, Failure> {
         return Err(fail(&world, &v));
     }
     let mut faults = Faults::default();
+    let mut next_action_us = world.now_us;
     for step in 0..scenario.steps {
-        let allow_mid_joiner = step >= scenario.steps / 2;
+        let allow_mid_joiner = step >= scenario.steps / 4;
         drive_pairing(&mut world, &mut check, allow_mid_joiner, mid_joiner);
-        if world.rng.below(100) < 55 {
+        // App actions and faults arrive in simulated time (about one per ACTION_GAP_US), so a
+        // busy network does not squeeze the whole fault phase into a few milliseconds.
+        if world.now_us >= next_action_us {
+            next_action_us = world.now_us + world.rng.below(2 * ACTION_GAP_US);
             // Half of the history runs keep the network clean, so devices see enough history
             // for a rewrite to matter; the other half mix it with every other fault.
             let clean = family == Some(Family::History) && seed.is_multiple_of(2);
@@ -142,6 +159,7 @@ pub fn run(seed: u64, scenario: &Scenario) -> Result<Summary, Failure> {
         }
     }
 
+    let joined_mid_run = world.devices.get(mid_joiner).is_some_and(|d| d.store.state.membership.is_some());
     if let Some(adv) = &mut world.adversary {
         adv.percent = 0;
     }
@@ -179,6 +197,7 @@ pub fn run(seed: u64, scenario: &Scenario) -> Result<Summary, Failure> {
             check.fork_reports,
         ),
         members,
+        joined_mid_run,
     })
 }
 
@@ -305,6 +324,14 @@ fn drive_pairing(world: &mut World, check: &mut Checker, allow_last: bool, last:
     if busy || world.rng.below(20) != 0 {
         return;
     }
+    let inviting = world
+        .devices
+        .iter()
+        .any(|d| d.client.as_ref().is_some_and(|c| c.membership().is_some() && c.pairing_in_progress()));
+    if inviting && world.rng.below(50) != 0 {
+        // An invite is being opened or waits for its joiner: give it time.
+        return;
+    }
     let inviter = (0..world.devices.len()).find(|&i| {
         world.devices[i].client.as_ref().is_some_and(|c| c.membership().is_some() && c.status() != SyncStatus::Offline)
     });
@@ -313,6 +340,9 @@ fn drive_pairing(world: &mut World, check: &mut Checker, allow_last: bool, last:
         let _ = world.command(inviter, Command::CreateInvite, check);
     }
 }
+
+/// Mean simulated time between app actions in the fault phase.
+const ACTION_GAP_US: u64 = 2_000;
 
 /// One in this many fault draws injects a fault.
 const FAULT_DILUTION: u64 = 5;

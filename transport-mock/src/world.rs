@@ -497,7 +497,11 @@ impl World {
         let now = self.now_for(self.devices[device].skew_ms);
         let client = self.devices[device].client.as_mut()?;
         self.trace.update(format!("cmd {device} {command:?}").as_bytes());
+        let shown = self.tracing.then(|| format!("{command:?}").chars().take(60).collect::<String>());
         let result = client.command(now, command);
+        if let Some(shown) = shown {
+            eprintln!("TRACE {} dev{device} command {shown} -> {result:?}", self.now_us);
+        }
         self.drain_device(device, obs);
         Some(result)
     }
