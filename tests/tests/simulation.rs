@@ -1,5 +1,5 @@
 //! Deterministic simulation sweep: `SIM_SEEDS` seeds (default 1,000) of `SIM_STEPS` steps
-//! (default 2,000), each with faults, invariants after every step and a heal phase that must
+//! (default 3,000), each with faults, invariants after every step and a heal phase that must
 //! converge. A failure prints its seed and a one-line replay command.
 
 use zerok_transport_mock::scenario::{Scenario, run};
@@ -12,7 +12,7 @@ fn env_u64(name: &str, default: u64) -> u64 {
 fn sweep() {
     let seeds = env_u64("SIM_SEEDS", 1_000);
     let first = env_u64("SIM_FIRST_SEED", 0);
-    let scenario = Scenario { steps: env_u64("SIM_STEPS", 2_000), ..Scenario::default() };
+    let scenario = Scenario { steps: env_u64("SIM_STEPS", 3_000), ..Scenario::default() };
     let threads = std::thread::available_parallelism().map(|n| n.get() as u64).unwrap_or(1);
     let started = std::time::Instant::now();
     let handles: Vec<_> = (0..threads)
@@ -54,7 +54,7 @@ fn sweep() {
 fn replay_one() {
     let Some(seed) = std::env::var("SIM_SEED").ok().and_then(|v| v.parse().ok()) else { return };
     let adversary_percent = env_u64("SIM_ADVERSARY", 0);
-    let scenario = Scenario { steps: env_u64("SIM_STEPS", 2_000), adversary_percent, ..Scenario::default() };
+    let scenario = Scenario { steps: env_u64("SIM_STEPS", 3_000), adversary_percent, ..Scenario::default() };
     match run(seed, &scenario) {
         Ok(s) => eprintln!("seed {seed} ok: {s:?}"),
         Err(f) => panic!("{f}"),

@@ -55,6 +55,9 @@ pub struct Checker {
     pub fork_reports: u64,
     /// `Rollback` and `Forked` reports by device.
     history_reports: BTreeMap<usize, u64>,
+    /// Each device's durable view of the log (cursor, chain value) and its report count when
+    /// it adopted that view: a report since then shows it noticed that view being rewritten.
+    views: BTreeMap<usize, (u64, Option<[u8; 32]>, u64)>,
     /// For each rewrite of the relay's history (rollback, fork): each member's durable
     /// cursor, its chain value there, and its reports so far. A device whose history the
     /// relay rewrote must report it.
@@ -123,7 +126,10 @@ impl Checker {
             .filter(|(_, d)| d.store.state.membership.is_some())
             .filter_map(|(i, d)| {
                 let chain = d.store.state.log_chain?;
-                let reports_before = self.history_reports.get(&i).copied().unwrap_or(0);
+                let reports_before = match self.views.get(&i) {
+                    Some((c, Some(ch), since)) if (*c, *ch) == (d.store.state.cursor, chain) => *since,
+                    _ => self.history_reports.get(&i).copied().unwrap_or(0),
+                };
                 Some(SeenHistory { device: i, cursor: d.store.state.cursor, chain, reports_before })
             })
             .collect();
@@ -265,7 +271,12 @@ impl Observer for Checker {
                     }
                 }
             }
-            ClientStoreOp::Deliver { blobs, .. } => {
+            ClientStoreOp::Deliver { blobs, cursor, log_chain, .. } => {
+                let reports = self.history_reports.get(&device).copied().unwrap_or(0);
+                let view = self.views.entry(device).or_insert((*cursor, *log_chain, reports));
+                if (view.0, view.1) != (*cursor, *log_chain) {
+                    *view = (*cursor, *log_chain, reports);
+                }
                 for b in blobs {
                     let last = self.last_applied.entry((device, b.sender)).or_insert(0);
                     if b.seq != *last + 1 {
