@@ -29,7 +29,7 @@ bash fuzz/run.sh "${FUZZ_SECONDS:-10}"
 step "planted bugs: each must be caught by the simulation within 100 seeds"
 cargo test -p zerok-tests --features planted-bugs --test planted_bugs
 
-step "tests (unit, property, vectors, snapshots, simulation: SIM_SEEDS=${SIM_SEEDS:-1000} x SIM_STEPS=${SIM_STEPS:-2000})"
+step "tests (unit, property, vectors, snapshots, simulation: SIM_SEEDS=${SIM_SEEDS:-1000} x SIM_STEPS=${SIM_STEPS:-3000}; iroh end to end on loopback)"
 mkdir -p target
 cargo test --workspace 2>&1 | tee target/test-all.log
 # One closing line with the totals of every test binary (cargo's own last line is often a

@@ -1,0 +1,292 @@
+//! A device's durable store on SQLite: its signing key, group membership, outbox, cursor and
+//! log chain value, other senders' chains, and the inbox of received blobs the app pulls from.
+//! Each core [`ClientStoreOp`] is one transaction. The file is readable by its owner only.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use zerok_core::client::{
+    ClientState, ClientStoreOp, Membership, OutboxEntry, PendingCreation, ReceivedBlob, RelayInfo, SenderView,
+};
+use zerok_core::io::StoreError;
+use zerok_core::keys::{DeviceId, DeviceSigningKey, EpochSecret, GroupId, NoiseKeypair, NoisePublic, NoiseSecret};
+
+use crate::sql::{array, int, store_error, uint};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (push_id BLOB PRIMARY KEY, seq INTEGER NOT NULL, envelope BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS senders (device BLOB PRIMARY KEY, last_seq INTEGER NOT NULL, last_hash BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS inbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    cursor INTEGER NOT NULL,
+    push_id BLOB NOT NULL,
+    sender BLOB NOT NULL,
+    seq INTEGER NOT NULL,
+    payload BLOB NOT NULL,
+    stored_at_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS inbox_by_cursor ON inbox (cursor);
+";
+
+/// The device database.
+pub struct DeviceDb {
+    conn: Connection,
+}
+
+impl DeviceDb {
+    /// Opens or creates the database at `path`.
+    pub fn open(path: &Path) -> rusqlite::Result<Self> {
+        let conn = crate::sql::open(path)?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(DeviceDb { conn })
+    }
+
+    /// This device's signing key, created on first use.
+    pub fn device_key(&mut self, fresh: impl FnOnce() -> [u8; 32]) -> rusqlite::Result<DeviceSigningKey> {
+        if let Some(bytes) = self.meta("device_key")? {
+            return Ok(DeviceSigningKey::from_bytes(&array(bytes)?));
+        }
+        let seed = zeroize::Zeroizing::new(fresh());
+        self.conn.execute("INSERT INTO meta (name, value) VALUES ('device_key', ?1)", params![seed.as_slice()])?;
+        Ok(DeviceSigningKey::from_bytes(&seed))
+    }
+
+    /// Everything the client loads at start.
+    pub fn load(&self) -> rusqlite::Result<ClientState> {
+        let mut state = ClientState {
+            membership: self.meta("membership")?.map(|b| decode_membership(&b)).transpose()?,
+            next_seq: self.meta_u64("next_seq")?.unwrap_or(1),
+            last_hash: self.meta("last_hash")?.map(array).transpose()?.unwrap_or([0; 32]),
+            cursor: self.meta_u64("cursor")?.unwrap_or(0),
+            log_chain: self.meta("log_chain")?.map(array).transpose()?,
+            highest_head: self.meta_u64("highest_head")?.unwrap_or(0),
+            ..ClientState::default()
+        };
+        let mut outbox = self.conn.prepare("SELECT push_id, seq, envelope FROM outbox ORDER BY seq")?;
+        for e in outbox.query_map([], |r| {
+            Ok(OutboxEntry { push_id: array(r.get(0)?)?, seq: uint(r.get(1)?), envelope: r.get(2)? })
+        })? {
+            state.outbox.push(e?);
+        }
+        let mut senders = self.conn.prepare("SELECT device, last_seq, last_hash FROM senders")?;
+        for s in senders.query_map([], |r| {
+            Ok((DeviceId(array(r.get(0)?)?), SenderView { last_seq: uint(r.get(1)?), last_hash: array(r.get(2)?)? }))
+        })? {
+            let (d, v) = s?;
+            state.senders.insert(d, v);
+        }
+        Ok(state)
+    }
+
+    /// Applies one operation atomically.
+    pub fn apply(&mut self, op: &ClientStoreOp) -> Result<(), StoreError> {
+        let tx = self.conn.transaction().map_err(|e| store_error(&e))?;
+        write(&tx, op).map_err(|e| store_error(&e))?;
+        tx.commit().map_err(|e| store_error(&e))
+    }
+
+    /// Received blobs with `cursor > after`, in the order they were applied, at most `limit`.
+    pub fn inbox(&self, after: u64, limit: usize) -> rusqlite::Result<Vec<ReceivedBlob>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT cursor, push_id, sender, seq, payload, stored_at_ms FROM inbox WHERE cursor > ?1 ORDER BY id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![int(after), int(limit as u64)], |r| {
+            Ok(ReceivedBlob {
+                cursor: uint(r.get(0)?),
+                push_id: array(r.get(1)?)?,
+                sender: DeviceId(array(r.get(2)?)?),
+                seq: uint(r.get(3)?),
+                payload: r.get(4)?,
+                stored_at_ms: uint(r.get(5)?),
+            })
+        })?;
+        rows.collect()
+    }
+
+    fn meta(&self, name: &str) -> rusqlite::Result<Option<Vec<u8>>> {
+        self.conn.query_row("SELECT value FROM meta WHERE name = ?1", params![name], |r| r.get(0)).optional()
+    }
+
+    fn meta_u64(&self, name: &str) -> rusqlite::Result<Option<u64>> {
+        Ok(self.meta(name)?.map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]))))
+    }
+}
+
+fn set_meta(conn: &Connection, name: &str, value: &[u8]) -> rusqlite::Result<()> {
+    conn.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?1, ?2)", params![name, value])?;
+    Ok(())
+}
+
+fn write(conn: &Connection, op: &ClientStoreOp) -> rusqlite::Result<()> {
+    match op {
+        ClientStoreOp::SaveMembership(m) => set_meta(conn, "membership", &encode_membership(m)),
+        ClientStoreOp::AppendOutbox { entries, next_seq, last_hash } => {
+            for e in entries {
+                conn.execute(
+                    "INSERT OR REPLACE INTO outbox (push_id, seq, envelope) VALUES (?1, ?2, ?3)",
+                    params![e.push_id, int(e.seq), e.envelope],
+                )?;
+            }
+            set_meta(conn, "next_seq", &next_seq.to_le_bytes())?;
+            set_meta(conn, "last_hash", last_hash)
+        }
+        ClientStoreOp::RemoveOutbox { push_ids } => {
+            for id in push_ids {
+                conn.execute("DELETE FROM outbox WHERE push_id = ?1", params![id])?;
+            }
+            Ok(())
+        }
+        ClientStoreOp::Deliver { blobs, cursor, log_chain, senders, highest_head } => {
+            for b in blobs {
+                conn.execute(
+                    "INSERT INTO inbox (cursor, push_id, sender, seq, payload, stored_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![int(b.cursor), b.push_id, b.sender.0, int(b.seq), b.payload, int(b.stored_at_ms)],
+                )?;
+            }
+            for (d, v) in senders {
+                conn.execute(
+                    "INSERT OR REPLACE INTO senders (device, last_seq, last_hash) VALUES (?1, ?2, ?3)",
+                    params![d.0, int(v.last_seq), v.last_hash],
+                )?;
+            }
+            set_meta(conn, "cursor", &cursor.to_le_bytes())?;
+            match log_chain {
+                Some(c) => set_meta(conn, "log_chain", c)?,
+                None => {
+                    conn.execute("DELETE FROM meta WHERE name = 'log_chain'", [])?;
+                }
+            }
+            set_meta(conn, "highest_head", &highest_head.to_le_bytes())
+        }
+    }
+}
+
+/// Membership as bytes: group id, epoch, epoch secret, access key secret, relay endpoint id,
+/// relay Noise key, relay addresses (newline-separated), then an optional admission token.
+fn encode_membership(m: &Membership) -> Vec<u8> {
+    let mut out = Vec::with_capacity(200);
+    out.extend_from_slice(m.group_id.expose());
+    out.extend_from_slice(&m.epoch.to_le_bytes());
+    out.extend_from_slice(m.epoch_secret.expose());
+    out.extend_from_slice(m.access_key.secret().expose());
+    out.extend_from_slice(&m.relay.endpoint_id);
+    out.extend_from_slice(&m.relay.noise_key.0);
+    let addrs = m.relay.addrs.join("\n");
+    out.extend_from_slice(&(addrs.len() as u32).to_le_bytes());
+    out.extend_from_slice(addrs.as_bytes());
+    match &m.pending_creation {
+        None => out.push(0),
+        Some(PendingCreation { admission_token: None }) => out.push(1),
+        Some(PendingCreation { admission_token: Some(t) }) => {
+            out.push(2);
+            out.extend_from_slice(t);
+        }
+    }
+    out
+}
+
+fn decode_membership(b: &[u8]) -> rusqlite::Result<Membership> {
+    let bad = || rusqlite::Error::InvalidColumnType(0, "membership".into(), rusqlite::types::Type::Blob);
+    let mut r = Reader(b);
+    let group_id = GroupId::from_bytes(r.array().ok_or_else(bad)?);
+    let epoch = u32::from_le_bytes(r.array().ok_or_else(bad)?);
+    let epoch_secret = EpochSecret::from_bytes(r.array().ok_or_else(bad)?);
+    let access_key = NoiseKeypair::from_secret(NoiseSecret::from_bytes(r.array().ok_or_else(bad)?));
+    let endpoint_id = r.array().ok_or_else(bad)?;
+    let noise_key = NoisePublic(r.array().ok_or_else(bad)?);
+    let len = u32::from_le_bytes(r.array().ok_or_else(bad)?) as usize;
+    let addrs = String::from_utf8(r.take(len).ok_or_else(bad)?.to_vec()).map_err(|_| bad())?;
+    let pending_creation = match r.take(1).ok_or_else(bad)? {
+        [0] => None,
+        [1] => Some(PendingCreation { admission_token: None }),
+        _ => Some(PendingCreation { admission_token: Some(r.0.to_vec()) }),
+    };
+    let addrs = addrs.split('\n').filter(|a| !a.is_empty()).map(str::to_owned).collect();
+    Ok(Membership {
+        group_id,
+        epoch,
+        epoch_secret,
+        access_key,
+        relay: RelayInfo { endpoint_id, noise_key, addrs },
+        pending_creation,
+    })
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        let (head, rest) = (self.0.get(..n)?, self.0.get(n..)?);
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+        self.take(N)?.try_into().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("device.db");
+        let mut rng = zerok_core::CoreRng::from_seed([1; 32]);
+        let membership = Membership {
+            group_id: GroupId::random(&mut rng),
+            epoch: 3,
+            epoch_secret: EpochSecret::random(&mut rng),
+            access_key: NoiseKeypair::generate(&mut rng),
+            relay: RelayInfo {
+                endpoint_id: [4; 32],
+                noise_key: NoisePublic([5; 32]),
+                addrs: vec!["127.0.0.1:9".into()],
+            },
+            pending_creation: Some(PendingCreation { admission_token: Some(b"tok".to_vec()) }),
+        };
+        let key = {
+            let mut db = DeviceDb::open(&path).unwrap();
+            let key = db.device_key(|| [7; 32]).unwrap();
+            db.apply(&ClientStoreOp::SaveMembership(Box::new(membership.clone()))).unwrap();
+            let entry = OutboxEntry { push_id: [1; 16], seq: 1, envelope: vec![9; 40] };
+            db.apply(&ClientStoreOp::AppendOutbox { entries: vec![entry], next_seq: 2, last_hash: [8; 32] }).unwrap();
+            let blob = ReceivedBlob {
+                cursor: 5,
+                push_id: [2; 16],
+                sender: DeviceId([3; 32]),
+                seq: 1,
+                payload: b"hi".to_vec(),
+                stored_at_ms: 11,
+            };
+            let view = SenderView { last_seq: 1, last_hash: [6; 32] };
+            db.apply(&ClientStoreOp::Deliver {
+                blobs: vec![blob],
+                cursor: 5,
+                log_chain: Some([12; 32]),
+                senders: vec![(DeviceId([3; 32]), view)],
+                highest_head: 6,
+            })
+            .unwrap();
+            key.device_id()
+        };
+        let mut db = DeviceDb::open(&path).unwrap();
+        assert_eq!(db.device_key(|| [0; 32]).unwrap().device_id(), key, "the key is created once");
+        let state = db.load().unwrap();
+        assert_eq!(state.membership, Some(membership));
+        assert_eq!((state.next_seq, state.last_hash, state.cursor), (2, [8; 32], 5));
+        assert_eq!((state.log_chain, state.highest_head), (Some([12; 32]), 6));
+        assert_eq!(state.outbox.len(), 1);
+        assert_eq!(state.senders.get(&DeviceId([3; 32])).map(|v| v.last_seq), Some(1));
+        assert_eq!(db.inbox(0, 10).unwrap().len(), 1);
+        assert!(db.inbox(5, 10).unwrap().is_empty());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+    }
+}

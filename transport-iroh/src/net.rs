@@ -1,0 +1,107 @@
+//! iroh endpoints as 0k-sync uses them: our ALPN, no discovery and no public relays unless
+//! asked for, and a byte stream over one bi-stream per connection.
+
+use std::net::SocketAddr;
+
+use iroh::endpoint::{Connection, RecvStream, SendStream, presets};
+use iroh::{Endpoint, EndpointAddr, PublicKey, RelayMode, SecretKey};
+use tokio::sync::mpsc;
+
+/// The ALPN of protocol version 1.
+pub const ALPN: &[u8] = b"0k-sync/1";
+
+/// Largest chunk read from a stream at once.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Why the network failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// The endpoint could not bind.
+    #[error("cannot bind the network endpoint: {0}")]
+    Bind(String),
+    /// The address is not usable.
+    #[error("bad address {0:?}")]
+    Address(String),
+}
+
+/// Binds an endpoint on `bind` only (for example `127.0.0.1:0`), with relays and discovery off:
+/// peers are dialled by explicit address. `accept` lists the ALPNs to accept (relays only).
+pub async fn bind(secret: SecretKey, bind: SocketAddr, accept: bool) -> Result<Endpoint, NetError> {
+    let mut builder = Endpoint::builder(presets::Minimal)
+        .secret_key(secret)
+        .relay_mode(RelayMode::Disabled)
+        .clear_address_lookup()
+        .clear_ip_transports()
+        .bind_addr(bind)
+        .map_err(|e| NetError::Bind(e.to_string()))?;
+    if accept {
+        builder = builder.alpns(vec![ALPN.to_vec()]);
+    }
+    builder.bind().await.map_err(|e| NetError::Bind(e.to_string()))
+}
+
+/// The socket addresses an endpoint listens on, as strings for a `RelayInfo`.
+pub fn listen_addrs(ep: &Endpoint) -> Vec<String> {
+    ep.bound_sockets().iter().map(ToString::to_string).collect()
+}
+
+/// Dials `endpoint_id` at the first usable address and opens the stream.
+pub async fn dial(
+    ep: &Endpoint,
+    endpoint_id: [u8; 32],
+    addrs: &[String],
+) -> Result<(Connection, SendStream, RecvStream), String> {
+    let id = PublicKey::from_bytes(&endpoint_id).map_err(|e| e.to_string())?;
+    let mut addr = EndpointAddr::new(id);
+    for a in addrs {
+        let sock: SocketAddr = a.parse().map_err(|_| NetError::Address(a.clone()).to_string())?;
+        addr = addr.with_ip_addr(sock);
+    }
+    let conn = ep.connect(addr, ALPN).await.map_err(|e| e.to_string())?;
+    let (send, recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+    Ok((conn, send, recv))
+}
+
+/// What a connection's writer does next.
+pub enum Write {
+    /// Send these bytes.
+    Bytes(Vec<u8>),
+    /// Finish the stream after what is queued, then close.
+    Close,
+}
+
+/// Runs a connection: bytes from `writes` go out, bytes read are handed to `on_read`; returns
+/// when either side is done. The connection is closed at the end.
+pub async fn pump(
+    conn: Connection,
+    mut send: SendStream,
+    mut recv: RecvStream,
+    mut writes: mpsc::UnboundedReceiver<Write>,
+    mut on_read: impl FnMut(Vec<u8>),
+) {
+    let writer = async {
+        while let Some(w) = writes.recv().await {
+            match w {
+                Write::Bytes(b) => {
+                    if send.write_all(&b).await.is_err() {
+                        break;
+                    }
+                }
+                Write::Close => break,
+            }
+        }
+        let _ = send.finish();
+        // Give the peer a moment to read what was sent before the connection goes.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), send.stopped()).await;
+    };
+    let reader = async {
+        while let Ok(Some(chunk)) = recv.read_chunk(READ_CHUNK).await {
+            on_read(chunk.to_vec());
+        }
+    };
+    tokio::select! {
+        () = writer => {}
+        () = reader => {}
+    }
+    conn.close(0u32.into(), b"bye");
+}

@@ -1,0 +1,269 @@
+//! The relay as a service: an iroh endpoint accepting device connections, the core relay
+//! state machine in one task, and the SQLite store on its own thread with group commit.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use iroh::{Endpoint, SecretKey};
+use tokio::sync::{mpsc, oneshot};
+use zerok_core::client::RelayInfo;
+use zerok_core::io::{ConnId, OpId};
+use zerok_core::keys::{NoiseKeypair, NoiseSecret};
+use zerok_core::relay::{
+    Relay, RelayConfig, RelayEvent, RelayInput, RelayLimits, RelayOutput, RelayStoreOp, RelayStoreResult,
+};
+
+use crate::clock::{Clock, os_seed};
+use crate::net::{self, NetError, Write};
+use crate::relay_store::RelayDb;
+
+/// Most store operations committed in one transaction.
+const GROUP_COMMIT: usize = 512;
+
+/// How to run a relay.
+#[derive(Clone, Debug)]
+pub struct RelayServerConfig {
+    /// Where the identity (`relay.key`) and the database (`relay.db`) live.
+    pub data_dir: PathBuf,
+    /// The UDP address to listen on, for example `127.0.0.1:0` or `0.0.0.0:4433`.
+    pub bind: SocketAddr,
+    /// Every limit of the relay.
+    pub limits: RelayLimits,
+}
+
+/// Why the relay could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// A file in the data dir.
+    #[error("relay data: {0}")]
+    Io(#[from] std::io::Error),
+    /// The database.
+    #[error("relay database: {0}")]
+    Db(#[from] rusqlite::Error),
+    /// The network.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// A commit failed: the relay stopped rather than acknowledge anything it may not hold.
+    #[error("relay storage failed, stopping: {0}")]
+    StoreFailed(String),
+}
+
+/// A running relay.
+pub struct RelayServer {
+    info: RelayInfo,
+    endpoint: Endpoint,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), RelayError>>,
+}
+
+enum Ev {
+    Accepted { conn: ConnId, peer: [u8; 32], writer: mpsc::UnboundedSender<Write> },
+    Received { conn: ConnId, bytes: Vec<u8> },
+    Closed { conn: ConnId },
+    StoreDone { op: OpId, result: RelayStoreResult },
+    StoreFailed(String),
+}
+
+impl RelayServer {
+    /// Starts a relay: loads (or creates) its identity and database, binds, and serves.
+    pub async fn start(config: RelayServerConfig) -> Result<Self, RelayError> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let (iroh_secret, noise_secret) = load_identity(&config.data_dir.join("relay.key"))?;
+        let db = RelayDb::open(&config.data_dir.join("relay.db"))?;
+        let snapshots = db.snapshots()?;
+        let endpoint = net::bind(iroh_secret, config.bind, true).await?;
+        let endpoint_id = *endpoint.id().as_bytes();
+        let noise = NoiseKeypair::from_secret(noise_secret);
+        let info = RelayInfo { endpoint_id, noise_key: noise.public(), addrs: net::listen_addrs(&endpoint) };
+        let clock = Clock::new();
+        let mut relay_config = RelayConfig::new(endpoint_id, noise);
+        relay_config.limits = config.limits;
+        let relay = Relay::new(relay_config, os_seed()?, clock.now(), snapshots);
+        let (events, inbox) = mpsc::unbounded_channel();
+        let store = spawn_store(db, events.clone());
+        tokio::spawn(accept(endpoint.clone(), events));
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(serve(relay, clock, inbox, store, stopped));
+        Ok(RelayServer { info, endpoint, stop: Some(stop), task })
+    }
+
+    /// Who the relay is and where: what devices need to reach it.
+    pub fn info(&self) -> &RelayInfo {
+        &self.info
+    }
+
+    /// Runs until the relay stops by itself (a storage failure).
+    pub async fn wait(&mut self) -> Result<(), RelayError> {
+        (&mut self.task).await.unwrap_or(Ok(()))
+    }
+
+    /// Stops accepting, lets in-flight commits finish, and closes.
+    pub async fn shutdown(mut self) -> Result<(), RelayError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let result = (&mut self.task).await.unwrap_or(Ok(()));
+        self.endpoint.close().await;
+        result
+    }
+}
+
+/// The identity file: the iroh secret key then the Noise static secret, 64 bytes, created on
+/// first start and readable by the owner only.
+fn load_identity(path: &Path) -> Result<(SecretKey, NoiseSecret), RelayError> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => zeroize::Zeroizing::new(b),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut fresh = zeroize::Zeroizing::new(Vec::with_capacity(64));
+            fresh.extend_from_slice(&os_seed()?);
+            fresh.extend_from_slice(&os_seed()?);
+            let tmp = path.with_extension("key.tmp");
+            std::fs::write(&tmp, fresh.as_slice())?;
+            crate::sql::restrict_to_owner(&tmp);
+            std::fs::File::open(&tmp)?.sync_all()?;
+            std::fs::rename(&tmp, path)?;
+            fresh
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let (Some(iroh), Some(noise)) = (bytes.get(..32), bytes.get(32..64)) else {
+        return Err(std::io::Error::other(format!("{} is not a relay identity (64 bytes)", path.display())).into());
+    };
+    let iroh: [u8; 32] = iroh.try_into().map_err(std::io::Error::other)?;
+    let noise: [u8; 32] = noise.try_into().map_err(std::io::Error::other)?;
+    Ok((SecretKey::from_bytes(&iroh), NoiseSecret::from_bytes(noise)))
+}
+
+/// The store thread: executes operations in the order issued, as many per transaction as are
+/// waiting, and reports each result after the commit.
+fn spawn_store(mut db: RelayDb, events: mpsc::UnboundedSender<Ev>) -> std::sync::mpsc::Sender<(OpId, RelayStoreOp)> {
+    let (tx, rx) = std::sync::mpsc::channel::<(OpId, RelayStoreOp)>();
+    std::thread::spawn(move || {
+        while let Ok(first) = rx.recv() {
+            let mut batch = vec![first];
+            while batch.len() < GROUP_COMMIT {
+                match rx.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+            let (ids, ops): (Vec<OpId>, Vec<RelayStoreOp>) = batch.into_iter().unzip();
+            let done = db.execute(&ops);
+            for (op, result) in ids.into_iter().zip(done.results) {
+                let _ = events.send(Ev::StoreDone { op, result });
+            }
+            if let Some(why) = done.fatal {
+                let _ = events.send(Ev::StoreFailed(why));
+                return;
+            }
+        }
+    });
+    tx
+}
+
+async fn accept(endpoint: Endpoint, events: mpsc::UnboundedSender<Ev>) {
+    let mut next = 1u64;
+    while let Some(incoming) = endpoint.accept().await {
+        let conn_id = ConnId(next);
+        next += 1;
+        let events = events.clone();
+        tokio::spawn(async move {
+            let Ok(conn) = incoming.await else { return };
+            let peer = *conn.remote_id().as_bytes();
+            let Ok((send, recv)) = conn.accept_bi().await else { return };
+            let (writer, writes) = mpsc::unbounded_channel();
+            if events.send(Ev::Accepted { conn: conn_id, peer, writer }).is_err() {
+                return;
+            }
+            let reads = events.clone();
+            net::pump(conn, send, recv, writes, move |bytes| {
+                let _ = reads.send(Ev::Received { conn: conn_id, bytes });
+            })
+            .await;
+            let _ = events.send(Ev::Closed { conn: conn_id });
+        });
+    }
+}
+
+async fn serve(
+    mut relay: Relay,
+    clock: Clock,
+    mut inbox: mpsc::UnboundedReceiver<Ev>,
+    store: std::sync::mpsc::Sender<(OpId, RelayStoreOp)>,
+    mut stopped: oneshot::Receiver<()>,
+) -> Result<(), RelayError> {
+    let mut writers: HashMap<ConnId, mpsc::UnboundedSender<Write>> = HashMap::new();
+    let mut in_flight = 0usize;
+    let mut stopping = false;
+    loop {
+        let deadline = loop {
+            match relay.poll_output() {
+                RelayOutput::Transmit { conn, bytes } => {
+                    if let Some(w) = writers.get(&conn) {
+                        let _ = w.send(Write::Bytes(bytes));
+                    }
+                }
+                RelayOutput::Close { conn } => {
+                    if let Some(w) = writers.remove(&conn) {
+                        let _ = w.send(Write::Close);
+                    }
+                }
+                RelayOutput::Store { op, request } => {
+                    in_flight += 1;
+                    if store.send((op, request)).is_err() {
+                        return Err(RelayError::StoreFailed("the store thread is gone".into()));
+                    }
+                }
+                RelayOutput::Event(e) => log_event(&e),
+                RelayOutput::Timeout(deadline) => break deadline,
+            }
+        };
+        if stopping && in_flight == 0 {
+            for (_, w) in writers.drain() {
+                let _ = w.send(Write::Close);
+            }
+            return Ok(());
+        }
+        let sleep = tokio::time::sleep(deadline.map_or(std::time::Duration::from_secs(3600), |d| clock.until(d)));
+        let input = tokio::select! {
+            _ = &mut stopped, if !stopping => {
+                stopping = true;
+                // New connections are refused from here on; commits already asked for finish.
+                for (_, w) in writers.drain() {
+                    let _ = w.send(Write::Close);
+                }
+                continue;
+            }
+            ev = inbox.recv() => match ev {
+                Some(Ev::Accepted { conn, peer, writer }) => {
+                    if stopping {
+                        let _ = writer.send(Write::Close);
+                        continue;
+                    }
+                    writers.insert(conn, writer);
+                    RelayInput::Accepted { conn, peer }
+                }
+                Some(Ev::Received { conn, bytes }) => RelayInput::Received { conn, bytes },
+                Some(Ev::Closed { conn }) => {
+                    writers.remove(&conn);
+                    RelayInput::Closed { conn }
+                }
+                Some(Ev::StoreDone { op, result }) => {
+                    in_flight = in_flight.saturating_sub(1);
+                    RelayInput::StoreDone { op, result }
+                }
+                Some(Ev::StoreFailed(why)) => return Err(RelayError::StoreFailed(why)),
+                None => return Ok(()),
+            },
+            () = sleep => RelayInput::Timeout,
+        };
+        relay.handle_input(clock.now(), input);
+    }
+}
+
+fn log_event(e: &RelayEvent) {
+    if std::env::var_os("ZEROK_RELAY_LOG").is_some() {
+        eprintln!("relay: {e:?}");
+    }
+}

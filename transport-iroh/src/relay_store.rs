@@ -1,0 +1,284 @@
+//! The relay's durable store on SQLite: groups, registered access keys, blobs with their log
+//! chain values, and acknowledged cursors. Executes core's [`RelayStoreOp`]s, many per
+//! transaction (group commit); a result is reported only after its transaction committed.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+type Db = Connection;
+use zerok_core::io::StoreError;
+use zerok_core::relay::{GroupSnapshot, RelayStoreOp, RelayStoreResult};
+use zerok_core::wire::{Bytes, StoredBlob};
+
+use crate::sql::{array, int, store_error, uint};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS groups (
+    id BLOB PRIMARY KEY,
+    head INTEGER NOT NULL DEFAULT 0,
+    head_chain BLOB,
+    pruned_chain BLOB
+);
+CREATE TABLE IF NOT EXISTS members (
+    group_id BLOB NOT NULL REFERENCES groups(id),
+    access_key BLOB NOT NULL,
+    acked INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (group_id, access_key)
+);
+CREATE TABLE IF NOT EXISTS blobs (
+    group_id BLOB NOT NULL REFERENCES groups(id),
+    cursor INTEGER NOT NULL,
+    push_id BLOB NOT NULL,
+    stored_at_ms INTEGER NOT NULL,
+    envelope BLOB NOT NULL,
+    chain BLOB NOT NULL,
+    PRIMARY KEY (group_id, cursor)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS blobs_by_push_id ON blobs (group_id, push_id);
+";
+
+/// The relay's SQLite database.
+pub struct RelayDb {
+    conn: Connection,
+}
+
+/// The outcome of one batch: each operation's result, and whether the commit itself failed
+/// (then every write in the batch is reported failed and the relay must stop).
+pub struct Batch {
+    /// Results, in the order of the operations.
+    pub results: Vec<RelayStoreResult>,
+    /// The commit failed: the disk can no longer be trusted.
+    pub fatal: Option<String>,
+}
+
+impl RelayDb {
+    /// Opens or creates the database at `path`.
+    pub fn open(path: &Path) -> rusqlite::Result<Self> {
+        let conn = crate::sql::open(path)?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(RelayDb { conn })
+    }
+
+    /// Executes operations in one transaction.
+    pub fn execute(&mut self, ops: &[RelayStoreOp]) -> Batch {
+        let tx = match self.conn.transaction() {
+            Ok(tx) => tx,
+            Err(e) => return failed_batch(ops.len(), store_error(&e), format!("cannot begin a transaction: {e}")),
+        };
+        let mut tx = tx;
+        let results: Vec<RelayStoreResult> = ops.iter().map(|op| apply(&mut tx, op)).collect();
+        match tx.commit() {
+            Ok(()) => Batch { results, fatal: None },
+            Err(e) => failed_batch(ops.len(), store_error(&e), format!("commit failed: {e}")),
+        }
+    }
+
+    /// What the relay loads at start.
+    pub fn snapshots(&self) -> rusqlite::Result<Vec<GroupSnapshot>> {
+        let mut groups = self.conn.prepare("SELECT id, head, head_chain FROM groups")?;
+        let rows = groups
+            .query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<Vec<u8>>>(2)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, head, chain) = row?;
+            let group_id: [u8; 32] = array(id)?;
+            let (earliest, bytes, blobs) = self.conn.query_row(
+                "SELECT MIN(cursor), COALESCE(SUM(length(envelope)), 0), COUNT(*) FROM blobs WHERE group_id = ?1",
+                params![group_id],
+                |r| Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)),
+            )?;
+            let mut members = self.conn.prepare("SELECT access_key, acked FROM members WHERE group_id = ?1")?;
+            let mut keys = Vec::new();
+            let mut acked = Vec::new();
+            for m in members.query_map(params![group_id], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))? {
+                let (key, ack) = m?;
+                let key: [u8; 32] = array(key)?;
+                keys.push(key);
+                acked.push((key, uint(ack)));
+            }
+            let head = uint(head);
+            out.push(GroupSnapshot {
+                group_id,
+                keys,
+                head,
+                chain: chain.map(array).transpose()?,
+                earliest: earliest.map_or(head + 1, uint),
+                bytes: uint(bytes),
+                blobs: uint(blobs),
+                acked,
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn failed_batch(n: usize, error: StoreError, why: String) -> Batch {
+    Batch { results: vec![RelayStoreResult::Failed(error); n], fatal: Some(why) }
+}
+
+/// Applies one operation inside its own savepoint: a failed operation leaves no trace in the
+/// batch.
+fn apply(tx: &mut Transaction<'_>, op: &RelayStoreOp) -> RelayStoreResult {
+    let sp = match tx.savepoint() {
+        Ok(sp) => sp,
+        Err(e) => return RelayStoreResult::Failed(store_error(&e)),
+    };
+    match run(&sp, op) {
+        Ok(result) if !matches!(result, RelayStoreResult::Failed(_)) => match sp.commit() {
+            Ok(()) => result,
+            Err(e) => RelayStoreResult::Failed(store_error(&e)),
+        },
+        Ok(failed) => failed,
+        Err(e) => RelayStoreResult::Failed(store_error(&e)),
+    }
+}
+
+fn run(tx: &Db, op: &RelayStoreOp) -> rusqlite::Result<RelayStoreResult> {
+    match op {
+        RelayStoreOp::CreateGroup { group_id, key } => create_group(tx, group_id, key),
+        RelayStoreOp::RegisterKey { group_id, key } => register_key(tx, group_id, key),
+        RelayStoreOp::Append { group_id, blob, prev_cursor } => append(tx, group_id, blob, *prev_cursor),
+        RelayStoreOp::Read { group_id, after, up_to, limit, max_bytes } => {
+            read(tx, group_id, *after, *up_to, *limit, *max_bytes)
+        }
+        RelayStoreOp::SaveAck { group_id, key, cursor } => tx
+            .execute(
+                "UPDATE members SET acked = MAX(acked, ?3) WHERE group_id = ?1 AND access_key = ?2",
+                params![group_id, key, int(*cursor)],
+            )
+            .map(|_| RelayStoreResult::Done),
+        RelayStoreOp::Prune { group_id, before, stored_before_ms } => prune(tx, group_id, *before, *stored_before_ms),
+    }
+}
+
+fn create_group(tx: &Db, group_id: &[u8; 32], key: &[u8; 32]) -> rusqlite::Result<RelayStoreResult> {
+    tx.execute("INSERT OR IGNORE INTO groups (id) VALUES (?1)", params![group_id])?;
+    tx.execute("INSERT OR IGNORE INTO members (group_id, access_key) VALUES (?1, ?2)", params![group_id, key])?;
+    Ok(RelayStoreResult::Done)
+}
+
+fn register_key(tx: &Db, group_id: &[u8; 32], key: &[u8; 32]) -> rusqlite::Result<RelayStoreResult> {
+    if !group_exists(tx, group_id)? {
+        return Ok(RelayStoreResult::Failed(StoreError::Io));
+    }
+    tx.execute("INSERT OR IGNORE INTO members (group_id, access_key) VALUES (?1, ?2)", params![group_id, key])?;
+    Ok(RelayStoreResult::Done)
+}
+
+fn group_exists(tx: &Db, group_id: &[u8; 32]) -> rusqlite::Result<bool> {
+    Ok(tx.query_row("SELECT 1 FROM groups WHERE id = ?1", params![group_id], |_| Ok(())).optional()?.is_some())
+}
+
+fn append(tx: &Db, group_id: &[u8; 32], blob: &StoredBlob, prev_cursor: u64) -> rusqlite::Result<RelayStoreResult> {
+    let stored: Option<i64> = tx
+        .query_row(
+            "SELECT cursor FROM blobs WHERE group_id = ?1 AND push_id = ?2",
+            params![group_id, blob.push_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(cursor) = stored {
+        return Ok(RelayStoreResult::Duplicate { cursor: uint(cursor) });
+    }
+    let head: Option<i64> =
+        tx.query_row("SELECT head FROM groups WHERE id = ?1", params![group_id], |r| r.get(0)).optional()?;
+    if head.map(uint) != Some(prev_cursor) {
+        // Unknown group, or this blob's chain value does not extend the stored log.
+        return Ok(RelayStoreResult::Failed(StoreError::Io));
+    }
+    tx.execute(
+        "INSERT INTO blobs (group_id, cursor, push_id, stored_at_ms, envelope, chain) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![group_id, int(blob.cursor), blob.push_id, int(blob.stored_at_ms), blob.envelope.0, blob.chain],
+    )?;
+    tx.execute(
+        "UPDATE groups SET head = ?2, head_chain = ?3 WHERE id = ?1",
+        params![group_id, int(blob.cursor), blob.chain],
+    )?;
+    Ok(RelayStoreResult::Done)
+}
+
+fn read(
+    tx: &Db,
+    group_id: &[u8; 32],
+    after: u64,
+    up_to: u64,
+    limit: u32,
+    max_bytes: usize,
+) -> rusqlite::Result<RelayStoreResult> {
+    let below: Option<Vec<u8>> = tx
+        .query_row(
+            "SELECT chain FROM blobs WHERE group_id = ?1 AND cursor <= ?2 ORDER BY cursor DESC LIMIT 1",
+            params![group_id, int(after)],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let prev_chain = match below {
+        Some(c) => Some(c),
+        None => tx
+            .query_row("SELECT pruned_chain FROM groups WHERE id = ?1", params![group_id], |r| r.get(0))
+            .optional()?
+            .flatten(),
+    };
+    let mut stmt = tx.prepare_cached(
+        "SELECT cursor, push_id, stored_at_ms, envelope, chain FROM blobs
+         WHERE group_id = ?1 AND cursor > ?2 AND cursor <= ?3 ORDER BY cursor LIMIT ?4",
+    )?;
+    let rows = stmt.query_map(params![group_id, int(after), int(up_to), i64::from(limit) + 1], |r| {
+        Ok(StoredBlob {
+            cursor: uint(r.get(0)?),
+            push_id: array(r.get(1)?)?,
+            stored_at_ms: uint(r.get(2)?),
+            envelope: Bytes(r.get(3)?),
+            chain: array(r.get(4)?)?,
+        })
+    })?;
+    let (mut blobs, mut bytes, mut more) = (Vec::new(), 0usize, false);
+    for row in rows {
+        let b = row?;
+        if blobs.len() >= limit as usize || (!blobs.is_empty() && bytes + b.envelope.len() > max_bytes) {
+            more = true;
+            break;
+        }
+        bytes += b.envelope.len();
+        blobs.push(b);
+    }
+    Ok(RelayStoreResult::Blobs { prev_chain: prev_chain.map(array).transpose()?, blobs, more })
+}
+
+fn prune(tx: &Db, group_id: &[u8; 32], before: u64, stored_before_ms: u64) -> rusqlite::Result<RelayStoreResult> {
+    let Some(head) =
+        tx.query_row("SELECT head FROM groups WHERE id = ?1", params![group_id], |r| r.get::<_, i64>(0)).optional()?
+    else {
+        return Ok(RelayStoreResult::Failed(StoreError::Io));
+    };
+    // The log keeps a suffix: everything from the first blob that is neither old enough nor
+    // below `before`.
+    let keep_from: Option<i64> = tx.query_row(
+        "SELECT MIN(cursor) FROM blobs WHERE group_id = ?1 AND cursor >= ?2 AND stored_at_ms >= ?3",
+        params![group_id, int(before), int(stored_before_ms)],
+        |r| r.get(0),
+    )?;
+    let keep_from = keep_from.unwrap_or(head.saturating_add(1));
+    let last_pruned: Option<Vec<u8>> = tx
+        .query_row(
+            "SELECT chain FROM blobs WHERE group_id = ?1 AND cursor < ?2 ORDER BY cursor DESC LIMIT 1",
+            params![group_id, keep_from],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(chain) = last_pruned {
+        tx.execute("DELETE FROM blobs WHERE group_id = ?1 AND cursor < ?2", params![group_id, keep_from])?;
+        tx.execute("UPDATE groups SET pruned_chain = ?2 WHERE id = ?1", params![group_id, chain])?;
+    }
+    let (earliest, bytes, blobs) = tx.query_row(
+        "SELECT MIN(cursor), COALESCE(SUM(length(envelope)), 0), COUNT(*) FROM blobs WHERE group_id = ?1",
+        params![group_id],
+        |r| Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)),
+    )?;
+    Ok(RelayStoreResult::Pruned {
+        earliest: earliest.map_or(uint(head) + 1, uint),
+        bytes: uint(bytes),
+        blobs: uint(blobs),
+    })
+}

@@ -1,0 +1,397 @@
+//! The native client: an async handle over the core client state machine, driving it over iroh
+//! and persisting its store effects in the device's SQLite database.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use iroh::{Endpoint, SecretKey};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use zerok_core::client::{
+    Client, ClientConfig, ClientEvent, ClientInput, ClientOutput, ClientStoreOp, Command, CommandError, PairingFailure,
+    ReceivedBlob, RelayInfo, SyncStatus,
+};
+use zerok_core::io::{ConnId, OpId, StoreError};
+
+use crate::clock::{Clock, os_seed};
+use crate::device_store::DeviceDb;
+use crate::net::{self, NetError, Write};
+
+/// How to open a device.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// Where the device database (`device.db`, keys included) lives.
+    pub data_dir: PathBuf,
+    /// The relay to create groups on and to pair through.
+    pub relay: RelayInfo,
+    /// The local UDP address to use, for example `127.0.0.1:0`.
+    pub bind: SocketAddr,
+}
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The device's files.
+    #[error("device data: {0}")]
+    Io(#[from] std::io::Error),
+    /// The device database.
+    #[error("device database: {0}")]
+    Db(#[from] rusqlite::Error),
+    /// The network.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// The command was refused.
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    /// Pairing failed.
+    #[error("pairing failed: {0:?}")]
+    Pairing(PairingFailure),
+    /// Nothing happened in time.
+    #[error("timed out waiting for {0}")]
+    Timeout(&'static str),
+    /// The client stopped.
+    #[error("the sync client has stopped")]
+    Stopped,
+}
+
+/// An open invite, to show as a QR code and a short code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invite {
+    /// `XXXX-XXXX-XXXX-XXXX`, for typing.
+    pub short_code: String,
+    /// The QR payload (`0KSYNC:…`).
+    pub qr_text: String,
+    /// When it expires, Unix ms.
+    pub expires_at_ms: u64,
+}
+
+enum Req {
+    Command(Command, oneshot::Sender<Result<Option<[u8; 16]>, CommandError>>),
+    Cursor(oneshot::Sender<u64>),
+}
+
+enum Ev {
+    Connected { conn: ConnId, writer: mpsc::UnboundedSender<Write> },
+    Received { conn: ConnId, bytes: Vec<u8> },
+    Disconnected { conn: ConnId },
+    StoreDone { op: OpId, result: Result<(), StoreError> },
+}
+
+enum StoreReq {
+    Apply(OpId, ClientStoreOp),
+    Inbox { after: u64, limit: usize, reply: oneshot::Sender<rusqlite::Result<Vec<ReceivedBlob>>> },
+}
+
+/// A device syncing through a relay. Cheap to share by reference; every call is non-blocking
+/// for the app (pushes land in the durable outbox first).
+pub struct SyncClient {
+    requests: mpsc::UnboundedSender<Req>,
+    store: std::sync::mpsc::Sender<StoreReq>,
+    events: broadcast::Sender<ClientEvent>,
+    status: watch::Receiver<SyncStatus>,
+    endpoint: Endpoint,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SyncClient {
+    /// Opens the device in `options.data_dir` (creating its keys on first use). Sync starts
+    /// with [`SyncClient::launch`] or when a group is created or joined.
+    pub async fn open(options: ClientOptions) -> Result<Self, ClientError> {
+        std::fs::create_dir_all(&options.data_dir)?;
+        let mut db = DeviceDb::open(&options.data_dir.join("device.db"))?;
+        let mut seed_error = None;
+        let device = db.device_key(|| {
+            os_seed().unwrap_or_else(|e| {
+                seed_error = Some(e);
+                [0; 32]
+            })
+        })?;
+        if let Some(e) = seed_error {
+            return Err(e.into());
+        }
+        let state = db.load()?;
+        let endpoint = net::bind(SecretKey::from_bytes(&os_seed()?), options.bind, false).await?;
+        let config = ClientConfig::new(device, *endpoint.id().as_bytes(), options.relay);
+        let clock = Clock::new();
+        let client = Client::new(config, state, os_seed()?, clock.now());
+        let (events, _) = broadcast::channel(4096);
+        let (status_tx, status) = watch::channel(client.status());
+        let (requests, requests_rx) = mpsc::unbounded_channel();
+        let (net_tx, net_rx) = mpsc::unbounded_channel();
+        let store = spawn_store(db, net_tx.clone());
+        let driver = Driver {
+            client,
+            clock,
+            endpoint: endpoint.clone(),
+            store: store.clone(),
+            events: events.clone(),
+            status: status_tx,
+            net: net_tx,
+            writers: HashMap::new(),
+        };
+        let task = tokio::spawn(driver.run(requests_rx, net_rx));
+        Ok(SyncClient { requests, store, events, status, endpoint, task })
+    }
+
+    /// Sends an app command to the core.
+    pub async fn command(&self, command: Command) -> Result<Option<[u8; 16]>, ClientError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests.send(Req::Command(command, reply)).map_err(|_| ClientError::Stopped)?;
+        Ok(answer.await.map_err(|_| ClientError::Stopped)??)
+    }
+
+    /// Every event from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<ClientEvent> {
+        self.events.subscribe()
+    }
+
+    /// The current sync status.
+    pub fn status(&self) -> SyncStatus {
+        *self.status.borrow()
+    }
+
+    /// The app started: connect, push pending blobs, pull.
+    pub async fn launch(&self) -> Result<(), ClientError> {
+        self.command(Command::Launch).await.map(drop)
+    }
+
+    /// Seals `data` and queues it durably; returns its blob id at once (it syncs when it can).
+    pub async fn push(&self, data: Vec<u8>) -> Result<[u8; 16], ClientError> {
+        self.command(Command::Push(data)).await?.ok_or(ClientError::Stopped)
+    }
+
+    /// Blobs received from other devices with a cursor above `after`, oldest first.
+    pub async fn pull(&self, after: u64, limit: usize) -> Result<Vec<ReceivedBlob>, ClientError> {
+        let (reply, answer) = oneshot::channel();
+        self.store.send(StoreReq::Inbox { after, limit, reply }).map_err(|_| ClientError::Stopped)?;
+        Ok(answer.await.map_err(|_| ClientError::Stopped)??)
+    }
+
+    /// The durable cursor: every blob up to it has been received.
+    pub async fn last_cursor(&self) -> Result<u64, ClientError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests.send(Req::Cursor(reply)).map_err(|_| ClientError::Stopped)?;
+        answer.await.map_err(|_| ClientError::Stopped)
+    }
+
+    /// Creates a group on the relay with this device as its first member, and waits until the
+    /// relay has confirmed it.
+    pub async fn create_group(&self, admission_token: Option<Vec<u8>>, within: Duration) -> Result<(), ClientError> {
+        let mut events = self.subscribe();
+        self.command(Command::CreateGroup { admission_token }).await?;
+        wait_for(&mut events, within, "the relay to confirm the group", |e| match e {
+            ClientEvent::Connected { .. } => Some(Ok(())),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Opens an invite for another device and waits until the relay holds its slot.
+    pub async fn create_invite(&self, within: Duration) -> Result<Invite, ClientError> {
+        self.wait_online(within).await?;
+        let mut events = self.subscribe();
+        self.command(Command::CreateInvite).await?;
+        wait_for(&mut events, within, "the invite", |e| match e {
+            ClientEvent::InviteReady { short_code, qr_text, expires_at_ms } => Some(Ok(Invite {
+                short_code: short_code.clone(),
+                qr_text: qr_text.clone(),
+                expires_at_ms: *expires_at_ms,
+            })),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Joins a group with a short code or QR text; returns the confirmation code both screens
+    /// show, once this device is a member.
+    pub async fn join_invite(&self, code: &str, within: Duration) -> Result<String, ClientError> {
+        let mut events = self.subscribe();
+        self.command(Command::JoinInvite(code.to_owned())).await?;
+        let mut confirmation = String::new();
+        wait_for(&mut events, within, "pairing", |e| match e {
+            ClientEvent::PairingConfirmation { code } => {
+                confirmation = code.clone();
+                None
+            }
+            ClientEvent::GroupReady => Some(Ok(())),
+            ClientEvent::PairingFailed { reason } => Some(Err(ClientError::Pairing(*reason))),
+            _ => None,
+        })
+        .await?;
+        Ok(confirmation)
+    }
+
+    /// Waits until the status is `Synced`.
+    pub async fn wait_synced(&self, within: Duration) -> Result<(), ClientError> {
+        self.wait_status(within, "sync", |s| s == SyncStatus::Synced).await
+    }
+
+    async fn wait_online(&self, within: Duration) -> Result<(), ClientError> {
+        self.wait_status(within, "a relay connection", |s| matches!(s, SyncStatus::Synced | SyncStatus::Pending)).await
+    }
+
+    async fn wait_status(
+        &self,
+        within: Duration,
+        what: &'static str,
+        done: impl Fn(SyncStatus) -> bool,
+    ) -> Result<(), ClientError> {
+        let mut status = self.status.clone();
+        tokio::time::timeout(within, status.wait_for(|s| done(*s)))
+            .await
+            .map_err(|_| ClientError::Timeout(what))?
+            .map_err(|_| ClientError::Stopped)?;
+        Ok(())
+    }
+
+    /// The app is closing: try to flush pending blobs for at most `flush_for`, then stop.
+    pub async fn close(self, flush_for: Duration) {
+        let flush = zerok_core::Duration::from_millis(u64::try_from(flush_for.as_millis()).unwrap_or(u64::MAX));
+        let mut status = self.status.clone();
+        if self.command(Command::Close { flush_for: flush }).await.is_ok() {
+            let _ = tokio::time::timeout(flush_for, status.wait_for(|s| *s != SyncStatus::Pending)).await;
+        }
+        self.task.abort();
+        self.endpoint.close().await;
+    }
+}
+
+async fn wait_for<T>(
+    events: &mut broadcast::Receiver<ClientEvent>,
+    within: Duration,
+    what: &'static str,
+    mut matches: impl FnMut(&ClientEvent) -> Option<Result<T, ClientError>>,
+) -> Result<T, ClientError> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Err(_) => return Err(ClientError::Timeout(what)),
+            Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+            Ok(Err(broadcast::error::RecvError::Closed)) => return Err(ClientError::Stopped),
+            Ok(Ok(e)) => {
+                if let Some(done) = matches(&e) {
+                    return done;
+                }
+            }
+        }
+    }
+}
+
+fn spawn_store(mut db: DeviceDb, events: mpsc::UnboundedSender<Ev>) -> std::sync::mpsc::Sender<StoreReq> {
+    let (tx, rx) = std::sync::mpsc::channel::<StoreReq>();
+    std::thread::spawn(move || {
+        while let Ok(req) = rx.recv() {
+            match req {
+                StoreReq::Apply(op, request) => {
+                    let result = db.apply(&request);
+                    let _ = events.send(Ev::StoreDone { op, result });
+                }
+                StoreReq::Inbox { after, limit, reply } => {
+                    let _ = reply.send(db.inbox(after, limit));
+                }
+            }
+        }
+    });
+    tx
+}
+
+struct Driver {
+    client: Client,
+    clock: Clock,
+    endpoint: Endpoint,
+    store: std::sync::mpsc::Sender<StoreReq>,
+    events: broadcast::Sender<ClientEvent>,
+    status: watch::Sender<SyncStatus>,
+    net: mpsc::UnboundedSender<Ev>,
+    writers: HashMap<ConnId, mpsc::UnboundedSender<Write>>,
+}
+
+impl Driver {
+    async fn run(mut self, mut requests: mpsc::UnboundedReceiver<Req>, mut net: mpsc::UnboundedReceiver<Ev>) {
+        loop {
+            let deadline = self.drain();
+            let sleep = tokio::time::sleep(deadline.map_or(Duration::from_secs(3600), |d| self.clock.until(d)));
+            tokio::select! {
+                req = requests.recv() => match req {
+                    Some(Req::Command(command, reply)) => {
+                        let result = self.client.command(self.clock.now(), command);
+                        let _ = reply.send(result);
+                    }
+                    Some(Req::Cursor(reply)) => {
+                        let _ = reply.send(self.client.cursor());
+                    }
+                    None => return,
+                },
+                ev = net.recv() => {
+                    let Some(ev) = ev else { return };
+                    let input = match ev {
+                        Ev::Connected { conn, writer } => {
+                            self.writers.insert(conn, writer);
+                            ClientInput::Connected { conn }
+                        }
+                        Ev::Received { conn, bytes } => ClientInput::Received { conn, bytes },
+                        Ev::Disconnected { conn } => {
+                            self.writers.remove(&conn);
+                            ClientInput::Disconnected { conn }
+                        }
+                        Ev::StoreDone { op, result } => ClientInput::StoreDone { op, result },
+                    };
+                    self.client.handle_input(self.clock.now(), input);
+                }
+                () = sleep => self.client.handle_input(self.clock.now(), ClientInput::Timeout),
+            }
+        }
+    }
+
+    /// Carries out everything the core asked for; returns its next deadline.
+    fn drain(&mut self) -> Option<zerok_core::Instant> {
+        loop {
+            match self.client.poll_output() {
+                ClientOutput::Connect { conn, relay } => self.connect(conn, relay),
+                ClientOutput::Transmit { conn, bytes } => {
+                    if let Some(w) = self.writers.get(&conn) {
+                        let _ = w.send(Write::Bytes(bytes));
+                    }
+                }
+                ClientOutput::Close { conn } => {
+                    if let Some(w) = self.writers.remove(&conn) {
+                        let _ = w.send(Write::Close);
+                    }
+                }
+                ClientOutput::Store { op, request } => {
+                    if self.store.send(StoreReq::Apply(op, request)).is_err() {
+                        let _ = self.net.send(Ev::StoreDone { op, result: Err(StoreError::Io) });
+                    }
+                }
+                ClientOutput::Event(e) => {
+                    if let ClientEvent::Status(s) = &e {
+                        let _ = self.status.send(*s);
+                    }
+                    let _ = self.events.send(e);
+                }
+                ClientOutput::Timeout(deadline) => return deadline,
+            }
+        }
+    }
+
+    fn connect(&self, conn: ConnId, relay: RelayInfo) {
+        let (endpoint, events) = (self.endpoint.clone(), self.net.clone());
+        tokio::spawn(async move {
+            let Ok((connection, send, recv)) = net::dial(&endpoint, relay.endpoint_id, &relay.addrs).await else {
+                let _ = events.send(Ev::Disconnected { conn });
+                return;
+            };
+            let (writer, writes) = mpsc::unbounded_channel();
+            if events.send(Ev::Connected { conn, writer }).is_err() {
+                return;
+            }
+            let reads = events.clone();
+            net::pump(connection, send, recv, writes, move |bytes| {
+                let _ = reads.send(Ev::Received { conn, bytes });
+            })
+            .await;
+            let _ = events.send(Ev::Disconnected { conn });
+        });
+    }
+}

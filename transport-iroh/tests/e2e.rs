@@ -1,0 +1,118 @@
+//! End to end over real iroh on loopback: a relay with its SQLite store, and devices with theirs.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic, reason = "tests")]
+
+use std::time::Duration;
+
+use zerok_core::client::{ClientEvent, SyncStatus};
+use zerok_core::relay::RelayLimits;
+use zerok_transport_iroh::{ClientOptions, RelayServer, RelayServerConfig, SyncClient};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn relay(dir: &std::path::Path) -> RelayServer {
+    let config = RelayServerConfig {
+        data_dir: dir.join("relay"),
+        bind: "127.0.0.1:0".parse().unwrap(),
+        limits: RelayLimits::default(),
+    };
+    RelayServer::start(config).await.expect("relay starts")
+}
+
+async fn device(dir: &std::path::Path, name: &str, relay: &RelayServer) -> SyncClient {
+    let options =
+        ClientOptions { data_dir: dir.join(name), relay: relay.info().clone(), bind: "127.0.0.1:0".parse().unwrap() };
+    SyncClient::open(options).await.expect("device opens")
+}
+
+async fn blob_available(events: &mut tokio::sync::broadcast::Receiver<ClientEvent>) -> u64 {
+    loop {
+        match tokio::time::timeout(WAIT, events.recv()).await.expect("a blob arrives") {
+            Ok(ClientEvent::BlobAvailable { cursor, .. }) => return cursor,
+            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_devices_pair_by_short_code_and_sync_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = relay(dir.path()).await;
+    let alice = device(dir.path(), "alice", &relay).await;
+    let bob = device(dir.path(), "bob", &relay).await;
+
+    alice.create_group(None, WAIT).await.expect("group created");
+    let invite = alice.create_invite(WAIT).await.expect("invite");
+    assert_eq!(invite.short_code.len(), 19);
+    assert!(invite.qr_text.starts_with("0KSYNC:"));
+    let code = bob.join_invite(&invite.short_code, WAIT).await.expect("bob joins");
+    assert_eq!(code.len(), 6);
+
+    let mut bob_events = bob.subscribe();
+    let id = alice.push(b"buy milk".to_vec()).await.unwrap();
+    let cursor = blob_available(&mut bob_events).await;
+    let got = bob.pull(cursor - 1, 10).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!((got[0].push_id, got[0].payload.as_slice()), (id, b"buy milk".as_slice()));
+
+    let mut alice_events = alice.subscribe();
+    bob.push(b"and bread".to_vec()).await.unwrap();
+    let cursor = blob_available(&mut alice_events).await;
+    assert_eq!(alice.pull(cursor - 1, 10).await.unwrap()[0].payload, b"and bread");
+    alice.wait_synced(WAIT).await.unwrap();
+    bob.wait_synced(WAIT).await.unwrap();
+    assert_eq!(alice.status(), SyncStatus::Synced);
+    assert_eq!(alice.last_cursor().await.unwrap(), 2, "alice has received everything up to bob's blob");
+
+    alice.close(Duration::from_millis(500)).await;
+    bob.close(Duration::from_millis(500)).await;
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_restart_keeps_identity_and_data_and_an_offline_push_syncs_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = relay(dir.path()).await;
+    let info = first.info().clone();
+    let alice = device(dir.path(), "alice", &first).await;
+    let bob = device(dir.path(), "bob", &first).await;
+    alice.create_group(None, WAIT).await.unwrap();
+    let invite = alice.create_invite(WAIT).await.unwrap();
+    bob.join_invite(&invite.qr_text, WAIT).await.expect("bob joins by QR payload");
+    alice.push(b"before".to_vec()).await.unwrap();
+    alice.wait_synced(WAIT).await.unwrap();
+    first.shutdown().await.unwrap();
+
+    // Offline: the push lands in the outbox and reports pending.
+    alice.push(b"while the relay is down".to_vec()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_ne!(alice.status(), SyncStatus::Synced);
+
+    // Same data dir: same identity; bind where it was so devices find it again.
+    let config = RelayServerConfig {
+        data_dir: dir.path().join("relay"),
+        bind: info.addrs[0].parse().unwrap(),
+        limits: RelayLimits::default(),
+    };
+    let second = RelayServer::start(config).await.expect("relay restarts");
+    assert_eq!(second.info().endpoint_id, info.endpoint_id);
+    assert_eq!(second.info().noise_key, info.noise_key);
+    alice.command(zerok_core::client::Command::SyncNow).await.unwrap();
+    bob.command(zerok_core::client::Command::SyncNow).await.unwrap();
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let got = bob.pull(0, 10).await.unwrap();
+            if got.len() == 2 {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .map(|got| assert_eq!(got[1].payload, b"while the relay is down"))
+    .expect("bob has both blobs");
+    alice.close(Duration::from_millis(500)).await;
+    bob.close(Duration::from_millis(500)).await;
+    second.shutdown().await.unwrap();
+}
