@@ -1,0 +1,63 @@
+//! Relay connection strings: `zerok1:<endpoint id hex>:<noise key hex>@<addr>,<addr>`. What a
+//! relay prints at start and what devices are given to reach it.
+
+use zerok_core::client::RelayInfo;
+use zerok_core::keys::NoisePublic;
+
+const PREFIX: &str = "zerok1:";
+
+/// The connection string of a relay.
+pub fn format(info: &RelayInfo) -> String {
+    format!("{PREFIX}{}:{}@{}", hex(&info.endpoint_id), hex(&info.noise_key.0), info.addrs.join(","))
+}
+
+/// Reads a connection string.
+pub fn parse(text: &str) -> Result<RelayInfo, String> {
+    let bad = || format!("not a relay connection string (expected {PREFIX}<id>:<key>@<address>): {text:?}");
+    let rest = text.trim().strip_prefix(PREFIX).ok_or_else(bad)?;
+    let (keys, addrs) = rest.split_once('@').ok_or_else(bad)?;
+    let (id, key) = keys.split_once(':').ok_or_else(bad)?;
+    let addrs: Vec<String> = addrs.split(',').filter(|a| !a.is_empty()).map(str::to_owned).collect();
+    if addrs.is_empty() || addrs.iter().any(|a| a.parse::<std::net::SocketAddr>().is_err()) {
+        return Err(bad());
+    }
+    Ok(RelayInfo {
+        endpoint_id: unhex(id).ok_or_else(bad)?,
+        noise_key: NoisePublic(unhex(key).ok_or_else(bad)?),
+        addrs,
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_refuses_garbage() {
+        let info = RelayInfo {
+            endpoint_id: [0xab; 32],
+            noise_key: NoisePublic([0x01; 32]),
+            addrs: vec!["127.0.0.1:4433".into()],
+        };
+        let text = format(&info);
+        assert_eq!(parse(&text), Ok(info));
+        for bad in ["", "zerok1:", "zerok1:aa:bb@x", &text.replace('@', "#"), &text.replace("4433", "")] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! `zerok`: the 0k-sync command line.
+#![forbid(unsafe_code)]
+#![allow(clippy::print_stdout, reason = "a command line prints")]
+
+mod connection;
+mod demo;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use tokio::io::AsyncReadExt;
+use zerok_core::client::ClientEvent;
+use zerok_core::relay::RelayLimits;
+use zerok_transport_iroh::{ClientOptions, RelayServer, RelayServerConfig, SyncClient};
+
+/// Zero-knowledge sync for local-first apps: devices sync through a relay that only ever
+/// stores ciphertext.
+#[derive(Parser)]
+#[command(name = "zerok", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// A loopback relay and two devices in temporary directories: pair, push, pull.
+    Demo,
+    /// Run a relay.
+    Relay {
+        /// Where the relay keeps its identity and database.
+        #[arg(long, env = "ZEROK_RELAY_DIR", default_value = "zerok-relay")]
+        data_dir: PathBuf,
+        /// UDP address to listen on.
+        #[arg(long, env = "ZEROK_RELAY_BIND", default_value = "127.0.0.1:4433")]
+        bind: std::net::SocketAddr,
+    },
+    /// Create a sync group on a relay, with this device as its first member.
+    Init {
+        #[command(flatten)]
+        device: DeviceArgs,
+        /// The relay's connection string (printed by `zerok relay`).
+        #[arg(long)]
+        relay: String,
+    },
+    /// Invite another device: shows a short code and a QR code, and waits for it.
+    Invite {
+        #[command(flatten)]
+        device: DeviceArgs,
+    },
+    /// Join a group with a short code (XXXX-XXXX-XXXX-XXXX) or QR text.
+    Join {
+        #[command(flatten)]
+        device: DeviceArgs,
+        /// The code.
+        code: String,
+        /// The relay's connection string.
+        #[arg(long)]
+        relay: String,
+    },
+    /// Push a file, or standard input with `-`.
+    Push {
+        #[command(flatten)]
+        device: DeviceArgs,
+        /// The file (default: standard input).
+        #[arg(default_value = "-")]
+        file: String,
+    },
+    /// Print the blobs received from other devices.
+    Pull {
+        #[command(flatten)]
+        device: DeviceArgs,
+        /// Only blobs with a cursor above this.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+    },
+    /// Print blobs as they arrive, until Ctrl-C.
+    Watch {
+        #[command(flatten)]
+        device: DeviceArgs,
+    },
+    /// Show the sync status and cursor.
+    Status {
+        #[command(flatten)]
+        device: DeviceArgs,
+    },
+}
+
+#[derive(clap::Args)]
+struct DeviceArgs {
+    /// Where this device keeps its keys, outbox and received blobs.
+    #[arg(long, env = "ZEROK_DATA_DIR", default_value = "zerok-device")]
+    data_dir: PathBuf,
+}
+
+/// A failure, shown as one line.
+#[derive(Debug)]
+pub struct Failure(String);
+
+impl Failure {
+    fn msg(m: &str) -> Self {
+        Failure(m.to_owned())
+    }
+}
+
+impl<E: std::error::Error> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure(e.to_string())
+    }
+}
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(Failure(e)) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Cmd) -> Result<(), Failure> {
+    match command {
+        Cmd::Demo => demo::run().await,
+        Cmd::Relay { data_dir, bind } => relay(data_dir, bind).await,
+        Cmd::Init { device, relay } => {
+            let client = open_with(&device.data_dir, &relay).await?;
+            client.create_group(None, WAIT).await?;
+            println!("created a sync group; invite other devices with `zerok invite`");
+            client.close(Duration::from_millis(500)).await;
+            Ok(())
+        }
+        Cmd::Invite { device } => invite(&device.data_dir).await,
+        Cmd::Join { device, code, relay } => {
+            let client = open_with(&device.data_dir, &relay).await?;
+            let confirmation = client.join_invite(&code, WAIT).await?;
+            println!("joined; confirmation code {confirmation} (the inviting screen shows the same)");
+            client.close(Duration::from_millis(500)).await;
+            Ok(())
+        }
+        Cmd::Push { device, file } => push(&device.data_dir, &file).await,
+        Cmd::Pull { device, after } => {
+            let client = open(&device.data_dir).await?;
+            client.launch().await?;
+            let _ = client.wait_synced(Duration::from_secs(10)).await;
+            for blob in client.pull(after, 10_000).await? {
+                println!("{}\t{}\t{}", blob.cursor, blob.sender.to_hex(), String::from_utf8_lossy(&blob.payload));
+            }
+            client.close(Duration::from_millis(500)).await;
+            Ok(())
+        }
+        Cmd::Watch { device } => watch(&device.data_dir).await,
+        Cmd::Status { device } => {
+            let client = open(&device.data_dir).await?;
+            client.launch().await?;
+            let _ = client.wait_synced(Duration::from_secs(5)).await;
+            println!("status {:?}, cursor {}", client.status(), client.last_cursor().await?);
+            client.close(Duration::from_millis(500)).await;
+            Ok(())
+        }
+    }
+}
+
+async fn relay(data_dir: PathBuf, bind: std::net::SocketAddr) -> Result<(), Failure> {
+    let mut server = RelayServer::start(RelayServerConfig { data_dir, bind, limits: RelayLimits::default() }).await?;
+    let text = connection::format(server.info());
+    println!("relay listening on {}", server.info().addrs.join(", "));
+    println!("connection string: {text}");
+    show_qr(&text);
+    tokio::select! {
+        stopped = server.wait() => stopped?,
+        _ = tokio::signal::ctrl_c() => {
+            println!("stopping: finishing in-flight commits");
+            server.shutdown().await?;
+        }
+    }
+    Ok(())
+}
+
+async fn invite(data_dir: &Path) -> Result<(), Failure> {
+    let client = open(data_dir).await?;
+    client.launch().await?;
+    let mut events = client.subscribe();
+    let invite = client.create_invite(WAIT).await?;
+    println!("short code: {}", invite.short_code);
+    show_qr(&invite.qr_text);
+    println!("waiting for the other device (the invite expires in 10 minutes)...");
+    loop {
+        match events.recv().await {
+            Ok(ClientEvent::PairingConfirmation { code }) => {
+                println!("confirmation code {code}: check the other screen")
+            }
+            Ok(ClientEvent::InviteClosed) => break,
+            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(_) => return Err(Failure::msg("the device stopped")),
+        }
+    }
+    println!("invite closed");
+    client.close(Duration::from_millis(500)).await;
+    Ok(())
+}
+
+async fn push(data_dir: &Path, file: &str) -> Result<(), Failure> {
+    let data = if file == "-" {
+        let mut buf = Vec::new();
+        tokio::io::stdin().read_to_end(&mut buf).await?;
+        buf
+    } else {
+        std::fs::read(file)?
+    };
+    let client = open(data_dir).await?;
+    let mut events = client.subscribe();
+    client.launch().await?;
+    let id = client.push(data).await?;
+    let acked = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match events.recv().await {
+                Ok(ClientEvent::PushAcked { push_id, cursor }) if push_id == id => return Some(cursor),
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => return None,
+            }
+        }
+    })
+    .await;
+    match acked {
+        Ok(Some(cursor)) => println!("pushed, stored by the relay at cursor {cursor}"),
+        _ => println!("queued on this device; it syncs when the relay is reachable"),
+    }
+    client.close(Duration::from_millis(500)).await;
+    Ok(())
+}
+
+async fn watch(data_dir: &Path) -> Result<(), Failure> {
+    let client = open(data_dir).await?;
+    let mut events = client.subscribe();
+    client.launch().await?;
+    println!("watching; Ctrl-C to stop");
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            e = events.recv() => match e {
+                Ok(ClientEvent::BlobAvailable { cursor, .. }) => {
+                    for blob in client.pull(cursor.saturating_sub(1), 1).await? {
+                        println!("{}\t{}\t{}", blob.cursor, blob.sender.to_hex(), String::from_utf8_lossy(&blob.payload));
+                    }
+                }
+                Ok(ClientEvent::Status(s)) => println!("status {s:?}"),
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => break,
+            }
+        }
+    }
+    client.close(Duration::from_millis(500)).await;
+    Ok(())
+}
+
+/// Opens a device that already knows its relay.
+async fn open(data_dir: &Path) -> Result<SyncClient, Failure> {
+    let text = std::fs::read_to_string(data_dir.join("relay.txt")).map_err(|_| {
+        Failure(format!("{} is not set up: run `zerok init` or `zerok join` first", data_dir.display()))
+    })?;
+    open_with(data_dir, &text).await
+}
+
+/// Opens a device and remembers its relay.
+async fn open_with(data_dir: &Path, relay: &str) -> Result<SyncClient, Failure> {
+    let info = connection::parse(relay).map_err(Failure)?;
+    std::fs::create_dir_all(data_dir)?;
+    std::fs::write(data_dir.join("relay.txt"), relay.trim())?;
+    let bind = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
+    Ok(SyncClient::open(ClientOptions { data_dir: data_dir.to_owned(), relay: info, bind }).await?)
+}
+
+/// Prints `text` as a QR code in the terminal.
+pub fn show_qr(text: &str) {
+    if let Ok(code) = qrcode::QrCode::new(text.as_bytes()) {
+        let art = code.render::<qrcode::render::unicode::Dense1x2>().quiet_zone(true).build();
+        println!("{art}");
+    }
+}
