@@ -102,6 +102,12 @@ fn three_wrong_codes_kill_the_invite() {
         assert!(world.devices[1].client.as_ref().unwrap().membership().is_none(), "attempt {attempt}");
     }
     assert!(world.devices[0].events.iter().any(|e| matches!(e, ClientEvent::InviteClosed)));
+    let told_wrong = world.devices[1]
+        .events
+        .iter()
+        .filter(|e| matches!(e, ClientEvent::PairingFailed { reason: PairingFailure::WrongCode }))
+        .count();
+    assert_eq!(told_wrong, 3, "every wrong attempt, the last included, is reported as a wrong code");
     world.command(1, Command::JoinInvite(short), &mut check).unwrap().unwrap();
     settle(&mut world, &mut check);
     assert!(world.devices[1].client.as_ref().unwrap().membership().is_none(), "the right code is too late");

@@ -116,3 +116,73 @@ async fn a_relay_restart_keeps_identity_and_data_and_an_offline_push_syncs_later
     bob.close(Duration::from_millis(500)).await;
     second.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_wrong_codes_kill_the_invite() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = relay(dir.path()).await;
+    let alice = device(dir.path(), "alice", &relay).await;
+    let mallory = device(dir.path(), "mallory", &relay).await;
+    alice.create_group(None, WAIT).await.unwrap();
+    let invite = alice.create_invite(WAIT).await.unwrap();
+    let real = zerok_core::invite::ShortCode::parse(&invite.short_code).unwrap();
+    // Each wrong attempt is told so, the third one included; then the invite is gone.
+    for guess in 1..=3u64 {
+        let wrong = zerok_core::invite::ShortCode::from_parts(real.slot(), guess).unwrap().display();
+        let err = mallory.join_invite(&wrong, WAIT).await.expect_err("a wrong code never joins");
+        assert!(
+            matches!(err, zerok_transport_iroh::ClientError::Pairing(zerok_core::client::PairingFailure::WrongCode)),
+            "{err}"
+        );
+    }
+    let err = mallory.join_invite(&invite.short_code, WAIT).await.expect_err("the invite is dead");
+    assert!(
+        matches!(
+            err,
+            zerok_transport_iroh::ClientError::Pairing(zerok_core::client::PairingFailure::InviteUnavailable)
+        ),
+        "{err}"
+    );
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_joiner_gets_all_1000_blobs_and_an_offline_device_catches_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = relay(dir.path()).await;
+    let alice = device(dir.path(), "alice", &relay).await;
+    let bob = device(dir.path(), "bob", &relay).await;
+    alice.create_group(None, WAIT).await.unwrap();
+    let invite = alice.create_invite(WAIT).await.unwrap();
+    bob.join_invite(&invite.short_code, WAIT).await.unwrap();
+    bob.close(Duration::from_millis(100)).await;
+
+    for i in 0..1000u32 {
+        alice.push(format!("note {i}").into_bytes()).await.unwrap();
+    }
+    alice.wait_synced(Duration::from_secs(60)).await.unwrap();
+    assert_eq!(alice.last_cursor().await.unwrap(), 0, "alice has nothing from others");
+
+    let invite = alice.create_invite(WAIT).await.unwrap();
+    let carol = device(dir.path(), "carol", &relay).await;
+    carol.join_invite(&invite.short_code, WAIT).await.unwrap();
+    let bob = device(dir.path(), "bob", &relay).await;
+    bob.launch().await.unwrap();
+    for late in [&carol, &bob] {
+        let got = tokio::time::timeout(Duration::from_secs(60), async {
+            loop {
+                let got = late.pull(0, 2000).await.unwrap();
+                if got.len() >= 1000 {
+                    return got;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .expect("all history arrives");
+        assert_eq!(got.len(), 1000);
+        assert!(got.windows(2).all(|w| w[0].cursor < w[1].cursor), "in order");
+        assert_eq!(got[999].payload, b"note 999");
+    }
+    relay.shutdown().await.unwrap();
+}

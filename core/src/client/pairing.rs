@@ -393,10 +393,12 @@ impl Client {
         *failures += 1;
         *step = InviterStep::Waiting;
         let out_of_attempts = *failures >= MAX_FAILURES;
-        let reason = if out_of_attempts { SlotCloseReason::Cancelled } else { SlotCloseReason::Failed };
-        self.send_frame(&Frame::SlotClose(SlotClose { slot, reason }));
+        // The joiner learns that its code was wrong, also on the last attempt; then the slot
+        // closes for good.
+        self.send_frame(&Frame::SlotClose(SlotClose { slot, reason: SlotCloseReason::Failed }));
         self.event(ClientEvent::PairingFailed { reason: PairingFailure::WrongCode });
         if out_of_attempts {
+            self.send_frame(&Frame::SlotClose(SlotClose { slot, reason: SlotCloseReason::Cancelled }));
             self.invite_closed();
         }
     }
