@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::print_stdout, reason = "a command line prints")]
 
+mod bench;
 mod connection;
 mod demo;
 
@@ -27,6 +28,8 @@ struct Cli {
 enum Cmd {
     /// A loopback relay and two devices in temporary directories: pair, push, pull.
     Demo,
+    /// End-to-end figures on loopback, next to raw iroh throughput measured in the same run.
+    Bench,
     /// Run a relay.
     Relay {
         /// Where the relay keeps its identity and database.
@@ -133,6 +136,7 @@ fn main() -> std::process::ExitCode {
 async fn run(command: Cmd) -> Result<(), Failure> {
     match command {
         Cmd::Demo => demo::run().await,
+        Cmd::Bench => bench::run().await,
         Cmd::Relay { data_dir, bind } => relay(data_dir, bind).await,
         Cmd::Init { device, relay } => {
             let client = open_with(&device.data_dir, &relay).await?;

@@ -3,8 +3,9 @@
 
 use std::net::SocketAddr;
 
+pub use iroh::SecretKey;
 use iroh::endpoint::{Connection, RecvStream, SendStream, presets};
-use iroh::{Endpoint, EndpointAddr, PublicKey, RelayMode, SecretKey};
+use iroh::{Endpoint, EndpointAddr, PublicKey, RelayMode};
 use tokio::sync::mpsc;
 
 /// The ALPN of protocol version 1.

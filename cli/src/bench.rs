@@ -1,0 +1,206 @@
+//! `zerok bench`: end-to-end figures on loopback, each next to the limit it is bounded by,
+//! measured in the same run: raw iroh bi-stream throughput, push throughput by blob size, pull
+//! throughput, push→notify latency at a second device, and connect + handshake time.
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::broadcast;
+use zerok_core::client::{ClientEvent, Command};
+use zerok_core::relay::RelayLimits;
+use zerok_transport_iroh::net;
+use zerok_transport_iroh::{ClientOptions, RelayServer, RelayServerConfig, SyncClient, os_seed};
+
+use crate::Failure;
+
+const WAIT: Duration = Duration::from_secs(120);
+const MIB: f64 = 1024.0 * 1024.0;
+
+pub async fn run() -> Result<(), Failure> {
+    let raw = raw_iroh_mib_s(256).await?;
+    println!("raw iroh bi-stream, 256 MiB in 64 KiB writes: {raw:.0} MiB/s  (the limit)");
+
+    let dir = tempfile::tempdir()?;
+    let relay = RelayServer::start(RelayServerConfig {
+        data_dir: dir.path().join("relay"),
+        bind: loopback(),
+        // One device pipelines far above the default per-key rate limit (500 pushes/s), and
+        // the late joiner must find the whole history.
+        limits: RelayLimits {
+            push_burst: 1_000_000,
+            push_per_sec: 1_000_000,
+            retention_all_acked: false,
+            ..RelayLimits::default()
+        },
+    })
+    .await?;
+    let open =
+        |name: &str| ClientOptions { data_dir: dir.path().join(name), relay: relay.info().clone(), bind: loopback() };
+    let alice = SyncClient::open(open("alice")).await?;
+    let bob = SyncClient::open(open("bob")).await?;
+    alice.create_group(None, WAIT).await?;
+    let invite = alice.create_invite(WAIT).await?;
+    bob.join_invite(&invite.short_code, WAIT).await?;
+    bob.wait_synced(WAIT).await?;
+
+    let mut pushed = 0u64;
+    for (size, count) in [(1024usize, 5_000u64), (64 * 1024, 1_000), (1024 * 1024, 64)] {
+        let secs = push_many(&alice, size, count).await?;
+        pushed += count;
+        let mib_s = (size as f64 * count as f64) / MIB / secs;
+        println!(
+            "push {:>7} B x {count:>5}, one pipelined device: {:>8.0} pushes/s {:>7.1} MiB/s  ({:.2}x raw iroh)",
+            size,
+            count as f64 / secs,
+            mib_s,
+            mib_s / raw
+        );
+    }
+
+    let (p50, p99) = notify_latency(&alice, &bob, 200).await?;
+    println!("push -> blob-available at a second device, 200 x 1 KiB: p50 {p50:.2} ms, p99 {p99:.2} ms");
+
+    let carol = SyncClient::open(open("carol")).await?;
+    let invite = alice.create_invite(WAIT).await?;
+    let started = Instant::now();
+    carol.join_invite(&invite.short_code, WAIT).await?;
+    let bytes = pull_all(&carol, pushed).await?;
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "pull: a new device pairs and receives {pushed} blobs ({:.0} MiB) in {secs:.2} s: {:.0} blobs/s, {:.1} MiB/s ({:.2}x raw iroh)",
+        bytes / MIB,
+        pushed as f64 / secs,
+        bytes / MIB / secs,
+        bytes / MIB / secs / raw
+    );
+
+    let connect = connect_times(&open("dave"), &relay, 20).await?;
+    println!("connect + Noise IK + hello/welcome, fresh connection, median of 20: {connect:.2} ms");
+
+    for c in [alice, bob, carol] {
+        c.close(Duration::from_millis(200)).await;
+    }
+    relay.shutdown().await?;
+    Ok(())
+}
+
+fn loopback() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+/// Sends `mib` MiB over one bi-stream between two loopback endpoints; MiB/s until the
+/// receiver has read it all.
+async fn raw_iroh_mib_s(mib: usize) -> Result<f64, Failure> {
+    let server = net::bind(net::SecretKey::from_bytes(&os_seed()?), loopback(), true).await?;
+    let client = net::bind(net::SecretKey::from_bytes(&os_seed()?), loopback(), false).await?;
+    let total = mib * 1024 * 1024;
+    let accept = server.clone();
+    let receiver = tokio::spawn(async move {
+        let conn = accept.accept().await?.await.ok()?;
+        let (_send, mut recv) = conn.accept_bi().await.ok()?;
+        let mut got = 0usize;
+        while let Ok(Some(chunk)) = recv.read_chunk(1 << 20).await {
+            got += chunk.len();
+        }
+        Some((got, Instant::now()))
+    });
+    let (conn, mut send, _recv) = net::dial(&client, *server.id().as_bytes(), &net::listen_addrs(&server))
+        .await
+        .map_err(|e| Failure(format!("raw iroh dial: {e}")))?;
+    let chunk = vec![7u8; 64 * 1024];
+    let started = Instant::now();
+    for _ in 0..total / chunk.len() {
+        send.write_all(&chunk).await.map_err(|e| Failure(e.to_string()))?;
+    }
+    send.finish().map_err(|e| Failure(e.to_string()))?;
+    let (got, done) = receiver.await.ok().flatten().ok_or(Failure::msg("raw iroh receiver failed"))?;
+    conn.close(0u32.into(), b"done");
+    client.close().await;
+    server.close().await;
+    if got != total {
+        return Err(Failure(format!("raw iroh: received {got} of {total} bytes")));
+    }
+    Ok(mib as f64 / done.duration_since(started).as_secs_f64())
+}
+
+/// Pushes `count` blobs of `size` bytes as fast as the app can; seconds until all are acknowledged.
+async fn push_many(client: &SyncClient, size: usize, count: u64) -> Result<f64, Failure> {
+    let mut events = client.subscribe();
+    let payload = vec![0x5au8; size];
+    let started = Instant::now();
+    for _ in 0..count {
+        client.push(payload.clone()).await?;
+    }
+    let mut acked = 0;
+    while acked < count {
+        match tokio::time::timeout(WAIT, events.recv()).await {
+            Ok(Ok(ClientEvent::PushAcked { .. })) => acked += 1,
+            Ok(Ok(_)) => {}
+            Ok(Err(broadcast::error::RecvError::Lagged(n))) => {
+                return Err(Failure(format!("event stream lagged by {n}: raise the channel size")));
+            }
+            _ => return Err(Failure(format!("only {acked} of {count} pushes acknowledged"))),
+        }
+    }
+    Ok(started.elapsed().as_secs_f64())
+}
+
+async fn notify_latency(from: &SyncClient, to: &SyncClient, samples: usize) -> Result<(f64, f64), Failure> {
+    let mut events = to.subscribe();
+    let mut ms = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let started = Instant::now();
+        let id = from.push(vec![1u8; 1024]).await?;
+        loop {
+            match tokio::time::timeout(WAIT, events.recv()).await {
+                Ok(Ok(ClientEvent::BlobAvailable { push_id, .. })) if push_id == id => break,
+                Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+                _ => return Err(Failure::msg("a blob never arrived")),
+            }
+        }
+        ms.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    ms.sort_by(f64::total_cmp);
+    let at = |q: f64| ms.get(((ms.len() as f64 - 1.0) * q) as usize).copied().unwrap_or(0.0);
+    Ok((at(0.5), at(0.99)))
+}
+
+async fn pull_all(client: &SyncClient, count: u64) -> Result<f64, Failure> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let cursor = client.last_cursor().await?;
+        if cursor >= count {
+            let blobs = client.pull(0, usize::MAX >> 1).await?;
+            return Ok(blobs.iter().map(|b| b.payload.len() as f64).sum());
+        }
+        if Instant::now() > deadline {
+            return Err(Failure(format!("pulled up to cursor {cursor} of {count}")));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Median time from `Launch` to the relay's welcome, each time on a fresh device process state.
+async fn connect_times(options: &ClientOptions, relay: &RelayServer, runs: usize) -> Result<f64, Failure> {
+    let creator = SyncClient::open(options.clone()).await?;
+    creator.create_group(None, WAIT).await?;
+    creator.close(Duration::ZERO).await;
+    let _ = relay;
+    let mut ms = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let client = SyncClient::open(options.clone()).await?;
+        let mut events = client.subscribe();
+        let started = Instant::now();
+        client.command(Command::Launch).await?;
+        loop {
+            match tokio::time::timeout(WAIT, events.recv()).await {
+                Ok(Ok(ClientEvent::Connected { .. })) => break,
+                Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+                _ => return Err(Failure::msg("never connected")),
+            }
+        }
+        ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        client.close(Duration::ZERO).await;
+    }
+    ms.sort_by(f64::total_cmp);
+    Ok(ms.get(ms.len() / 2).copied().unwrap_or(0.0))
+}
