@@ -186,3 +186,32 @@ async fn a_late_joiner_gets_all_1000_blobs_and_an_offline_device_catches_up() {
     }
     relay.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_oversized_and_stalled_connections_are_closed_and_devices_are_still_served() {
+    use zerok_transport_iroh::{net, os_seed};
+    let dir = tempfile::tempdir().unwrap();
+    let limits = RelayLimits { handshake_timeout: zerok_core::Duration::from_millis(300), ..RelayLimits::default() };
+    let config = RelayServerConfig { data_dir: dir.path().join("relay"), bind: "127.0.0.1:0".parse().unwrap(), limits };
+    let relay = RelayServer::start(config).await.unwrap();
+    let attacker = net::bind(net::SecretKey::from_bytes(&os_seed().unwrap()), "127.0.0.1:0".parse().unwrap(), false)
+        .await
+        .unwrap();
+    let cases: [(&str, Vec<u8>); 3] = [
+        ("garbage", vec![0x5a; 300]),
+        ("a length prefix far over the pre-auth cap", vec![0xff, 0xff, 1, 2, 3]),
+        ("a handshake that never finishes", vec![0x00]),
+    ];
+    for (what, bytes) in cases {
+        let (_conn, mut send, mut recv) =
+            net::dial(&attacker, relay.info().endpoint_id, &relay.info().addrs).await.expect("dial");
+        send.write_all(&bytes).await.unwrap();
+        let closed = tokio::time::timeout(Duration::from_secs(5), recv.read_to_end(1 << 16)).await;
+        assert!(closed.is_ok(), "{what}: the relay closes the connection");
+    }
+    let alice = device(dir.path(), "alice", &relay).await;
+    alice.create_group(None, WAIT).await.expect("a real device is still served");
+    alice.push(b"still here".to_vec()).await.unwrap();
+    alice.wait_synced(WAIT).await.unwrap();
+    relay.shutdown().await.unwrap();
+}
