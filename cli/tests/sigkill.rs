@@ -1,0 +1,171 @@
+//! The relay is killed with SIGKILL at random moments while 8 devices push concurrently; it is
+//! restarted on the same data dir each time. Afterwards every acknowledged push is present,
+//! byte-identical, at the cursor it was acknowledged with, and a reader device receives each
+//! blob once with cursors that never repeat. `ZEROK_KILLS` sets the number of kills (50).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic, reason = "tests")]
+
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use zerok_core::client::{ClientEvent, RelayInfo};
+use zerok_transport_iroh::{ClientOptions, SyncClient};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Starts `zerok relay` and returns it once it prints its connection string.
+fn start_relay(dir: &std::path::Path, port: u16) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zerok"))
+        .args(["relay", "--bind", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("relay starts");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(s) = line.strip_prefix("connection string: ") {
+                let _ = tx.send(s.to_owned());
+            }
+        }
+    });
+    let conn = rx.recv_timeout(Duration::from_secs(30)).expect("the relay prints its connection string");
+    (child, conn)
+}
+
+fn relay_info(conn: &str) -> RelayInfo {
+    let rest = conn.strip_prefix("zerok1:").unwrap();
+    let (keys, addrs) = rest.split_once('@').unwrap();
+    let (id, key) = keys.split_once(':').unwrap();
+    let unhex = |h: &str| -> [u8; 32] {
+        let v: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&h[2 * i..2 * i + 2], 16).unwrap()).collect();
+        v.try_into().unwrap()
+    };
+    RelayInfo {
+        endpoint_id: unhex(id),
+        noise_key: zerok_core::keys::NoisePublic(unhex(key)),
+        addrs: addrs.split(',').map(str::to_owned).collect(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_push_survives_relay_sigkills() {
+    let kills: u32 = std::env::var("ZEROK_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_udp_port();
+    let relay_dir = dir.path().join("relay");
+    let (mut relay, conn) = start_relay(&relay_dir, port);
+    let info = relay_info(&conn);
+    let open = |name: String| ClientOptions {
+        data_dir: dir.path().join(name),
+        relay: info.clone(),
+        bind: "127.0.0.1:0".parse().unwrap(),
+    };
+
+    let reader = SyncClient::open(open("reader".into())).await.unwrap();
+    reader.create_group(None, WAIT).await.unwrap();
+    let mut pushers = Vec::new();
+    for i in 0..8 {
+        let device = SyncClient::open(open(format!("pusher{i}"))).await.unwrap();
+        let invite = reader.create_invite(WAIT).await.unwrap();
+        device.join_invite(&invite.short_code, WAIT).await.unwrap();
+        pushers.push(std::sync::Arc::new(device));
+    }
+
+    // Every pusher pushes unique payloads all along and records what the relay acknowledged.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for (i, device) in pushers.iter().enumerate() {
+        let (device, stop) = (device.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut events = device.subscribe();
+            let mut pushed: BTreeMap<[u8; 16], Vec<u8>> = BTreeMap::new();
+            let mut acked: BTreeMap<[u8; 16], u64> = BTreeMap::new();
+            let mut n = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let payload = format!("pusher {i} blob {n} {}", "x".repeat((n as usize * 37) % 700)).into_bytes();
+                n += 1;
+                pushed.insert(device.push(payload.clone()).await.unwrap(), payload);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                while let Ok(e) = events.try_recv() {
+                    if let ClientEvent::PushAcked { push_id, cursor } = e {
+                        assert!(acked.insert(push_id, cursor).is_none_or(|c| c == cursor), "acked twice, differently");
+                    }
+                }
+            }
+            (device, events, pushed, acked)
+        }));
+    }
+
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..kills {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        tokio::time::sleep(Duration::from_millis(300 + rng % 600)).await;
+        relay.kill().unwrap();
+        relay.wait().unwrap();
+        let (next, again) = start_relay(&relay_dir, port);
+        assert_eq!(again, conn, "the relay keeps its identity");
+        relay = next;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+
+    let mut all_pushed = BTreeMap::new();
+    let mut all_acked = BTreeMap::new();
+    for task in tasks {
+        let (device, mut events, pushed, mut acked) = task.await.unwrap();
+        device.command(zerok_core::client::Command::SyncNow).await.unwrap();
+        if let Err(e) = device.wait_synced(WAIT).await {
+            let mut last = Vec::new();
+            while let Ok(e) = events.try_recv() {
+                last.push(format!("{e:?}").chars().take(90).collect::<String>());
+            }
+            let tail = last.len().saturating_sub(15);
+            panic!("outbox did not drain ({e}); status {:?}; last events {:#?}", device.status(), &last[tail..]);
+        }
+        while let Ok(e) = events.try_recv() {
+            if let ClientEvent::PushAcked { push_id, cursor } = e {
+                acked.insert(push_id, cursor);
+            }
+        }
+        all_pushed.extend(pushed);
+        all_acked.extend(acked);
+    }
+    let got = tokio::time::timeout(WAIT, async {
+        loop {
+            let got = reader.pull(0, 1 << 20).await.unwrap();
+            if got.len() >= all_pushed.len() {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the reader receives every push");
+    relay.kill().unwrap();
+
+    assert_eq!(got.len(), all_pushed.len(), "each blob once");
+    let mut cursors = std::collections::BTreeSet::new();
+    for b in &got {
+        assert!(cursors.insert(b.cursor), "cursor {} used twice", b.cursor);
+        assert_eq!(all_pushed.get(&b.push_id), Some(&b.payload), "byte-identical");
+        if let Some(c) = all_acked.get(&b.push_id) {
+            assert_eq!(*c, b.cursor, "stored where it was acknowledged");
+        }
+    }
+    assert!(all_acked.len() as u32 >= kills, "the pushers made progress between kills ({} acked)", all_acked.len());
+    eprintln!(
+        "{kills} SIGKILLs: {} pushes, {} acknowledged during the run, all present",
+        all_pushed.len(),
+        all_acked.len()
+    );
+}
