@@ -19,8 +19,18 @@ fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// A relay process, killed when dropped (also when a test fails).
+struct RelayProcess(Child);
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `zerok relay` and returns it once it prints its connection string.
-fn start_relay(dir: &std::path::Path, port: u16) -> (Child, String) {
+fn start_relay(dir: &std::path::Path, port: u16) -> (RelayProcess, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_zerok"))
         .args(["relay", "--bind", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(dir)
@@ -37,8 +47,9 @@ fn start_relay(dir: &std::path::Path, port: u16) -> (Child, String) {
             }
         }
     });
+    let relay = RelayProcess(child);
     let conn = rx.recv_timeout(Duration::from_secs(30)).expect("the relay prints its connection string");
-    (child, conn)
+    (relay, conn)
 }
 
 fn relay_info(conn: &str) -> RelayInfo {
@@ -111,8 +122,7 @@ async fn every_acknowledged_push_survives_relay_sigkills() {
         rng ^= rng >> 7;
         rng ^= rng << 17;
         tokio::time::sleep(Duration::from_millis(300 + rng % 600)).await;
-        relay.kill().unwrap();
-        relay.wait().unwrap();
+        drop(relay);
         let (next, again) = start_relay(&relay_dir, port);
         assert_eq!(again, conn, "the relay keeps its identity");
         relay = next;
@@ -151,7 +161,7 @@ async fn every_acknowledged_push_survives_relay_sigkills() {
     })
     .await
     .expect("the reader receives every push");
-    relay.kill().unwrap();
+    drop(relay);
 
     assert_eq!(got.len(), all_pushed.len(), "each blob once");
     let mut cursors = std::collections::BTreeSet::new();
