@@ -38,6 +38,8 @@ enum Cmd {
         /// UDP address to listen on.
         #[arg(long, env = "ZEROK_RELAY_BIND", default_value = "127.0.0.1:4433")]
         bind: std::net::SocketAddr,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Create a sync group on a relay, with this device as its first member.
     Init {
@@ -46,6 +48,9 @@ enum Cmd {
         /// The relay's connection string (printed by `zerok relay`).
         #[arg(long)]
         relay: String,
+        /// The relay's admission token, if it requires one to create groups.
+        #[arg(long, env = "ZEROK_ADMISSION_TOKEN")]
+        admission_token: Option<String>,
     },
     /// Invite another device: shows a short code and a QR code, and waits for it.
     Invite {
@@ -88,6 +93,52 @@ enum Cmd {
         #[command(flatten)]
         device: DeviceArgs,
     },
+}
+
+/// The relay's main limits (the rest keep `RelayLimits` defaults).
+#[derive(clap::Args)]
+struct LimitArgs {
+    /// Seconds a connection may take to complete its handshake.
+    #[arg(long, env = "ZEROK_HANDSHAKE_TIMEOUT_SECS", default_value_t = 10)]
+    handshake_timeout_secs: u64,
+    /// Pushes per second per device key (sustained).
+    #[arg(long, env = "ZEROK_PUSH_PER_SEC", default_value_t = 500)]
+    push_per_sec: u32,
+    /// Pushes per device key in a burst.
+    #[arg(long, env = "ZEROK_PUSH_BURST", default_value_t = 1_000)]
+    push_burst: u32,
+    /// Stored bytes per group.
+    #[arg(long, env = "ZEROK_GROUP_QUOTA_BYTES", default_value_t = 1 << 30)]
+    group_quota_bytes: u64,
+    /// Stored blobs per group.
+    #[arg(long, env = "ZEROK_GROUP_QUOTA_BLOBS", default_value_t = 1_000_000)]
+    group_quota_blobs: u64,
+    /// Days blobs are kept (0: until every device has them, see --retention-all-acked).
+    #[arg(long, env = "ZEROK_RETENTION_DAYS", default_value_t = 30)]
+    retention_days: u64,
+    /// Delete blobs once every registered device has acknowledged them.
+    #[arg(long, env = "ZEROK_RETENTION_ALL_ACKED")]
+    retention_all_acked: bool,
+    /// Creating a group needs this token (default: anyone may create groups).
+    #[arg(long, env = "ZEROK_ADMISSION_TOKEN")]
+    admission_token: Option<String>,
+}
+
+impl LimitArgs {
+    fn limits(self) -> RelayLimits {
+        RelayLimits {
+            handshake_timeout: zerok_core::Duration::from_secs(self.handshake_timeout_secs),
+            push_per_sec: self.push_per_sec,
+            push_burst: self.push_burst,
+            group_quota_bytes: self.group_quota_bytes,
+            group_quota_blobs: self.group_quota_blobs,
+            retention_ttl: (self.retention_days > 0)
+                .then(|| zerok_core::Duration::from_secs(self.retention_days.saturating_mul(24 * 3600))),
+            retention_all_acked: self.retention_all_acked,
+            admission_token: self.admission_token.map(String::into_bytes),
+            ..RelayLimits::default()
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -137,10 +188,10 @@ async fn run(command: Cmd) -> Result<(), Failure> {
     match command {
         Cmd::Demo => demo::run().await,
         Cmd::Bench => bench::run().await,
-        Cmd::Relay { data_dir, bind } => relay(data_dir, bind).await,
-        Cmd::Init { device, relay } => {
+        Cmd::Relay { data_dir, bind, limits } => relay(data_dir, bind, limits.limits()).await,
+        Cmd::Init { device, relay, admission_token } => {
             let client = open_with(&device.data_dir, &relay).await?;
-            client.create_group(None, WAIT).await?;
+            client.create_group(admission_token.map(String::into_bytes), WAIT).await?;
             println!("created a sync group; invite other devices with `zerok invite`");
             client.close(Duration::from_millis(500)).await;
             Ok(())
@@ -176,8 +227,8 @@ async fn run(command: Cmd) -> Result<(), Failure> {
     }
 }
 
-async fn relay(data_dir: PathBuf, bind: std::net::SocketAddr) -> Result<(), Failure> {
-    let mut server = RelayServer::start(RelayServerConfig { data_dir, bind, limits: RelayLimits::default() }).await?;
+async fn relay(data_dir: PathBuf, bind: std::net::SocketAddr, limits: RelayLimits) -> Result<(), Failure> {
+    let mut server = RelayServer::start(RelayServerConfig { data_dir, bind, limits }).await?;
     let text = connection::format(server.info());
     println!("relay listening on {}", server.info().addrs.join(", "));
     println!("connection string: {text}");
@@ -291,5 +342,33 @@ pub fn show_qr(text: &str) {
     if let Ok(code) = qrcode::QrCode::new(text.as_bytes()) {
         let art = code.render::<qrcode::render::unicode::Dense1x2>().quiet_zone(true).build();
         println!("{art}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relay_flags_set_the_limits() {
+        let cli = Cli::try_parse_from([
+            "zerok",
+            "relay",
+            "--push-per-sec",
+            "7",
+            "--retention-days",
+            "0",
+            "--retention-all-acked",
+            "--admission-token",
+            "t0ken",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        let Cmd::Relay { limits, .. } = cli.command else { panic!("not relay") };
+        let limits = limits.limits();
+        assert_eq!(limits.push_per_sec, 7);
+        assert_eq!(limits.retention_ttl, None);
+        assert!(limits.retention_all_acked);
+        assert_eq!(limits.admission_token.as_deref(), Some(b"t0ken".as_slice()));
+        assert_eq!(limits.max_slot_attempts, RelayLimits::default().max_slot_attempts);
     }
 }
