@@ -31,6 +31,7 @@ pub async fn run() -> Result<(), Failure> {
             retention_all_acked: false,
             ..RelayLimits::default()
         },
+        http: None,
     })
     .await?;
     let open =

@@ -38,6 +38,9 @@ enum Cmd {
         /// UDP address to listen on.
         #[arg(long, env = "ZEROK_RELAY_BIND", default_value = "127.0.0.1:4433")]
         bind: std::net::SocketAddr,
+        /// Serve /health and /metrics (Prometheus) over HTTP on this TCP address.
+        #[arg(long, env = "ZEROK_RELAY_HTTP")]
+        http: Option<std::net::SocketAddr>,
         #[command(flatten)]
         limits: LimitArgs,
     },
@@ -188,7 +191,7 @@ async fn run(command: Cmd) -> Result<(), Failure> {
     match command {
         Cmd::Demo => demo::run().await,
         Cmd::Bench => bench::run().await,
-        Cmd::Relay { data_dir, bind, limits } => relay(data_dir, bind, limits.limits()).await,
+        Cmd::Relay { data_dir, bind, http, limits } => relay(data_dir, bind, http, limits.limits()).await,
         Cmd::Init { device, relay, admission_token } => {
             let client = open_with(&device.data_dir, &relay).await?;
             client.create_group(admission_token.map(String::into_bytes), WAIT).await?;
@@ -227,8 +230,16 @@ async fn run(command: Cmd) -> Result<(), Failure> {
     }
 }
 
-async fn relay(data_dir: PathBuf, bind: std::net::SocketAddr, limits: RelayLimits) -> Result<(), Failure> {
-    let mut server = RelayServer::start(RelayServerConfig { data_dir, bind, limits }).await?;
+async fn relay(
+    data_dir: PathBuf,
+    bind: std::net::SocketAddr,
+    http: Option<std::net::SocketAddr>,
+    limits: RelayLimits,
+) -> Result<(), Failure> {
+    let mut server = RelayServer::start(RelayServerConfig { data_dir, bind, limits, http }).await?;
+    if let Some(addr) = server.http_addr() {
+        println!("health and metrics on http://{addr}/health and http://{addr}/metrics");
+    }
     let text = connection::format(server.info());
     println!("relay listening on {}", server.info().addrs.join(", "));
     println!("connection string: {text}");

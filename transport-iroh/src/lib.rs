@@ -8,6 +8,7 @@
 
 mod clock;
 mod device_store;
+mod metrics;
 pub mod net;
 mod relay_server;
 mod relay_store;
@@ -16,6 +17,7 @@ mod sync_client;
 
 pub use clock::{Clock, os_seed};
 pub use device_store::DeviceDb;
+pub use metrics::Metrics;
 pub use relay_server::{RelayError, RelayServer, RelayServerConfig};
 pub use relay_store::{Batch, RelayDb};
 pub use sync_client::{ClientError, ClientOptions, Invite, SyncClient};

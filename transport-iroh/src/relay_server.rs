@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use iroh::{Endpoint, SecretKey};
 use tokio::sync::{mpsc, oneshot};
@@ -15,6 +16,7 @@ use zerok_core::relay::{
 };
 
 use crate::clock::{Clock, os_seed};
+use crate::metrics::{Metrics, serve_http};
 use crate::net::{self, NetError, Write};
 use crate::relay_store::RelayDb;
 
@@ -30,6 +32,8 @@ pub struct RelayServerConfig {
     pub bind: SocketAddr,
     /// Every limit of the relay.
     pub limits: RelayLimits,
+    /// Where to serve `/health` and `/metrics` over HTTP (TCP), if anywhere.
+    pub http: Option<SocketAddr>,
 }
 
 /// Why the relay could not start or had to stop.
@@ -52,6 +56,8 @@ pub enum RelayError {
 /// A running relay.
 pub struct RelayServer {
     info: RelayInfo,
+    http: Option<SocketAddr>,
+    metrics: Arc<Metrics>,
     endpoint: Endpoint,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), RelayError>>,
@@ -80,17 +86,37 @@ impl RelayServer {
         let mut relay_config = RelayConfig::new(endpoint_id, noise);
         relay_config.limits = config.limits;
         let relay = Relay::new(relay_config, os_seed()?, clock.now(), snapshots);
+        let metrics = Arc::new(Metrics::default());
+        let http = match config.http {
+            Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr).await?;
+                let bound = listener.local_addr()?;
+                tokio::spawn(serve_http(listener, metrics.clone()));
+                Some(bound)
+            }
+            None => None,
+        };
         let (events, inbox) = mpsc::unbounded_channel();
         let store = spawn_store(db, events.clone());
         tokio::spawn(accept(endpoint.clone(), events));
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(serve(relay, clock, inbox, store, stopped));
-        Ok(RelayServer { info, endpoint, stop: Some(stop), task })
+        let task = tokio::spawn(serve(relay, clock, inbox, store, stopped, metrics.clone()));
+        Ok(RelayServer { info, http, metrics, endpoint, stop: Some(stop), task })
     }
 
     /// Who the relay is and where: what devices need to reach it.
     pub fn info(&self) -> &RelayInfo {
         &self.info
+    }
+
+    /// Where `/health` and `/metrics` are served, if anywhere.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http
+    }
+
+    /// The relay's counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// Runs until the relay stops by itself (a storage failure).
@@ -192,6 +218,7 @@ async fn serve(
     mut inbox: mpsc::UnboundedReceiver<Ev>,
     store: std::sync::mpsc::Sender<(OpId, RelayStoreOp)>,
     mut stopped: oneshot::Receiver<()>,
+    metrics: Arc<Metrics>,
 ) -> Result<(), RelayError> {
     let mut writers: HashMap<ConnId, mpsc::UnboundedSender<Write>> = HashMap::new();
     let mut in_flight = 0usize;
@@ -215,7 +242,10 @@ async fn serve(
                         return Err(RelayError::StoreFailed("the store thread is gone".into()));
                     }
                 }
-                RelayOutput::Event(e) => log_event(&e),
+                RelayOutput::Event(e) => {
+                    metrics.record(&e);
+                    log_event(&e);
+                }
                 RelayOutput::Timeout(deadline) => break deadline,
             }
         };
@@ -242,11 +272,13 @@ async fn serve(
                         continue;
                     }
                     writers.insert(conn, writer);
+                    metrics.accepted();
                     RelayInput::Accepted { conn, peer }
                 }
                 Some(Ev::Received { conn, bytes }) => RelayInput::Received { conn, bytes },
                 Some(Ev::Closed { conn }) => {
                     writers.remove(&conn);
+                    metrics.closed();
                     RelayInput::Closed { conn }
                 }
                 Some(Ev::StoreDone { op, result }) => {

@@ -15,6 +15,7 @@ async fn relay(dir: &std::path::Path) -> RelayServer {
         data_dir: dir.join("relay"),
         bind: "127.0.0.1:0".parse().unwrap(),
         limits: RelayLimits::default(),
+        http: None,
     };
     RelayServer::start(config).await.expect("relay starts")
 }
@@ -94,6 +95,7 @@ async fn a_relay_restart_keeps_identity_and_data_and_an_offline_push_syncs_later
         data_dir: dir.path().join("relay"),
         bind: info.addrs[0].parse().unwrap(),
         limits: RelayLimits::default(),
+        http: None,
     };
     let second = RelayServer::start(config).await.expect("relay restarts");
     assert_eq!(second.info().endpoint_id, info.endpoint_id);
@@ -192,7 +194,12 @@ async fn garbage_oversized_and_stalled_connections_are_closed_and_devices_are_st
     use zerok_transport_iroh::{net, os_seed};
     let dir = tempfile::tempdir().unwrap();
     let limits = RelayLimits { handshake_timeout: zerok_core::Duration::from_millis(300), ..RelayLimits::default() };
-    let config = RelayServerConfig { data_dir: dir.path().join("relay"), bind: "127.0.0.1:0".parse().unwrap(), limits };
+    let config = RelayServerConfig {
+        data_dir: dir.path().join("relay"),
+        bind: "127.0.0.1:0".parse().unwrap(),
+        limits,
+        http: None,
+    };
     let relay = RelayServer::start(config).await.unwrap();
     let attacker = net::bind(net::SecretKey::from_bytes(&os_seed().unwrap()), "127.0.0.1:0".parse().unwrap(), false)
         .await
@@ -213,5 +220,39 @@ async fn garbage_oversized_and_stalled_connections_are_closed_and_devices_are_st
     alice.create_group(None, WAIT).await.expect("a real device is still served");
     alice.push(b"still here".to_vec()).await.unwrap();
     alice.wait_synced(WAIT).await.unwrap();
+    relay.shutdown().await.unwrap();
+}
+
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).await.unwrap();
+    let mut out = String::new();
+    stream.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_metrics_are_served_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = RelayServerConfig {
+        data_dir: dir.path().join("relay"),
+        bind: "127.0.0.1:0".parse().unwrap(),
+        limits: RelayLimits::default(),
+        http: Some("127.0.0.1:0".parse().unwrap()),
+    };
+    let relay = RelayServer::start(config).await.unwrap();
+    let http = relay.http_addr().unwrap();
+    assert!(http_get(http, "/health").await.starts_with("HTTP/1.1 200 OK"));
+    let alice = device(dir.path(), "alice", &relay).await;
+    alice.create_group(None, WAIT).await.unwrap();
+    alice.push(vec![1; 100]).await.unwrap();
+    alice.wait_synced(WAIT).await.unwrap();
+    let metrics = http_get(http, "/metrics").await;
+    assert!(metrics.contains("zerok_groups_created_total 1"), "{metrics}");
+    assert!(metrics.contains("zerok_blobs_stored_total 1"), "{metrics}");
+    assert!(metrics.contains("zerok_connections_open 1"), "{metrics}");
+    assert!(metrics.contains("zerok_connections_rejected_total{reason=\"timeout\"} 0"), "{metrics}");
+    assert!(http_get(http, "/nope").await.starts_with("HTTP/1.1 404"));
     relay.shutdown().await.unwrap();
 }

@@ -1,0 +1,131 @@
+//! Relay counters, and the `/health` and `/metrics` (Prometheus text) HTTP endpoint.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use zerok_core::relay::{RejectReason, RelayEvent};
+
+/// What the relay has done since it started.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    accepted: AtomicU64,
+    authenticated: AtomicU64,
+    rejected: [AtomicU64; 6],
+    groups_created: AtomicU64,
+    blobs_stored: AtomicU64,
+    bytes_stored: AtomicU64,
+    store_failures: AtomicU64,
+    limited: AtomicU64,
+    open_connections: AtomicU64,
+}
+
+const REASONS: [&str; 6] = ["handshake", "replay", "unauthorized", "admission", "timeout", "protocol"];
+
+impl Metrics {
+    /// A connection arrived.
+    pub fn accepted(&self) {
+        self.accepted.fetch_add(1, Relaxed);
+        self.open_connections.fetch_add(1, Relaxed);
+    }
+
+    /// A connection closed.
+    pub fn closed(&self) {
+        let _ = self.open_connections.fetch_update(Relaxed, Relaxed, |n| Some(n.saturating_sub(1)));
+    }
+
+    /// Counts one relay event.
+    pub fn record(&self, e: &RelayEvent) {
+        match e {
+            RelayEvent::Rejected { reason, .. } => {
+                let i = match reason {
+                    RejectReason::Handshake => 0,
+                    RejectReason::Replay => 1,
+                    RejectReason::Unauthorized => 2,
+                    RejectReason::Admission => 3,
+                    RejectReason::Timeout => 4,
+                    RejectReason::Protocol => 5,
+                };
+                if let Some(c) = self.rejected.get(i) {
+                    c.fetch_add(1, Relaxed);
+                }
+            }
+            RelayEvent::Authenticated { .. } => {
+                self.authenticated.fetch_add(1, Relaxed);
+            }
+            RelayEvent::GroupCreated => {
+                self.groups_created.fetch_add(1, Relaxed);
+            }
+            RelayEvent::Stored { bytes, .. } => {
+                self.blobs_stored.fetch_add(1, Relaxed);
+                self.bytes_stored.fetch_add(*bytes as u64, Relaxed);
+            }
+            RelayEvent::StoreFailed => {
+                self.store_failures.fetch_add(1, Relaxed);
+            }
+            RelayEvent::Limited { .. } => {
+                self.limited.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let mut counter = |name: &str, help: &str, value: u64| {
+            let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n");
+        };
+        counter("zerok_connections_accepted_total", "Connections accepted.", self.accepted.load(Relaxed));
+        counter(
+            "zerok_connections_authenticated_total",
+            "Connections that completed the handshake.",
+            self.authenticated.load(Relaxed),
+        );
+        counter("zerok_groups_created_total", "Groups created.", self.groups_created.load(Relaxed));
+        counter("zerok_blobs_stored_total", "Blobs stored durably.", self.blobs_stored.load(Relaxed));
+        counter("zerok_bytes_stored_total", "Envelope bytes stored durably.", self.bytes_stored.load(Relaxed));
+        counter("zerok_store_failures_total", "Store operations that failed.", self.store_failures.load(Relaxed));
+        counter("zerok_requests_limited_total", "Requests refused by a limit.", self.limited.load(Relaxed));
+        let _ = write!(
+            out,
+            "# HELP zerok_connections_rejected_total Connections refused or dropped, by reason.\n# TYPE zerok_connections_rejected_total counter\n"
+        );
+        for (reason, c) in REASONS.iter().zip(&self.rejected) {
+            let _ = writeln!(out, "zerok_connections_rejected_total{{reason=\"{reason}\"}} {}", c.load(Relaxed));
+        }
+        let _ = write!(
+            out,
+            "# HELP zerok_connections_open Connections open now.\n# TYPE zerok_connections_open gauge\nzerok_connections_open {}\n",
+            self.open_connections.load(Relaxed)
+        );
+        out
+    }
+}
+
+/// Serves `GET /health` and `GET /metrics` on `listener` until the task is dropped.
+pub async fn serve_http(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
+    while let Ok((mut stream, _)) = listener.accept().await {
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 1024];
+            let Ok(n) =
+                tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buf)).await.unwrap_or(Ok(0))
+            else {
+                return;
+            };
+            let request = String::from_utf8_lossy(buf.get(..n).unwrap_or_default());
+            let path = request.split_whitespace().nth(1).unwrap_or("");
+            let (status, kind, body) = match (request.starts_with("GET "), path) {
+                (true, "/health") => ("200 OK", "text/plain", "ok\n".to_owned()),
+                (true, "/metrics") => ("200 OK", "text/plain; version=0.0.4", metrics.render()),
+                _ => ("404 Not Found", "text/plain", "not found\n".to_owned()),
+            };
+            let response = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+        });
+    }
+}
