@@ -4,20 +4,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic, reason = "tests")]
 
-use std::io::BufRead;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use zerok_transport_iroh::{ClientOptions, SyncClient, net, os_seed};
 
-struct Relay(Child);
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+mod support;
+use support::{relay_info, start_relay};
 
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -29,39 +21,9 @@ fn rss_kib(pid: u32) -> u64 {
 async fn a_burst_of_bogus_handshakes_is_closed_and_a_device_is_still_served() {
     let n: usize = std::env::var("ZEROK_FLOOD").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000);
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_zerok"))
-        .args(["relay", "--bind", "127.0.0.1:0", "--handshake-timeout-secs", "2", "--data-dir"])
-        .arg(dir.path().join("relay"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let relay = Relay(child);
-    // Keep reading: the relay prints more (a QR code) after the connection string.
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(s) = line.strip_prefix("connection string: ") {
-                let _ = tx.send(s.to_owned());
-            }
-        }
-    });
-    let conn = rx.recv_timeout(Duration::from_secs(30)).expect("connection string");
-    let info = {
-        let rest = conn.strip_prefix("zerok1:").unwrap();
-        let (keys, addrs) = rest.split_once('@').unwrap();
-        let (id, key) = keys.split_once(':').unwrap();
-        let unhex = |h: &str| -> [u8; 32] {
-            let v: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&h[2 * i..2 * i + 2], 16).unwrap()).collect();
-            v.try_into().unwrap()
-        };
-        zerok_core::client::RelayInfo {
-            endpoint_id: unhex(id),
-            noise_key: zerok_core::keys::NoisePublic(unhex(key)),
-            addrs: addrs.split(',').map(str::to_owned).collect(),
-        }
-    };
+    let (relay, conn) =
+        start_relay(&dir.path().join("relay"), &["--bind", "127.0.0.1:0", "--handshake-timeout-secs", "2"]);
+    let info = relay_info(&conn);
     let pid = relay.0.id();
     let before = rss_kib(pid);
 

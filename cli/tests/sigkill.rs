@@ -6,65 +6,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic, reason = "tests")]
 
 use std::collections::BTreeMap;
-use std::io::BufRead;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use zerok_core::client::{ClientEvent, RelayInfo};
+use zerok_core::client::ClientEvent;
 use zerok_transport_iroh::{ClientOptions, SyncClient};
+
+mod support;
+use support::{relay_info, start_relay};
 
 const WAIT: Duration = Duration::from_secs(60);
 
 fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A relay process, killed when dropped (also when a test fails).
-struct RelayProcess(Child);
-
-impl Drop for RelayProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `zerok relay` and returns it once it prints its connection string.
-fn start_relay(dir: &std::path::Path, port: u16) -> (RelayProcess, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_zerok"))
-        .args(["relay", "--bind", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("relay starts");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(s) = line.strip_prefix("connection string: ") {
-                let _ = tx.send(s.to_owned());
-            }
-        }
-    });
-    let relay = RelayProcess(child);
-    let conn = rx.recv_timeout(Duration::from_secs(30)).expect("the relay prints its connection string");
-    (relay, conn)
-}
-
-fn relay_info(conn: &str) -> RelayInfo {
-    let rest = conn.strip_prefix("zerok1:").unwrap();
-    let (keys, addrs) = rest.split_once('@').unwrap();
-    let (id, key) = keys.split_once(':').unwrap();
-    let unhex = |h: &str| -> [u8; 32] {
-        let v: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&h[2 * i..2 * i + 2], 16).unwrap()).collect();
-        v.try_into().unwrap()
-    };
-    RelayInfo {
-        endpoint_id: unhex(id),
-        noise_key: zerok_core::keys::NoisePublic(unhex(key)),
-        addrs: addrs.split(',').map(str::to_owned).collect(),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,7 +26,7 @@ async fn every_acknowledged_push_survives_relay_sigkills() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_udp_port();
     let relay_dir = dir.path().join("relay");
-    let (mut relay, conn) = start_relay(&relay_dir, port);
+    let (mut relay, conn) = start_relay(&relay_dir, &["--bind", &format!("127.0.0.1:{port}")]);
     let info = relay_info(&conn);
     let open = |name: String| ClientOptions {
         data_dir: dir.path().join(name),
@@ -123,7 +76,7 @@ async fn every_acknowledged_push_survives_relay_sigkills() {
         rng ^= rng << 17;
         tokio::time::sleep(Duration::from_millis(300 + rng % 600)).await;
         drop(relay);
-        let (next, again) = start_relay(&relay_dir, port);
+        let (next, again) = start_relay(&relay_dir, &["--bind", &format!("127.0.0.1:{port}")]);
         assert_eq!(again, conn, "the relay keeps its identity");
         relay = next;
     }

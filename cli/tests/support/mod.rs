@@ -1,0 +1,61 @@
+//! Running the `zerok relay` binary from tests.
+
+use std::io::BufRead;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use zerok_core::client::RelayInfo;
+
+/// A relay process, killed (SIGKILL) when dropped, also when a test fails.
+pub struct RelayProcess(pub Child);
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `zerok relay` with `args` and returns it with its connection string, once printed.
+pub fn start_relay(dir: &std::path::Path, args: &[&str]) -> (RelayProcess, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zerok"))
+        .arg("relay")
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("relay starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let relay = RelayProcess(child);
+    // Keep reading: the relay prints more (a QR code) after the connection string.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(s) = line.strip_prefix("connection string: ") {
+                let _ = tx.send(s.to_owned());
+            }
+        }
+    });
+    let conn = rx.recv_timeout(Duration::from_secs(30)).expect("the relay prints its connection string");
+    (relay, conn)
+}
+
+/// The relay a connection string names.
+pub fn relay_info(conn: &str) -> RelayInfo {
+    let rest = conn.strip_prefix("zerok1:").expect("prefix");
+    let (keys, addrs) = rest.split_once('@').expect("@");
+    let (id, key) = keys.split_once(':').expect(":");
+    let unhex = |h: &str| -> [u8; 32] {
+        let v: Vec<u8> = (0..32)
+            .map(|i| h.get(2 * i..2 * i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()).expect("hex"))
+            .collect();
+        v.try_into().expect("32 bytes")
+    };
+    RelayInfo {
+        endpoint_id: unhex(id),
+        noise_key: zerok_core::keys::NoisePublic(unhex(key)),
+        addrs: addrs.split(',').map(str::to_owned).collect(),
+    }
+}
