@@ -52,17 +52,11 @@ pub async fn run() -> Result<(), Failure> {
     let mut bob_events = bob.subscribe();
     alice.push(b"buy milk".to_vec()).await?;
     println!("alice     pushed \"buy milk\" (sealed on the device; the relay stores ciphertext)");
-    let cursor = blob_available(&mut bob_events).await?;
-    for blob in bob.pull(cursor.saturating_sub(1), 10).await? {
-        println!("bob       blob-available at cursor {}: \"{}\"", blob.cursor, String::from_utf8_lossy(&blob.payload));
-    }
+    show_arrival("bob", &bob, &mut bob_events).await?;
     let mut alice_events = alice.subscribe();
     bob.push(b"and bread".to_vec()).await?;
     println!("bob       pushed \"and bread\"");
-    let cursor = blob_available(&mut alice_events).await?;
-    for blob in alice.pull(cursor.saturating_sub(1), 10).await? {
-        println!("alice     blob-available at cursor {}: \"{}\"", blob.cursor, String::from_utf8_lossy(&blob.payload));
-    }
+    show_arrival("alice", &alice, &mut alice_events).await?;
     alice.wait_synced(WAIT).await?;
     bob.wait_synced(WAIT).await?;
 
@@ -111,6 +105,19 @@ async fn confirmation(events: &mut broadcast::Receiver<ClientEvent>) -> String {
         }
     };
     tokio::time::timeout(WAIT, wait).await.unwrap_or_else(|_| String::from("?"))
+}
+
+/// Waits for the next blob-available event and prints the blob it announces.
+async fn show_arrival(
+    name: &str,
+    client: &SyncClient,
+    events: &mut broadcast::Receiver<ClientEvent>,
+) -> Result<(), Failure> {
+    let cursor = blob_available(events).await?;
+    for blob in client.pull(cursor.saturating_sub(1), 10).await? {
+        println!("{name:<9} blob-available at cursor {}: \"{}\"", blob.cursor, String::from_utf8_lossy(&blob.payload));
+    }
+    Ok(())
 }
 
 async fn blob_available(events: &mut broadcast::Receiver<ClientEvent>) -> Result<u64, Failure> {

@@ -26,6 +26,21 @@ async fn device(dir: &std::path::Path, name: &str, relay: &RelayServer) -> SyncC
     SyncClient::open(options).await.expect("device opens")
 }
 
+/// Polls the device's received blobs until it holds at least `n` (all of them are returned).
+async fn pull_at_least(client: &SyncClient, n: usize, within: Duration) -> Vec<zerok_core::client::ReceivedBlob> {
+    tokio::time::timeout(within, async {
+        loop {
+            let got = client.pull(0, 2 * n + 10).await.unwrap();
+            if got.len() >= n {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("fewer than {n} blobs arrived"))
+}
+
 async fn blob_available(events: &mut tokio::sync::broadcast::Receiver<ClientEvent>) -> u64 {
     loop {
         match tokio::time::timeout(WAIT, events.recv()).await.expect("a blob arrives") {
@@ -102,18 +117,9 @@ async fn a_relay_restart_keeps_identity_and_data_and_an_offline_push_syncs_later
     assert_eq!(second.info().noise_key, info.noise_key);
     alice.command(zerok_core::client::Command::SyncNow).await.unwrap();
     bob.command(zerok_core::client::Command::SyncNow).await.unwrap();
-    tokio::time::timeout(WAIT, async {
-        loop {
-            let got = bob.pull(0, 10).await.unwrap();
-            if got.len() == 2 {
-                return got;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .map(|got| assert_eq!(got[1].payload, b"while the relay is down"))
-    .expect("bob has both blobs");
+    let got = pull_at_least(&bob, 2, WAIT).await;
+    assert_eq!(got.len(), 2, "bob has both blobs, once");
+    assert_eq!(got[1].payload, b"while the relay is down");
     alice.close(Duration::from_millis(500)).await;
     bob.close(Duration::from_millis(500)).await;
     second.shutdown().await.unwrap();
@@ -171,17 +177,7 @@ async fn a_late_joiner_gets_all_1000_blobs_and_an_offline_device_catches_up() {
     let bob = device(dir.path(), "bob", &relay).await;
     bob.launch().await.unwrap();
     for late in [&carol, &bob] {
-        let got = tokio::time::timeout(Duration::from_secs(60), async {
-            loop {
-                let got = late.pull(0, 2000).await.unwrap();
-                if got.len() >= 1000 {
-                    return got;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
-        .await
-        .expect("all history arrives");
+        let got = pull_at_least(late, 1000, Duration::from_secs(60)).await;
         assert_eq!(got.len(), 1000);
         assert!(got.windows(2).all(|w| w[0].cursor < w[1].cursor), "in order");
         assert_eq!(got[999].payload, b"note 999");

@@ -273,7 +273,7 @@ impl Client {
                 } else {
                     ClientEvent::Tampered { cursor }
                 });
-                let fingerprint = (cursor, *blake3::hash(&served_bytes(&stored)).as_bytes());
+                let fingerprint = (cursor, served_hash(&stored));
                 if self.rejected == Some(fingerprint) {
                     // Served the same way twice: broken at rest, not in flight. Skip it.
                     self.log.skip(&stored);
@@ -463,12 +463,9 @@ impl Client {
     }
 }
 
-/// The bytes identifying how a blob was served.
-fn served_bytes(blob: &crate::wire::StoredBlob) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(blob.envelope.len() + 64);
-    bytes.extend_from_slice(&blob.chain);
-    bytes.extend_from_slice(&blob.push_id);
-    bytes.extend_from_slice(&blob.stored_at_ms.to_le_bytes());
-    bytes.extend_from_slice(&blob.envelope);
-    bytes
+/// A hash of how a blob was served (everything but its cursor), without copying the envelope.
+fn served_hash(blob: &crate::wire::StoredBlob) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(&blob.chain).update(&blob.push_id).update(&blob.stored_at_ms.to_le_bytes()).update(&blob.envelope);
+    *h.finalize().as_bytes()
 }
