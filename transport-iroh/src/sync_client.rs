@@ -316,6 +316,9 @@ impl Driver {
                 req = requests.recv() => match req {
                     Some(Req::Command(command, reply)) => {
                         let result = self.client.command(self.clock.now(), command);
+                        // Carry out what the command caused (status included) before the app
+                        // hears back, so `status()` after `push()` already says pending.
+                        self.drain();
                         let _ = reply.send(result);
                     }
                     Some(Req::Cursor(reply)) => {
