@@ -15,7 +15,7 @@ use crate::Failure;
 const WAIT: Duration = Duration::from_secs(120);
 const MIB: f64 = 1024.0 * 1024.0;
 
-pub async fn run() -> Result<(), Failure> {
+pub async fn run(only_push: Option<(usize, u64)>) -> Result<(), Failure> {
     let raw = raw_iroh_mib_s(256).await?;
     println!("raw iroh bi-stream, 256 MiB in 64 KiB writes: {raw:.0} MiB/s  (the limit)");
 
@@ -34,16 +34,24 @@ pub async fn run() -> Result<(), Failure> {
         http: None,
     })
     .await?;
-    let open =
-        |name: &str| ClientOptions { data_dir: dir.path().join(name), relay: relay.info().clone(), bind: loopback() };
+    let open = |name: &str| ClientOptions::new(dir.path().join(name), relay.info().clone(), loopback());
     let alice = SyncClient::open(open("alice")).await?;
     let bob = SyncClient::open(open("bob")).await?;
     alice.create_group(None, WAIT).await?;
     let invite = alice.create_invite(WAIT).await?;
     bob.join_invite(&invite.short_code, WAIT).await?;
     bob.wait_synced(WAIT).await?;
+    // The pushes are measured with no other device online: in real life the receivers run on
+    // their own machines, here they would take the pusher's cores.
+    bob.close(Duration::ZERO).await;
 
     let mut pushed = 0u64;
+    if let Some((size, count)) = only_push {
+        let secs = push_many(&alice, size, count).await?;
+        let mib_s = (size as f64 * count as f64) / MIB / secs;
+        println!("push {size} B x {count}, one pipelined device: {:.0} pushes/s {mib_s:.1} MiB/s", count as f64 / secs);
+        return Ok(());
+    }
     for (size, count) in [(1024usize, 5_000u64), (64 * 1024, 1_000), (1024 * 1024, 64)] {
         let secs = push_many(&alice, size, count).await?;
         pushed += count;
@@ -57,6 +65,9 @@ pub async fn run() -> Result<(), Failure> {
         );
     }
 
+    let bob = SyncClient::open(open("bob")).await?;
+    bob.launch().await?;
+    bob.wait_synced(WAIT).await?;
     let (p50, p99) = notify_latency(&alice, &bob, 200).await?;
     println!("push -> blob-available at a second device, 200 x 1 KiB: p50 {p50:.2} ms, p99 {p99:.2} ms");
 
@@ -82,6 +93,17 @@ pub async fn run() -> Result<(), Failure> {
     }
     relay.shutdown().await?;
     Ok(())
+}
+
+/// `SIZExCOUNT`, for `--push`.
+pub fn parse_push(text: &str) -> Result<(usize, u64), String> {
+    let bad = || format!("expected SIZExCOUNT such as 1024x50000, got {text:?}");
+    let (size, count) = text.split_once('x').ok_or_else(bad)?;
+    let size: usize = size.parse().map_err(|_| bad())?;
+    if size == 0 || size > zerok_core::envelope::MAX_PAYLOAD {
+        return Err(format!("SIZE must be 1 to {} bytes", zerok_core::envelope::MAX_PAYLOAD));
+    }
+    Ok((size, count.parse().map_err(|_| bad())?))
 }
 
 fn loopback() -> std::net::SocketAddr {
@@ -125,23 +147,12 @@ async fn raw_iroh_mib_s(mib: usize) -> Result<f64, Failure> {
 
 /// Pushes `count` blobs of `size` bytes as fast as the app can; seconds until all are acknowledged.
 async fn push_many(client: &SyncClient, size: usize, count: u64) -> Result<f64, Failure> {
-    let mut events = client.subscribe();
     let payload = vec![0x5au8; size];
     let started = Instant::now();
     for _ in 0..count {
         client.push(payload.clone()).await?;
     }
-    let mut acked = 0;
-    while acked < count {
-        match tokio::time::timeout(WAIT, events.recv()).await {
-            Ok(Ok(ClientEvent::PushAcked { .. })) => acked += 1,
-            Ok(Ok(_)) => {}
-            Ok(Err(broadcast::error::RecvError::Lagged(n))) => {
-                return Err(Failure(format!("event stream lagged by {n}: raise the channel size")));
-            }
-            _ => return Err(Failure(format!("only {acked} of {count} pushes acknowledged"))),
-        }
-    }
+    client.wait_synced(WAIT).await?;
     Ok(started.elapsed().as_secs_f64())
 }
 

@@ -24,10 +24,8 @@ pub async fn run() -> Result<(), Failure> {
     println!("relay     listening on {} (loopback only)", relay.info().addrs.join(", "));
     println!("          {}", connection::format(relay.info()));
 
-    let open = |name: &str| ClientOptions {
-        data_dir: dir.path().join(name),
-        relay: relay.info().clone(),
-        bind: "127.0.0.1:0".parse().unwrap_or(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+    let open = |name: &str| {
+        ClientOptions::new(dir.path().join(name), relay.info().clone(), std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
     };
     let alice = SyncClient::open(open("alice")).await?;
     let bob = SyncClient::open(open("bob")).await?;

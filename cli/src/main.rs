@@ -29,7 +29,11 @@ enum Cmd {
     /// A loopback relay and two devices in temporary directories: pair, push, pull.
     Demo,
     /// End-to-end figures on loopback, next to raw iroh throughput measured in the same run.
-    Bench,
+    Bench {
+        /// Only push COUNT blobs of SIZE bytes from one device, e.g. `1024x50000` (for profiling).
+        #[arg(long, value_name = "SIZExCOUNT", value_parser = bench::parse_push)]
+        push: Option<(usize, u64)>,
+    },
     /// Run a relay.
     Relay {
         /// Where the relay keeps its identity and database.
@@ -190,7 +194,7 @@ fn main() -> std::process::ExitCode {
 async fn run(command: Cmd) -> Result<(), Failure> {
     match command {
         Cmd::Demo => demo::run().await,
-        Cmd::Bench => bench::run().await,
+        Cmd::Bench { push } => bench::run(push).await,
         Cmd::Relay { data_dir, bind, http, limits } => relay(data_dir, bind, http, limits.limits()).await,
         Cmd::Init { device, relay, admission_token } => {
             let client = open_with(&device.data_dir, &relay).await?;
@@ -345,7 +349,7 @@ async fn open_with(data_dir: &Path, relay: &str) -> Result<SyncClient, Failure> 
     std::fs::create_dir_all(data_dir)?;
     std::fs::write(data_dir.join("relay.txt"), relay.trim())?;
     let bind = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
-    Ok(SyncClient::open(ClientOptions { data_dir: data_dir.to_owned(), relay: info, bind }).await?)
+    Ok(SyncClient::open(ClientOptions::new(data_dir, info, bind)).await?)
 }
 
 /// Prints `text` as a QR code in the terminal.

@@ -55,13 +55,9 @@ async fn a_burst_of_bogus_handshakes_is_closed_and_a_device_is_still_served() {
     assert_eq!(closed, n, "every bogus handshake is answered by a close");
     assert!(after < before + 64 * 1024, "relay RSS grew from {before} KiB to {after} KiB");
 
-    let device = SyncClient::open(ClientOptions {
-        data_dir: dir.path().join("device"),
-        relay: info,
-        bind: "127.0.0.1:0".parse().unwrap(),
-    })
-    .await
-    .unwrap();
+    let device = SyncClient::open(ClientOptions::new(dir.path().join("device"), info, "127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
     device.create_group(None, Duration::from_secs(30)).await.expect("a real device is still served");
     device.push(b"after the flood".to_vec()).await.unwrap();
     device.wait_synced(Duration::from_secs(30)).await.unwrap();

@@ -28,11 +28,7 @@ async fn every_acknowledged_push_survives_relay_sigkills() {
     let relay_dir = dir.path().join("relay");
     let (mut relay, conn) = start_relay(&relay_dir, &["--bind", &format!("127.0.0.1:{port}")]);
     let info = relay_info(&conn);
-    let open = |name: String| ClientOptions {
-        data_dir: dir.path().join(name),
-        relay: info.clone(),
-        bind: "127.0.0.1:0".parse().unwrap(),
-    };
+    let open = |name: String| ClientOptions::new(dir.path().join(name), info.clone(), "127.0.0.1:0".parse().unwrap());
 
     let reader = SyncClient::open(open("reader".into())).await.unwrap();
     reader.create_group(None, WAIT).await.unwrap();

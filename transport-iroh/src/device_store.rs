@@ -11,7 +11,7 @@ use zerok_core::client::{
 use zerok_core::io::StoreError;
 use zerok_core::keys::{DeviceId, DeviceSigningKey, EpochSecret, GroupId, NoiseKeypair, NoisePublic, NoiseSecret};
 
-use crate::sql::{array, int, store_error, uint};
+use crate::sql::{array, commit_batch, int, store_error, uint};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -81,9 +81,13 @@ impl DeviceDb {
 
     /// Applies one operation atomically.
     pub fn apply(&mut self, op: &ClientStoreOp) -> Result<(), StoreError> {
-        let tx = self.conn.transaction().map_err(|e| store_error(&e))?;
-        write(&tx, op).map_err(|e| store_error(&e))?;
-        tx.commit().map_err(|e| store_error(&e))
+        self.apply_all(std::slice::from_ref(op)).pop().unwrap_or(Err(StoreError::Io))
+    }
+
+    /// Applies operations in one transaction (one fsync), each atomically: a failed one leaves
+    /// no trace and the others stand.
+    pub fn apply_all(&mut self, ops: &[ClientStoreOp]) -> Vec<Result<(), StoreError>> {
+        commit_batch(&mut self.conn, ops, |conn, op| write(conn, op).map_err(|e| store_error(&e))).0
     }
 
     /// Received blobs with `cursor > after`, in the order they were applied, at most `limit`.
@@ -114,7 +118,7 @@ impl DeviceDb {
 }
 
 fn set_meta(conn: &Connection, name: &str, value: &[u8]) -> rusqlite::Result<()> {
-    conn.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?1, ?2)", params![name, value])?;
+    conn.prepare_cached("INSERT OR REPLACE INTO meta (name, value) VALUES (?1, ?2)")?.execute(params![name, value])?;
     Ok(())
 }
 
@@ -123,32 +127,30 @@ fn write(conn: &Connection, op: &ClientStoreOp) -> rusqlite::Result<()> {
         ClientStoreOp::SaveMembership(m) => set_meta(conn, "membership", &encode_membership(m)),
         ClientStoreOp::AppendOutbox { entries, next_seq, last_hash } => {
             for e in entries {
-                conn.execute(
-                    "INSERT OR REPLACE INTO outbox (push_id, seq, envelope) VALUES (?1, ?2, ?3)",
-                    params![e.push_id, int(e.seq), e.envelope],
-                )?;
+                conn.prepare_cached("INSERT OR REPLACE INTO outbox (push_id, seq, envelope) VALUES (?1, ?2, ?3)")?
+                    .execute(params![e.push_id, int(e.seq), e.envelope])?;
             }
             set_meta(conn, "next_seq", &next_seq.to_le_bytes())?;
             set_meta(conn, "last_hash", last_hash)
         }
         ClientStoreOp::RemoveOutbox { push_ids } => {
             for id in push_ids {
-                conn.execute("DELETE FROM outbox WHERE push_id = ?1", params![id])?;
+                conn.prepare_cached("DELETE FROM outbox WHERE push_id = ?1")?.execute(params![id])?;
             }
             Ok(())
         }
         ClientStoreOp::Deliver { blobs, cursor, log_chain, senders, highest_head } => {
             for b in blobs {
-                conn.execute(
+                conn.prepare_cached(
                     "INSERT INTO inbox (cursor, push_id, sender, seq, payload, stored_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![int(b.cursor), b.push_id, b.sender.0, int(b.seq), b.payload, int(b.stored_at_ms)],
-                )?;
+                )?
+                .execute(params![int(b.cursor), b.push_id, b.sender.0, int(b.seq), b.payload, int(b.stored_at_ms)])?;
             }
             for (d, v) in senders {
-                conn.execute(
+                conn.prepare_cached(
                     "INSERT OR REPLACE INTO senders (device, last_seq, last_hash) VALUES (?1, ?2, ?3)",
-                    params![d.0, int(v.last_seq), v.last_hash],
-                )?;
+                )?
+                .execute(params![d.0, int(v.last_seq), v.last_hash])?;
             }
             set_meta(conn, "cursor", &cursor.to_le_bytes())?;
             match log_chain {

@@ -63,6 +63,9 @@ pub async fn dial(
     Ok((conn, send, recv))
 }
 
+/// Queued writes smaller than this in all are merged into one.
+const COALESCE: usize = 64 * 1024;
+
 /// What a connection's writer does next.
 pub enum Write {
     /// Send these bytes.
@@ -81,14 +84,23 @@ pub async fn pump(
     mut on_read: impl FnMut(Vec<u8>),
 ) {
     let writer = async {
+        let mut closing = false;
         while let Some(w) = writes.recv().await {
-            match w {
-                Write::Bytes(b) => {
-                    if send.write_all(&b).await.is_err() {
+            let Write::Bytes(mut out) = w else { break };
+            // Whatever else is already queued goes out in the same write: one wakeup of the
+            // connection for a burst of small records.
+            while out.len() < COALESCE {
+                match writes.try_recv() {
+                    Ok(Write::Bytes(more)) => out.extend_from_slice(&more),
+                    Ok(Write::Close) => {
+                        closing = true;
                         break;
                     }
+                    Err(_) => break,
                 }
-                Write::Close => break,
+            }
+            if send.write_all(&out).await.is_err() || closing {
+                break;
             }
         }
         let _ = send.finish();

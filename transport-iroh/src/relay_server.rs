@@ -19,6 +19,7 @@ use crate::clock::{Clock, os_seed};
 use crate::metrics::{Metrics, serve_http};
 use crate::net::{self, NetError, Write};
 use crate::relay_store::RelayDb;
+use crate::sql::recv_batch;
 
 /// Most store operations committed in one transaction.
 const GROUP_COMMIT: usize = 512;
@@ -166,14 +167,7 @@ fn load_identity(path: &Path) -> Result<(SecretKey, NoiseSecret), RelayError> {
 fn spawn_store(mut db: RelayDb, events: mpsc::UnboundedSender<Ev>) -> std::sync::mpsc::Sender<(OpId, RelayStoreOp)> {
     let (tx, rx) = std::sync::mpsc::channel::<(OpId, RelayStoreOp)>();
     std::thread::spawn(move || {
-        while let Ok(first) = rx.recv() {
-            let mut batch = vec![first];
-            while batch.len() < GROUP_COMMIT {
-                match rx.try_recv() {
-                    Ok(next) => batch.push(next),
-                    Err(_) => break,
-                }
-            }
+        while let Some(batch) = recv_batch(&rx, GROUP_COMMIT) {
             let (ids, ops): (Vec<OpId>, Vec<RelayStoreOp>) = batch.into_iter().unzip();
             let done = db.execute(&ops);
             for (op, result) in ids.into_iter().zip(done.results) {

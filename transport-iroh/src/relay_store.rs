@@ -4,14 +4,14 @@
 
 use std::path::Path;
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 type Db = Connection;
 use zerok_core::io::StoreError;
 use zerok_core::relay::{GroupSnapshot, RelayStoreOp, RelayStoreResult};
 use zerok_core::wire::{Bytes, StoredBlob};
 
-use crate::sql::{array, int, store_error, uint};
+use crate::sql::{array, commit_batch, exec, int, query_row, store_error, uint};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS groups (
@@ -62,16 +62,12 @@ impl RelayDb {
 
     /// Executes operations in one transaction.
     pub fn execute(&mut self, ops: &[RelayStoreOp]) -> Batch {
-        let tx = match self.conn.transaction() {
-            Ok(tx) => tx,
-            Err(e) => return failed_batch(ops.len(), store_error(&e), format!("cannot begin a transaction: {e}")),
-        };
-        let mut tx = tx;
-        let results: Vec<RelayStoreResult> = ops.iter().map(|op| apply(&mut tx, op)).collect();
-        match tx.commit() {
-            Ok(()) => Batch { results, fatal: None },
-            Err(e) => failed_batch(ops.len(), store_error(&e), format!("commit failed: {e}")),
-        }
+        let (results, fatal) = commit_batch(&mut self.conn, ops, |db, op| match run(db, op) {
+            Ok(RelayStoreResult::Failed(e)) => Err(e),
+            Ok(result) => Ok(result),
+            Err(e) => Err(store_error(&e)),
+        });
+        Batch { results: results.into_iter().map(|r| r.unwrap_or_else(RelayStoreResult::Failed)).collect(), fatal }
     }
 
     /// What the relay loads at start.
@@ -113,27 +109,6 @@ impl RelayDb {
     }
 }
 
-fn failed_batch(n: usize, error: StoreError, why: String) -> Batch {
-    Batch { results: vec![RelayStoreResult::Failed(error); n], fatal: Some(why) }
-}
-
-/// Applies one operation inside its own savepoint: a failed operation leaves no trace in the
-/// batch.
-fn apply(tx: &mut Transaction<'_>, op: &RelayStoreOp) -> RelayStoreResult {
-    let sp = match tx.savepoint() {
-        Ok(sp) => sp,
-        Err(e) => return RelayStoreResult::Failed(store_error(&e)),
-    };
-    match run(&sp, op) {
-        Ok(result) if !matches!(result, RelayStoreResult::Failed(_)) => match sp.commit() {
-            Ok(()) => result,
-            Err(e) => RelayStoreResult::Failed(store_error(&e)),
-        },
-        Ok(failed) => failed,
-        Err(e) => RelayStoreResult::Failed(store_error(&e)),
-    }
-}
-
 fn run(tx: &Db, op: &RelayStoreOp) -> rusqlite::Result<RelayStoreResult> {
     match op {
         RelayStoreOp::CreateGroup { group_id, key } => create_group(tx, group_id, key),
@@ -142,19 +117,19 @@ fn run(tx: &Db, op: &RelayStoreOp) -> rusqlite::Result<RelayStoreResult> {
         RelayStoreOp::Read { group_id, after, up_to, limit, max_bytes } => {
             read(tx, group_id, *after, *up_to, *limit, *max_bytes)
         }
-        RelayStoreOp::SaveAck { group_id, key, cursor } => tx
-            .execute(
-                "UPDATE members SET acked = MAX(acked, ?3) WHERE group_id = ?1 AND access_key = ?2",
-                params![group_id, key, int(*cursor)],
-            )
-            .map(|_| RelayStoreResult::Done),
+        RelayStoreOp::SaveAck { group_id, key, cursor } => exec(
+            tx,
+            "UPDATE members SET acked = MAX(acked, ?3) WHERE group_id = ?1 AND access_key = ?2",
+            params![group_id, key, int(*cursor)],
+        )
+        .map(|_| RelayStoreResult::Done),
         RelayStoreOp::Prune { group_id, before, stored_before_ms } => prune(tx, group_id, *before, *stored_before_ms),
     }
 }
 
 fn create_group(tx: &Db, group_id: &[u8; 32], key: &[u8; 32]) -> rusqlite::Result<RelayStoreResult> {
-    tx.execute("INSERT OR IGNORE INTO groups (id) VALUES (?1)", params![group_id])?;
-    tx.execute("INSERT OR IGNORE INTO members (group_id, access_key) VALUES (?1, ?2)", params![group_id, key])?;
+    exec(tx, "INSERT OR IGNORE INTO groups (id) VALUES (?1)", params![group_id])?;
+    exec(tx, "INSERT OR IGNORE INTO members (group_id, access_key) VALUES (?1, ?2)", params![group_id, key])?;
     Ok(RelayStoreResult::Done)
 }
 
@@ -162,36 +137,38 @@ fn register_key(tx: &Db, group_id: &[u8; 32], key: &[u8; 32]) -> rusqlite::Resul
     if !group_exists(tx, group_id)? {
         return Ok(RelayStoreResult::Failed(StoreError::Io));
     }
-    tx.execute("INSERT OR IGNORE INTO members (group_id, access_key) VALUES (?1, ?2)", params![group_id, key])?;
+    exec(tx, "INSERT OR IGNORE INTO members (group_id, access_key) VALUES (?1, ?2)", params![group_id, key])?;
     Ok(RelayStoreResult::Done)
 }
 
 fn group_exists(tx: &Db, group_id: &[u8; 32]) -> rusqlite::Result<bool> {
-    Ok(tx.query_row("SELECT 1 FROM groups WHERE id = ?1", params![group_id], |_| Ok(())).optional()?.is_some())
+    Ok(query_row(tx, "SELECT 1 FROM groups WHERE id = ?1", params![group_id], |_| Ok(())).optional()?.is_some())
 }
 
 fn append(tx: &Db, group_id: &[u8; 32], blob: &StoredBlob, prev_cursor: u64) -> rusqlite::Result<RelayStoreResult> {
-    let stored: Option<i64> = tx
-        .query_row(
-            "SELECT cursor FROM blobs WHERE group_id = ?1 AND push_id = ?2",
-            params![group_id, blob.push_id],
-            |r| r.get(0),
-        )
-        .optional()?;
+    let stored: Option<i64> = query_row(
+        tx,
+        "SELECT cursor FROM blobs WHERE group_id = ?1 AND push_id = ?2",
+        params![group_id, blob.push_id],
+        |r| r.get(0),
+    )
+    .optional()?;
     if let Some(cursor) = stored {
         return Ok(RelayStoreResult::Duplicate { cursor: uint(cursor) });
     }
     let head: Option<i64> =
-        tx.query_row("SELECT head FROM groups WHERE id = ?1", params![group_id], |r| r.get(0)).optional()?;
+        query_row(tx, "SELECT head FROM groups WHERE id = ?1", params![group_id], |r| r.get(0)).optional()?;
     if head.map(uint) != Some(prev_cursor) {
         // Unknown group, or this blob's chain value does not extend the stored log.
         return Ok(RelayStoreResult::Failed(StoreError::Io));
     }
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO blobs (group_id, cursor, push_id, stored_at_ms, envelope, chain) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![group_id, int(blob.cursor), blob.push_id, int(blob.stored_at_ms), blob.envelope.0, blob.chain],
     )?;
-    tx.execute(
+    exec(
+        tx,
         "UPDATE groups SET head = ?2, head_chain = ?3 WHERE id = ?1",
         params![group_id, int(blob.cursor), blob.chain],
     )?;
@@ -206,17 +183,16 @@ fn read(
     limit: u32,
     max_bytes: usize,
 ) -> rusqlite::Result<RelayStoreResult> {
-    let below: Option<Vec<u8>> = tx
-        .query_row(
-            "SELECT chain FROM blobs WHERE group_id = ?1 AND cursor <= ?2 ORDER BY cursor DESC LIMIT 1",
-            params![group_id, int(after)],
-            |r| r.get(0),
-        )
-        .optional()?;
+    let below: Option<Vec<u8>> = query_row(
+        tx,
+        "SELECT chain FROM blobs WHERE group_id = ?1 AND cursor <= ?2 ORDER BY cursor DESC LIMIT 1",
+        params![group_id, int(after)],
+        |r| r.get(0),
+    )
+    .optional()?;
     let prev_chain = match below {
         Some(c) => Some(c),
-        None => tx
-            .query_row("SELECT pruned_chain FROM groups WHERE id = ?1", params![group_id], |r| r.get(0))
+        None => query_row(tx, "SELECT pruned_chain FROM groups WHERE id = ?1", params![group_id], |r| r.get(0))
             .optional()?
             .flatten(),
     };
@@ -248,30 +224,32 @@ fn read(
 
 fn prune(tx: &Db, group_id: &[u8; 32], before: u64, stored_before_ms: u64) -> rusqlite::Result<RelayStoreResult> {
     let Some(head) =
-        tx.query_row("SELECT head FROM groups WHERE id = ?1", params![group_id], |r| r.get::<_, i64>(0)).optional()?
+        query_row(tx, "SELECT head FROM groups WHERE id = ?1", params![group_id], |r| r.get::<_, i64>(0)).optional()?
     else {
         return Ok(RelayStoreResult::Failed(StoreError::Io));
     };
     // The log keeps a suffix: everything from the first blob that is neither old enough nor
     // below `before`.
-    let keep_from: Option<i64> = tx.query_row(
+    let keep_from: Option<i64> = query_row(
+        tx,
         "SELECT MIN(cursor) FROM blobs WHERE group_id = ?1 AND cursor >= ?2 AND stored_at_ms >= ?3",
         params![group_id, int(before), int(stored_before_ms)],
         |r| r.get(0),
     )?;
     let keep_from = keep_from.unwrap_or(head.saturating_add(1));
-    let last_pruned: Option<Vec<u8>> = tx
-        .query_row(
-            "SELECT chain FROM blobs WHERE group_id = ?1 AND cursor < ?2 ORDER BY cursor DESC LIMIT 1",
-            params![group_id, keep_from],
-            |r| r.get(0),
-        )
-        .optional()?;
+    let last_pruned: Option<Vec<u8>> = query_row(
+        tx,
+        "SELECT chain FROM blobs WHERE group_id = ?1 AND cursor < ?2 ORDER BY cursor DESC LIMIT 1",
+        params![group_id, keep_from],
+        |r| r.get(0),
+    )
+    .optional()?;
     if let Some(chain) = last_pruned {
-        tx.execute("DELETE FROM blobs WHERE group_id = ?1 AND cursor < ?2", params![group_id, keep_from])?;
-        tx.execute("UPDATE groups SET pruned_chain = ?2 WHERE id = ?1", params![group_id, chain])?;
+        exec(tx, "DELETE FROM blobs WHERE group_id = ?1 AND cursor < ?2", params![group_id, keep_from])?;
+        exec(tx, "UPDATE groups SET pruned_chain = ?2 WHERE id = ?1", params![group_id, chain])?;
     }
-    let (earliest, bytes, blobs) = tx.query_row(
+    let (earliest, bytes, blobs) = query_row(
+        tx,
         "SELECT MIN(cursor), COALESCE(SUM(length(envelope)), 0), COUNT(*) FROM blobs WHERE group_id = ?1",
         params![group_id],
         |r| Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)),

@@ -15,10 +15,15 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     )?;
     if fresh {
         restrict_to_owner(path);
+        // Blobs up to 1 MiB are the common large case: 16 KiB pages write them about twice as
+        // fast as the default 4 KiB (fewer overflow pages and WAL frames), and a small commit
+        // still writes only a few pages. Only a new database takes this.
+        conn.pragma_update(None, "page_size", 16384)?;
     }
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
 
@@ -54,4 +59,60 @@ pub fn store_error(e: &rusqlite::Error) -> StoreError {
         Some(rusqlite::ErrorCode::DiskFull) => StoreError::Full,
         _ => StoreError::Io,
     }
+}
+
+/// Runs `ops` in one transaction (group commit), each inside its own savepoint so that a failed
+/// operation leaves no trace while the others stand. Returns each operation's result, and the
+/// reason if the transaction itself could not begin or commit (then every operation failed and
+/// the disk can no longer be trusted).
+pub fn commit_batch<O, R>(
+    conn: &mut Connection,
+    ops: &[O],
+    run: impl Fn(&Connection, &O) -> Result<R, StoreError>,
+) -> (Vec<Result<R, StoreError>>, Option<String>) {
+    let all_failed = |e: &rusqlite::Error| (0..ops.len()).map(|_| Err(store_error(e))).collect();
+    let mut tx = match conn.transaction() {
+        Ok(tx) => tx,
+        Err(e) => return (all_failed(&e), Some(format!("cannot begin a transaction: {e}"))),
+    };
+    let results = ops
+        .iter()
+        .map(|op| {
+            let sp = tx.savepoint().map_err(|e| store_error(&e))?;
+            let result = run(&sp, op)?;
+            sp.commit().map_err(|e| store_error(&e))?;
+            Ok(result)
+        })
+        .collect();
+    match tx.commit() {
+        Ok(()) => (results, None),
+        Err(e) => (all_failed(&e), Some(format!("commit failed: {e}"))),
+    }
+}
+
+/// Waits for one item, then takes whatever else is already waiting, up to `max` in all.
+pub fn recv_batch<T>(rx: &std::sync::mpsc::Receiver<T>, max: usize) -> Option<Vec<T>> {
+    let mut batch = vec![rx.recv().ok()?];
+    while batch.len() < max {
+        match rx.try_recv() {
+            Ok(next) => batch.push(next),
+            Err(_) => break,
+        }
+    }
+    Some(batch)
+}
+
+/// Executes a statement, compiled once per connection.
+pub fn exec(db: &Connection, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    db.prepare_cached(sql)?.execute(params)
+}
+
+/// Runs a query for its first row, compiled once per connection.
+pub fn query_row<T>(
+    db: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    db.prepare_cached(sql)?.query_row(params, f)
 }

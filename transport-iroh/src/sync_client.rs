@@ -17,6 +17,7 @@ use zerok_core::io::{ConnId, OpId, StoreError};
 use crate::clock::{Clock, os_seed};
 use crate::device_store::DeviceDb;
 use crate::net::{self, NetError, Write};
+use crate::sql::recv_batch;
 
 /// How to open a device.
 #[derive(Clone, Debug)]
@@ -27,6 +28,16 @@ pub struct ClientOptions {
     pub relay: RelayInfo,
     /// The local UDP address to use, for example `127.0.0.1:0`.
     pub bind: SocketAddr,
+    /// How long an invite this device opens stays valid.
+    pub invite_ttl: Duration,
+}
+
+impl ClientOptions {
+    /// A device in `data_dir` syncing through `relay`, bound to `bind`, with invites valid for
+    /// ten minutes.
+    pub fn new(data_dir: impl Into<PathBuf>, relay: RelayInfo, bind: SocketAddr) -> Self {
+        ClientOptions { data_dir: data_dir.into(), relay, bind, invite_ttl: Duration::from_secs(600) }
+    }
 }
 
 /// Why a call failed.
@@ -112,7 +123,8 @@ impl SyncClient {
         }
         let state = db.load()?;
         let endpoint = net::bind(SecretKey::from_bytes(&os_seed()?), options.bind, false).await?;
-        let config = ClientConfig::new(device, *endpoint.id().as_bytes(), options.relay);
+        let mut config = ClientConfig::new(device, *endpoint.id().as_bytes(), options.relay);
+        config.invite_ttl = core_duration(options.invite_ttl);
         let clock = Clock::new();
         let client = Client::new(config, state, os_seed()?, clock.now());
         let (events, _) = broadcast::channel(4096);
@@ -247,7 +259,7 @@ impl SyncClient {
 
     /// The app is closing: try to flush pending blobs for at most `flush_for`, then stop.
     pub async fn close(self, flush_for: Duration) {
-        let flush = zerok_core::Duration::from_millis(u64::try_from(flush_for.as_millis()).unwrap_or(u64::MAX));
+        let flush = core_duration(flush_for);
         let mut status = self.status.clone();
         if self.command(Command::Close { flush_for: flush }).await.is_ok() {
             let _ = tokio::time::timeout(flush_for, status.wait_for(|s| *s != SyncStatus::Pending)).await;
@@ -255,6 +267,10 @@ impl SyncClient {
         self.task.abort();
         self.endpoint.close().await;
     }
+}
+
+fn core_duration(d: Duration) -> zerok_core::Duration {
+    zerok_core::Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 async fn wait_for<T>(
@@ -278,22 +294,40 @@ async fn wait_for<T>(
     }
 }
 
+/// Most store operations committed in one transaction.
+const GROUP_COMMIT: usize = 256;
+
+/// The store thread: applies operations in the order issued, as many per transaction as are
+/// waiting (one fsync for a burst of pushes), and reports each after the commit. A read sees
+/// every operation issued before it.
 fn spawn_store(mut db: DeviceDb, events: mpsc::UnboundedSender<Ev>) -> std::sync::mpsc::Sender<StoreReq> {
     let (tx, rx) = std::sync::mpsc::channel::<StoreReq>();
     std::thread::spawn(move || {
-        while let Ok(req) = rx.recv() {
-            match req {
-                StoreReq::Apply(op, request) => {
-                    let result = db.apply(&request);
-                    let _ = events.send(Ev::StoreDone { op, result });
-                }
-                StoreReq::Inbox { after, limit, reply } => {
-                    let _ = reply.send(db.inbox(after, limit));
+        let mut writes = Vec::new();
+        while let Some(batch) = recv_batch(&rx, GROUP_COMMIT) {
+            for req in batch {
+                match req {
+                    StoreReq::Apply(op, request) => writes.push((op, request)),
+                    StoreReq::Inbox { after, limit, reply } => {
+                        commit(&mut db, &mut writes, &events);
+                        let _ = reply.send(db.inbox(after, limit));
+                    }
                 }
             }
+            commit(&mut db, &mut writes, &events);
         }
     });
     tx
+}
+
+fn commit(db: &mut DeviceDb, writes: &mut Vec<(OpId, ClientStoreOp)>, events: &mpsc::UnboundedSender<Ev>) {
+    if writes.is_empty() {
+        return;
+    }
+    let (ids, ops): (Vec<OpId>, Vec<ClientStoreOp>) = writes.drain(..).unzip();
+    for (op, result) in ids.into_iter().zip(db.apply_all(&ops)) {
+        let _ = events.send(Ev::StoreDone { op, result });
+    }
 }
 
 struct Driver {

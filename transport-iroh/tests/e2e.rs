@@ -21,8 +21,7 @@ async fn relay(dir: &std::path::Path) -> RelayServer {
 }
 
 async fn device(dir: &std::path::Path, name: &str, relay: &RelayServer) -> SyncClient {
-    let options =
-        ClientOptions { data_dir: dir.join(name), relay: relay.info().clone(), bind: "127.0.0.1:0".parse().unwrap() };
+    let options = ClientOptions::new(dir.join(name), relay.info().clone(), "127.0.0.1:0".parse().unwrap());
     SyncClient::open(options).await.expect("device opens")
 }
 
@@ -151,6 +150,38 @@ async fn three_wrong_codes_kill_the_invite() {
         ),
         "{err}"
     );
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_invite_is_refused_by_code_and_by_qr() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = relay(dir.path()).await;
+    let mut options =
+        ClientOptions::new(dir.path().join("alice"), relay.info().clone(), "127.0.0.1:0".parse().unwrap());
+    options.invite_ttl = Duration::from_millis(800);
+    let alice = SyncClient::open(options).await.unwrap();
+    let bob = device(dir.path(), "bob", &relay).await;
+    alice.create_group(None, WAIT).await.unwrap();
+    let invite = alice.create_invite(WAIT).await.unwrap();
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    assert!(invite.expires_at_ms <= now_ms + 800, "the invite carries its expiry");
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    // The relay no longer holds the short code's slot; the QR payload carries its expiry, so
+    // the joiner refuses it without asking.
+    let err = bob.join_invite(&invite.short_code, WAIT).await.expect_err("an expired code never joins");
+    assert!(
+        matches!(
+            err,
+            zerok_transport_iroh::ClientError::Pairing(zerok_core::client::PairingFailure::InviteUnavailable)
+        ),
+        "{err}"
+    );
+    let err = bob.join_invite(&invite.qr_text, WAIT).await.expect_err("an expired QR never joins");
+    assert_eq!(err.to_string(), "invite: the invite has expired");
+    // A fresh invite still works.
+    let invite = alice.create_invite(WAIT).await.unwrap();
+    bob.join_invite(&invite.short_code, WAIT).await.expect("a fresh invite joins");
     relay.shutdown().await.unwrap();
 }
 

@@ -267,7 +267,7 @@ impl Client {
         }
         self.failed = true;
         // The relay does not say which request failed: resend everything unacknowledged.
-        self.in_flight.clear();
+        self.forget_in_flight();
         self.pulling = false;
         let wait = crate::time::Duration::from_millis(retry_after_ms).max(self.backoff.next(&mut self.rng));
         self.retry_at = Some(self.now.mono + wait);
@@ -324,7 +324,7 @@ impl Client {
             }
             self.announce_close(conn, reason);
         }
-        self.in_flight.clear();
+        self.forget_in_flight();
         self.pulling = false;
         self.receiver.clear_gap();
         self.fetch_pos = self.cursor;

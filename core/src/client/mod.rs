@@ -41,7 +41,7 @@ pub use state::{
 };
 pub use status::SyncStatus;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use crate::CoreRng;
 use crate::envelope::BlobCipher;
@@ -72,6 +72,9 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// Most pushes awaiting acknowledgement on a connection.
     pub push_window: usize,
+    /// Most envelope bytes awaiting acknowledgement on a connection (one push is always let
+    /// through).
+    pub push_window_bytes: usize,
     /// Blobs asked for per pull.
     pub pull_page: u32,
     /// Most blobs sealed into one outbox write.
@@ -97,7 +100,8 @@ impl ClientConfig {
             backoff_base: Duration::from_millis(250),
             backoff_max: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(10),
-            push_window: 64,
+            push_window: 1024,
+            push_window_bytes: 8 * 1024 * 1024,
             pull_page: 256,
             seal_batch: 256,
             gap_blobs: 1024,
@@ -429,18 +433,21 @@ pub struct Client {
     // push side
     next_seq: u64,
     last_hash: [u8; 32],
-    outbox: Vec<OutboxEntry>,
+    outbox: VecDeque<OutboxEntry>,
     sealing: VecDeque<([u8; 16], Vec<u8>)>,
     /// Entries sealed and being written to the outbox.
     appending: usize,
-    in_flight: BTreeSet<[u8; 16]>,
+    /// How many outbox entries, from the front, were sent on this connection and await an ack.
+    in_flight: usize,
+    /// Their envelope bytes.
+    in_flight_bytes: usize,
     acked: Vec<[u8; 16]>,
     removing: bool,
     /// This device's acknowledged blobs by cursor (recent ones), to check what the relay
     /// serves and to push again what a rolled-back relay lost.
     own_sent: BTreeMap<u64, OutboxEntry>,
     #[cfg(feature = "planted-bugs")]
-    sent_once: BTreeSet<[u8; 16]>,
+    sent_once: std::collections::BTreeSet<[u8; 16]>,
     // pull side
     cursor: u64,
     fetch_pos: u64,
@@ -515,15 +522,16 @@ impl Client {
             flush_deadline: None,
             next_seq: state.next_seq.max(1),
             last_hash: state.last_hash,
-            outbox: state.outbox,
+            outbox: state.outbox.into(),
             sealing: VecDeque::new(),
             appending: 0,
-            in_flight: BTreeSet::new(),
+            in_flight: 0,
+            in_flight_bytes: 0,
             acked: Vec::new(),
             removing: false,
             own_sent: BTreeMap::new(),
             #[cfg(feature = "planted-bugs")]
-            sent_once: BTreeSet::new(),
+            sent_once: std::collections::BTreeSet::new(),
             cursor: state.cursor,
             fetch_pos: state.cursor,
             head: state.cursor,

@@ -95,22 +95,28 @@ impl Client {
         if !self.phase.is_online() {
             return;
         }
-        let window = self.config.push_window;
-        let to_send: Vec<Frame> = self
-            .outbox
-            .iter()
-            .filter(|e| !self.in_flight.contains(&e.push_id))
-            .take(window.saturating_sub(self.in_flight.len()))
-            .map(|e| Frame::Push(Push { push_id: e.push_id, envelope: Bytes(e.envelope.clone()) }))
-            .collect();
+        let (window, window_bytes) = (self.config.push_window, self.config.push_window_bytes);
+        let mut to_send = Vec::new();
+        for e in self.outbox.iter().skip(self.in_flight) {
+            let count = self.in_flight + to_send.len();
+            if count >= window || (count > 0 && self.in_flight_bytes + e.envelope.len() > window_bytes) {
+                break;
+            }
+            self.in_flight_bytes += e.envelope.len();
+            to_send.push(Frame::Push(Push { push_id: e.push_id, envelope: Bytes(e.envelope.clone()) }));
+        }
         #[cfg(feature = "planted-bugs")]
         let to_send = self.reseal_retries(to_send);
+        self.in_flight += to_send.len();
         for frame in to_send {
-            if let Frame::Push(p) = &frame {
-                self.in_flight.insert(p.push_id);
-            }
             self.send_frame(&frame);
         }
+    }
+
+    /// Nothing sent counts as in flight any more: it is all sent again from the front.
+    pub(super) fn forget_in_flight(&mut self) {
+        self.in_flight = 0;
+        self.in_flight_bytes = 0;
     }
 
     /// The relay's head is below what it showed before: it lost history. Push again what this
@@ -137,12 +143,12 @@ impl Client {
         if !lost.is_empty() {
             let mut entries = lost;
             entries.sort_by_key(|e| e.seq);
-            let mut outbox = entries.clone();
-            outbox.append(&mut self.outbox);
-            self.outbox = outbox;
+            for e in entries.iter().rev() {
+                self.outbox.push_front(e.clone());
+            }
             let request = ClientStoreOp::AppendOutbox { entries, next_seq: self.next_seq, last_hash: self.last_hash };
             self.store(request, OpKind::Requeue);
-            self.in_flight.clear();
+            self.forget_in_flight();
             self.transmit_outbox();
         }
         self.cursor = self.cursor.min(to);
@@ -180,11 +186,14 @@ impl Client {
     }
 
     pub(super) fn on_push_ack(&mut self, push_id: [u8; 16], cursor: u64) {
-        self.in_flight.remove(&push_id);
         let Some(pos) = self.outbox.iter().position(|e| e.push_id == push_id) else {
             return;
         };
-        let entry = self.outbox.remove(pos);
+        let Some(entry) = self.outbox.remove(pos) else { return };
+        if pos < self.in_flight {
+            self.in_flight -= 1;
+            self.in_flight_bytes = self.in_flight_bytes.saturating_sub(entry.envelope.len());
+        }
         self.failed = false;
         // The acknowledged cursor is durable at the relay: its head can never honestly be lower.
         self.highest_head = self.highest_head.max(cursor);

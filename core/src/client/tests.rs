@@ -18,17 +18,23 @@ struct Rig {
     held: Vec<(OpId, ClientStoreOp)>,
     hold_client_store: bool,
     fail_client_store: bool,
+    relay_held: Option<Vec<(OpId, RelayStoreOp)>>,
     log: Vec<ClientOutput>,
     events: Vec<ClientEvent>,
 }
 
 impl Rig {
     fn new() -> Self {
+        Self::with_config(|_| {})
+    }
+
+    fn with_config(adjust: impl FnOnce(&mut ClientConfig)) -> Self {
         let mut rng = CoreRng::from_seed([5; 32]);
         let relay_key = NoiseKeypair::generate(&mut rng);
         let info = RelayInfo { endpoint_id: [1; 32], noise_key: relay_key.public(), addrs: vec!["relay".into()] };
         let now = Now::new(1_000_000, T0);
-        let config = ClientConfig::new(DeviceSigningKey::generate(&mut rng), [2; 32], info);
+        let mut config = ClientConfig::new(DeviceSigningKey::generate(&mut rng), [2; 32], info);
+        adjust(&mut config);
         Rig {
             now,
             client: Client::new(config, ClientState::default(), [6; 32], now),
@@ -40,6 +46,7 @@ impl Rig {
             held: Vec::new(),
             hold_client_store: false,
             fail_client_store: false,
+            relay_held: None,
             log: Vec::new(),
             events: Vec::new(),
         }
@@ -116,6 +123,10 @@ impl Rig {
                     }
                     RelayOutput::Store { op, request } => {
                         busy = true;
+                        if let Some(held) = &mut self.relay_held {
+                            held.push((op, request));
+                            continue;
+                        }
                         let result = self.apply_relay(&request);
                         self.relay.handle_input(self.now, RelayInput::StoreDone { op, result });
                     }
@@ -153,6 +164,18 @@ impl Rig {
         }
     }
 
+    /// Commits the relay's held store operations; returns how many blobs they appended.
+    fn release_relay(&mut self) -> usize {
+        let held = self.relay_held.replace(Vec::new()).unwrap_or_default();
+        let appended = held.iter().filter(|(_, op)| matches!(op, RelayStoreOp::Append { .. })).count();
+        for (op, request) in held {
+            let result = self.apply_relay(&request);
+            self.relay.handle_input(self.now, RelayInput::StoreDone { op, result });
+        }
+        self.pump();
+        appended
+    }
+
     fn statuses(&self) -> Vec<SyncStatus> {
         self.events.iter().filter_map(|e| if let ClientEvent::Status(s) = e { Some(*s) } else { None }).collect()
     }
@@ -170,6 +193,32 @@ fn create_group_then_push_is_acknowledged_and_synced() {
     assert_eq!(r.client.status(), SyncStatus::Synced);
     assert!(r.statuses().contains(&SyncStatus::Pending), "pending while the push was in flight");
     assert_eq!(r.cmd(Command::CreateGroup { admission_token: None }), Err(CommandError::AlreadyInGroup));
+}
+
+#[test]
+fn pushes_in_flight_are_bounded_by_count_and_by_bytes() {
+    let mut r = Rig::with_config(|c| c.push_window = 3);
+    r.cmd(Command::CreateGroup { admission_token: None }).unwrap();
+    r.relay_held = Some(Vec::new());
+    for i in 0..8u8 {
+        r.cmd(Command::Push(vec![i; 100])).unwrap();
+    }
+    assert_eq!(r.release_relay(), 3, "three in flight until acknowledged");
+    assert_eq!(r.release_relay(), 3);
+    assert_eq!(r.release_relay(), 2);
+    assert_eq!(r.client.unsent(), 0);
+
+    let mut r = Rig::with_config(|c| c.push_window_bytes = 2_500);
+    r.cmd(Command::CreateGroup { admission_token: None }).unwrap();
+    r.relay_held = Some(Vec::new());
+    for i in 0..3u8 {
+        r.cmd(Command::Push(vec![i; 1_000])).unwrap();
+    }
+    r.cmd(Command::Push(vec![9; 10_000])).unwrap();
+    assert_eq!(r.release_relay(), 2, "two 1,000-byte blobs fit in 2,500 bytes, three do not");
+    assert_eq!(r.release_relay(), 1, "the third waits for the bytes before it");
+    assert_eq!(r.release_relay(), 1, "a blob larger than the whole window still goes, alone");
+    assert_eq!(r.client.unsent(), 0);
 }
 
 #[test]
