@@ -5,15 +5,19 @@
 mod bench;
 mod connection;
 mod demo;
+mod logging;
+mod relay_settings;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::io::IsTerminal as _;
+
 use clap::{Parser, Subcommand};
+use relay_settings::{RelaySettings, Resolved};
 use tokio::io::AsyncReadExt;
 use zerok_core::client::ClientEvent;
-use zerok_core::relay::RelayLimits;
-use zerok_transport_iroh::{ClientOptions, RelayServer, RelayServerConfig, SyncClient};
+use zerok_transport_iroh::{ClientOptions, RelayServer, SyncClient};
 
 /// Zero-knowledge sync for local-first apps: devices sync through a relay that only ever
 /// stores ciphertext.
@@ -25,6 +29,7 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant, reason = "parsed once, at start")]
 enum Cmd {
     /// A loopback relay and two devices in temporary directories: pair, push, pull.
     Demo,
@@ -34,19 +39,14 @@ enum Cmd {
         #[arg(long, value_name = "SIZExCOUNT", value_parser = bench::parse_push)]
         push: Option<(usize, u64)>,
     },
-    /// Run a relay.
+    /// Run a relay. Each setting comes from its flag, else its environment variable, else the
+    /// `--config` TOML file, else its default.
     Relay {
-        /// Where the relay keeps its identity and database.
-        #[arg(long, env = "ZEROK_RELAY_DIR", default_value = "zerok-relay")]
-        data_dir: PathBuf,
-        /// UDP address to listen on.
-        #[arg(long, env = "ZEROK_RELAY_BIND", default_value = "127.0.0.1:4433")]
-        bind: std::net::SocketAddr,
-        /// Serve /health and /metrics (Prometheus) over HTTP on this TCP address.
-        #[arg(long, env = "ZEROK_RELAY_HTTP")]
-        http: Option<std::net::SocketAddr>,
+        /// A TOML file of settings (the names of the flags below, with underscores).
+        #[arg(long, env = "ZEROK_RELAY_CONFIG")]
+        config: Option<PathBuf>,
         #[command(flatten)]
-        limits: LimitArgs,
+        settings: RelaySettings,
     },
     /// Create a sync group on a relay, with this device as its first member.
     Init {
@@ -102,52 +102,6 @@ enum Cmd {
     },
 }
 
-/// The relay's main limits (the rest keep `RelayLimits` defaults).
-#[derive(clap::Args)]
-struct LimitArgs {
-    /// Seconds a connection may take to complete its handshake.
-    #[arg(long, env = "ZEROK_HANDSHAKE_TIMEOUT_SECS", default_value_t = 10)]
-    handshake_timeout_secs: u64,
-    /// Pushes per second per device key (sustained).
-    #[arg(long, env = "ZEROK_PUSH_PER_SEC", default_value_t = 500)]
-    push_per_sec: u32,
-    /// Pushes per device key in a burst.
-    #[arg(long, env = "ZEROK_PUSH_BURST", default_value_t = 1_000)]
-    push_burst: u32,
-    /// Stored bytes per group.
-    #[arg(long, env = "ZEROK_GROUP_QUOTA_BYTES", default_value_t = 1 << 30)]
-    group_quota_bytes: u64,
-    /// Stored blobs per group.
-    #[arg(long, env = "ZEROK_GROUP_QUOTA_BLOBS", default_value_t = 1_000_000)]
-    group_quota_blobs: u64,
-    /// Days blobs are kept (0: until every device has them, see --retention-all-acked).
-    #[arg(long, env = "ZEROK_RETENTION_DAYS", default_value_t = 30)]
-    retention_days: u64,
-    /// Delete blobs once every registered device has acknowledged them.
-    #[arg(long, env = "ZEROK_RETENTION_ALL_ACKED")]
-    retention_all_acked: bool,
-    /// Creating a group needs this token (default: anyone may create groups).
-    #[arg(long, env = "ZEROK_ADMISSION_TOKEN")]
-    admission_token: Option<String>,
-}
-
-impl LimitArgs {
-    fn limits(self) -> RelayLimits {
-        RelayLimits {
-            handshake_timeout: zerok_core::Duration::from_secs(self.handshake_timeout_secs),
-            push_per_sec: self.push_per_sec,
-            push_burst: self.push_burst,
-            group_quota_bytes: self.group_quota_bytes,
-            group_quota_blobs: self.group_quota_blobs,
-            retention_ttl: (self.retention_days > 0)
-                .then(|| zerok_core::Duration::from_secs(self.retention_days.saturating_mul(24 * 3600))),
-            retention_all_acked: self.retention_all_acked,
-            admission_token: self.admission_token.map(String::into_bytes),
-            ..RelayLimits::default()
-        }
-    }
-}
-
 #[derive(clap::Args)]
 struct DeviceArgs {
     /// Where this device keeps its keys, outbox and received blobs.
@@ -195,7 +149,10 @@ async fn run(command: Cmd) -> Result<(), Failure> {
     match command {
         Cmd::Demo => demo::run().await,
         Cmd::Bench { push } => bench::run(push).await,
-        Cmd::Relay { data_dir, bind, http, limits } => relay(data_dir, bind, http, limits.limits()).await,
+        Cmd::Relay { config, settings } => {
+            let file = config.as_deref().map(RelaySettings::from_file).transpose()?.unwrap_or_default();
+            relay(settings.over(file).resolve()?).await
+        }
         Cmd::Init { device, relay, admission_token } => {
             let client = open_with(&device.data_dir, &relay).await?;
             client.create_group(admission_token.map(String::into_bytes), WAIT).await?;
@@ -234,28 +191,35 @@ async fn run(command: Cmd) -> Result<(), Failure> {
     }
 }
 
-async fn relay(
-    data_dir: PathBuf,
-    bind: std::net::SocketAddr,
-    http: Option<std::net::SocketAddr>,
-    limits: RelayLimits,
-) -> Result<(), Failure> {
-    let mut server = RelayServer::start(RelayServerConfig { data_dir, bind, limits, http }).await?;
-    if let Some(addr) = server.http_addr() {
-        println!("health and metrics on http://{addr}/health and http://{addr}/metrics");
-    }
+async fn relay(settings: Resolved) -> Result<(), Failure> {
+    logging::init(&settings.log)?;
+    let mut server = RelayServer::start(settings.server).await?;
     let text = connection::format(server.info());
-    println!("relay listening on {}", server.info().addrs.join(", "));
-    println!("connection string: {text}");
-    show_qr(&text);
+    say(&format!("relay listening on {}", server.info().addrs.join(", ")));
+    if let Some(addr) = server.http_addr() {
+        say(&format!("health and metrics on http://{addr}/health and http://{addr}/metrics"));
+    }
+    say(&format!("connection string: {text}"));
+    if std::io::stdout().is_terminal() {
+        show_qr(&text);
+    }
     tokio::select! {
         stopped = server.wait() => stopped?,
-        _ = tokio::signal::ctrl_c() => {
-            println!("stopping: finishing in-flight commits");
+        () = logging::stop_signal() => {
+            tracing::info!("stopping: finishing in-flight commits");
             server.shutdown().await?;
+            tracing::info!("stopped");
         }
     }
     Ok(())
+}
+
+/// Prints a line; a closed stdout is not worth stopping a relay for.
+fn say(line: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
 }
 
 async fn invite(data_dir: &Path) -> Result<(), Failure> {
@@ -378,12 +342,12 @@ mod tests {
             "t0ken",
         ])
         .unwrap_or_else(|e| panic!("{e}"));
-        let Cmd::Relay { limits, .. } = cli.command else { panic!("not relay") };
-        let limits = limits.limits();
+        let Cmd::Relay { settings, .. } = cli.command else { panic!("not relay") };
+        let limits = settings.resolve().unwrap_or_else(|e| panic!("{}", e.0)).server.limits;
         assert_eq!(limits.push_per_sec, 7);
         assert_eq!(limits.retention_ttl, None);
         assert!(limits.retention_all_acked);
         assert_eq!(limits.admission_token.as_deref(), Some(b"t0ken".as_slice()));
-        assert_eq!(limits.max_slot_attempts, RelayLimits::default().max_slot_attempts);
+        assert_eq!(limits.max_slot_attempts, zerok_core::relay::RelayLimits::default().max_slot_attempts);
     }
 }

@@ -79,6 +79,7 @@ impl RelayServer {
         let (iroh_secret, noise_secret) = load_identity(&config.data_dir.join("relay.key"))?;
         let db = RelayDb::open(&config.data_dir.join("relay.db"))?;
         let snapshots = db.snapshots()?;
+        let snapshot_count = snapshots.len();
         let endpoint = net::bind(iroh_secret, config.bind, true).await?;
         let endpoint_id = *endpoint.id().as_bytes();
         let noise = NoiseKeypair::from_secret(noise_secret);
@@ -102,6 +103,12 @@ impl RelayServer {
         tokio::spawn(accept(endpoint.clone(), events));
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(serve(relay, clock, inbox, store, stopped, metrics.clone()));
+        tracing::info!(target: "zerok::relay",
+            addrs = %info.addrs.join(","),
+            groups = snapshot_count,
+            data_dir = %config.data_dir.display(),
+            "relay started"
+        );
         Ok(RelayServer { info, http, metrics, endpoint, stop: Some(stop), task })
     }
 
@@ -279,7 +286,10 @@ async fn serve(
                     in_flight = in_flight.saturating_sub(1);
                     RelayInput::StoreDone { op, result }
                 }
-                Some(Ev::StoreFailed(why)) => return Err(RelayError::StoreFailed(why)),
+                Some(Ev::StoreFailed(why)) => {
+                    tracing::error!(target: "zerok::relay", %why, "storage failed: stopping without acknowledging anything more");
+                    return Err(RelayError::StoreFailed(why));
+                }
                 None => return Ok(()),
             },
             () = sleep => RelayInput::Timeout,
@@ -288,8 +298,18 @@ async fn serve(
     }
 }
 
+/// One log line per relay event: counts, cursors and sizes, never keys, ids or payload.
 fn log_event(e: &RelayEvent) {
-    if std::env::var_os("ZEROK_RELAY_LOG").is_some() {
-        eprintln!("relay: {e:?}");
+    match e {
+        RelayEvent::Rejected { conn, reason } => {
+            tracing::debug!(target: "zerok::relay", conn = conn.0, ?reason, "connection refused")
+        }
+        RelayEvent::Authenticated { conn } => {
+            tracing::debug!(target: "zerok::relay", conn = conn.0, "device authenticated")
+        }
+        RelayEvent::GroupCreated => tracing::info!(target: "zerok::relay", "group created"),
+        RelayEvent::Stored { cursor, bytes } => tracing::trace!(target: "zerok::relay", cursor, bytes, "blob stored"),
+        RelayEvent::StoreFailed => tracing::warn!(target: "zerok::relay", "a store operation failed"),
+        RelayEvent::Limited { code } => tracing::debug!(target: "zerok::relay", ?code, "request refused by a limit"),
     }
 }

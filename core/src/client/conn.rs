@@ -152,6 +152,9 @@ impl Client {
             Phase::Greeting { channel, .. } | Phase::Online { channel, .. } => {
                 channel.receive(bytes);
                 self.drain_frames();
+                if self.phase.conn() == Some(conn) {
+                    self.heard_from_relay();
+                }
             }
             _ => {}
         }
@@ -223,6 +226,7 @@ impl Client {
             Frame::Truncated(t) => self.on_truncated(t.earliest),
             Frame::Error(e) => self.on_relay_error(e.code, e.retry_after_ms),
             Frame::Ping(p) => self.send_frame(&Frame::Pong(Pong { nonce: p.nonce })),
+            Frame::Pong(p) => self.on_pong(p.nonce),
             Frame::Bye(_) => self.lost(DisconnectReason::Lost),
             Frame::SlotRegistered(_)
             | Frame::SlotOpen(_)
@@ -255,6 +259,8 @@ impl Client {
         self.head = w.head.max(self.cursor);
         self.highest_head = self.highest_head.max(w.head);
         self.event(ClientEvent::Connected { head: w.head });
+        self.push_hold = false;
+        self.reset_liveness();
         self.transmit_outbox();
         self.pull_now();
         self.pairing_member_online();
@@ -265,6 +271,15 @@ impl Client {
         if self.pairing_error(code) {
             return;
         }
+        if self.push_hold {
+            // An echo of the burst already being waited out: one backoff step per burst.
+            return;
+        }
+        if code == ErrorCode::RateLimited {
+            // Send at most half of what the relay refused next time; acks widen it again.
+            self.push_window_now = (self.in_flight / 2).max(1);
+        }
+        self.push_hold = true;
         self.failed = true;
         // The relay does not say which request failed: resend everything unacknowledged.
         self.forget_in_flight();
@@ -281,6 +296,7 @@ impl Client {
         let mut bytes = Vec::new();
         if channel.send(frame, &mut bytes).is_ok() {
             self.out.push_back(ClientOutput::Transmit { conn, bytes });
+            self.note_sent(frame);
         }
     }
 
@@ -325,6 +341,7 @@ impl Client {
             self.announce_close(conn, reason);
         }
         self.forget_in_flight();
+        self.reset_liveness();
         self.pulling = false;
         self.receiver.clear_gap();
         self.fetch_pos = self.cursor;

@@ -27,6 +27,7 @@
 
 mod backoff;
 mod conn;
+mod liveness;
 mod logview;
 mod pairing;
 mod receive;
@@ -70,6 +71,11 @@ pub struct ClientConfig {
     pub backoff_max: Duration,
     /// A connection attempt or handshake taking longer than this is abandoned.
     pub connect_timeout: Duration,
+    /// A request (push, pull, ping) unanswered this long (plus time to upload the oldest push
+    /// in flight) means the connection is dead.
+    pub response_timeout: Duration,
+    /// A connection quiet this long is pinged.
+    pub ping_interval: Duration,
     /// Most pushes awaiting acknowledgement on a connection.
     pub push_window: usize,
     /// Most envelope bytes awaiting acknowledgement on a connection (one push is always let
@@ -100,6 +106,8 @@ impl ClientConfig {
             backoff_base: Duration::from_millis(250),
             backoff_max: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(10),
+            response_timeout: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(10),
             push_window: 1024,
             push_window_bytes: 8 * 1024 * 1024,
             pull_page: 256,
@@ -441,6 +449,17 @@ pub struct Client {
     in_flight: usize,
     /// Their envelope bytes.
     in_flight_bytes: usize,
+    /// The push window now: `push_window`, halved when the relay refuses pushes for their
+    /// rate, widened by one per acknowledgement.
+    push_window_now: usize,
+    /// The relay refused a request: nothing more is pushed until the retry.
+    push_hold: bool,
+    /// When the relay was last heard from on this connection.
+    heard: Instant,
+    /// Since when an answer has been expected with nothing heard.
+    waiting_since: Option<Instant>,
+    /// The ping awaiting its pong.
+    ping_nonce: Option<u64>,
     acked: Vec<[u8; 16]>,
     removing: bool,
     /// This device's acknowledged blobs by cursor (recent ones), to check what the relay
@@ -527,6 +546,11 @@ impl Client {
             appending: 0,
             in_flight: 0,
             in_flight_bytes: 0,
+            push_window_now: config.push_window,
+            push_hold: false,
+            heard: now.mono,
+            waiting_since: None,
+            ping_nonce: None,
             acked: Vec::new(),
             removing: false,
             own_sent: BTreeMap::new(),
@@ -622,10 +646,16 @@ impl Client {
 
     /// The earliest deadline, with its reason folded into the state machine.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.phase.deadline(), self.retry_at, self.flush_deadline, self.pairing.as_ref().and_then(Pairing::deadline)]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.phase.deadline(),
+            self.retry_at,
+            self.flush_deadline,
+            self.pairing.as_ref().and_then(Pairing::deadline),
+            self.liveness_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn run_command(&mut self, command: Command) -> Result<Option<[u8; 16]>, CommandError> {
@@ -658,6 +688,7 @@ impl Client {
     }
 
     fn sync_cycle(&mut self) {
+        self.push_hold = false;
         if self.phase.is_online() {
             self.transmit_outbox();
             self.pull_now();
@@ -691,6 +722,7 @@ impl Client {
             self.sync_cycle();
         }
         self.phase_timeout();
+        self.liveness_timeout();
         self.pairing_timeout();
     }
 

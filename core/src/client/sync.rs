@@ -92,10 +92,10 @@ impl Client {
 
     /// Sends durable outbox entries not yet in flight, up to the window.
     pub(super) fn transmit_outbox(&mut self) {
-        if !self.phase.is_online() {
+        if !self.phase.is_online() || self.push_hold {
             return;
         }
-        let (window, window_bytes) = (self.config.push_window, self.config.push_window_bytes);
+        let (window, window_bytes) = (self.push_window_now, self.config.push_window_bytes);
         let mut to_send = Vec::new();
         for e in self.outbox.iter().skip(self.in_flight) {
             let count = self.in_flight + to_send.len();
@@ -195,6 +195,8 @@ impl Client {
             self.in_flight_bytes = self.in_flight_bytes.saturating_sub(entry.envelope.len());
         }
         self.failed = false;
+        self.backoff.reset();
+        self.push_window_now = (self.push_window_now + 1).min(self.config.push_window);
         // The acknowledged cursor is durable at the relay: its head can never honestly be lower.
         self.highest_head = self.highest_head.max(cursor);
         self.own_sent.insert(cursor, entry);

@@ -19,6 +19,8 @@ struct Rig {
     hold_client_store: bool,
     fail_client_store: bool,
     relay_held: Option<Vec<(OpId, RelayStoreOp)>>,
+    /// The relay is gone without a word: what the client sends is lost.
+    black_hole: bool,
     log: Vec<ClientOutput>,
     events: Vec<ClientEvent>,
 }
@@ -29,16 +31,22 @@ impl Rig {
     }
 
     fn with_config(adjust: impl FnOnce(&mut ClientConfig)) -> Self {
+        Self::with(adjust, |_| {})
+    }
+
+    fn with(adjust: impl FnOnce(&mut ClientConfig), adjust_relay: impl FnOnce(&mut RelayConfig)) -> Self {
         let mut rng = CoreRng::from_seed([5; 32]);
         let relay_key = NoiseKeypair::generate(&mut rng);
         let info = RelayInfo { endpoint_id: [1; 32], noise_key: relay_key.public(), addrs: vec!["relay".into()] };
         let now = Now::new(1_000_000, T0);
         let mut config = ClientConfig::new(DeviceSigningKey::generate(&mut rng), [2; 32], info);
         adjust(&mut config);
+        let mut relay_config = RelayConfig::new([1; 32], relay_key);
+        adjust_relay(&mut relay_config);
         Rig {
             now,
             client: Client::new(config, ClientState::default(), [6; 32], now),
-            relay: Relay::new(RelayConfig::new([1; 32], relay_key), [7; 32], now, Vec::new()),
+            relay: Relay::new(relay_config, [7; 32], now, Vec::new()),
             relay_store: Default::default(),
             groups: Vec::new(),
             online: true,
@@ -47,6 +55,7 @@ impl Rig {
             hold_client_store: false,
             fail_client_store: false,
             relay_held: None,
+            black_hole: false,
             log: Vec::new(),
             events: Vec::new(),
         }
@@ -90,6 +99,9 @@ impl Rig {
                     }
                     ClientOutput::Transmit { conn, bytes } => {
                         busy = true;
+                        if self.black_hole {
+                            continue;
+                        }
                         self.relay.handle_input(self.now, RelayInput::Received { conn, bytes });
                     }
                     ClientOutput::Close { conn } => {
@@ -166,7 +178,7 @@ impl Rig {
 
     /// Commits the relay's held store operations; returns how many blobs they appended.
     fn release_relay(&mut self) -> usize {
-        let held = self.relay_held.replace(Vec::new()).unwrap_or_default();
+        let held = self.relay_held.as_mut().map(std::mem::take).unwrap_or_default();
         let appended = held.iter().filter(|(_, op)| matches!(op, RelayStoreOp::Append { .. })).count();
         for (op, request) in held {
             let result = self.apply_relay(&request);
@@ -219,6 +231,81 @@ fn pushes_in_flight_are_bounded_by_count_and_by_bytes() {
     assert_eq!(r.release_relay(), 1, "the third waits for the bytes before it");
     assert_eq!(r.release_relay(), 1, "a blob larger than the whole window still goes, alone");
     assert_eq!(r.client.unsent(), 0);
+}
+
+#[test]
+fn a_rate_limited_burst_narrows_the_window_and_backs_off_once() {
+    let mut r = Rig::with(
+        |_| {},
+        |relay| {
+            relay.limits.push_burst = 4;
+            relay.limits.push_per_sec = 2;
+        },
+    );
+    r.cmd(Command::CreateGroup { admission_token: None }).unwrap();
+    r.relay_held = Some(Vec::new());
+    for i in 0..40u8 {
+        r.cmd(Command::Push(vec![i; 100])).unwrap();
+    }
+    let refused = |r: &Rig| r.events.iter().filter(|e| matches!(e, ClientEvent::RelayError { .. })).count();
+    assert_eq!(refused(&r), 1, "after the first refusal nothing more is pushed until the retry");
+    assert_eq!(r.release_relay(), 4, "the relay stored its burst");
+    // The retry sends a narrowed window (half of the 5 in flight, plus one per late ack), not
+    // the 36 waiting.
+    r.log.clear();
+    let mut waited = Duration::ZERO;
+    while !r.log.iter().any(|o| matches!(o, ClientOutput::Transmit { .. })) {
+        r.advance(Duration::from_millis(100));
+        waited = waited + Duration::from_millis(100);
+    }
+    let sent = r.log.iter().filter(|o| matches!(o, ClientOutput::Transmit { .. })).count();
+    assert!(sent <= 7, "{sent} records sent on the retry (at most 6 pushes and a pull)");
+    assert!(waited <= Duration::from_secs(2), "one backoff step for the whole burst, waited {waited:?}");
+    r.release_relay();
+    r.relay_held = None;
+    // At 2 pushes/s the rest is stored in about 18 s; a backoff stepped once per refusal, or
+    // never reset by acknowledgements, would take minutes.
+    while r.client.unsent() > 0 {
+        assert!(waited < Duration::from_secs(40), "still {} unsent after {waited:?}", r.client.unsent());
+        r.advance(Duration::from_millis(100));
+        waited = waited + Duration::from_millis(100);
+    }
+}
+
+#[test]
+fn a_relay_gone_silent_is_noticed_and_a_quiet_one_is_kept() {
+    let mut r = Rig::new();
+    r.cmd(Command::CreateGroup { admission_token: None }).unwrap();
+    let lost = |r: &Rig| {
+        r.events.iter().filter(|e| matches!(e, ClientEvent::Disconnected { reason: DisconnectReason::Lost })).count()
+    };
+    // Quiet but alive: pings are answered and the connection stays for a minute.
+    for _ in 0..60 {
+        r.advance(Duration::from_secs(1));
+    }
+    assert_eq!(lost(&r), 0);
+    assert!(r.log.iter().filter(|o| matches!(o, ClientOutput::Transmit { .. })).count() >= 5, "pinged");
+    // The relay vanishes without closing: a push goes unanswered and the client gives up on
+    // the connection after the response timeout, not after the transport's idle timeout.
+    r.black_hole = true;
+    r.cmd(Command::Push(b"into the void".to_vec())).unwrap();
+    r.advance(Duration::from_secs(9));
+    assert_eq!(lost(&r), 0, "still within the response timeout");
+    r.advance(Duration::from_secs(2));
+    assert_eq!(lost(&r), 1, "an unanswered push drops the connection");
+    // Back again: the push goes through on the next connection.
+    r.black_hole = false;
+    for _ in 0..5 {
+        r.advance(Duration::from_secs(1));
+    }
+    assert_eq!(r.client.unsent(), 0);
+    // A quiet connection to a relay that vanished is noticed by its unanswered ping.
+    r.black_hole = true;
+    let before = lost(&r);
+    for _ in 0..25 {
+        r.advance(Duration::from_secs(1));
+    }
+    assert_eq!(lost(&r), before + 1, "ping interval plus response timeout");
 }
 
 #[test]

@@ -1,0 +1,221 @@
+//! `zerok relay` settings: every limit of the relay, from flags, then the environment, then a
+//! TOML file (`--config`), then the defaults.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use zerok_core::Duration;
+use zerok_core::relay::RelayLimits;
+use zerok_transport_iroh::RelayServerConfig;
+
+use crate::Failure;
+
+/// One relay setting per field; unset ones fall through to the file, then to the default.
+/// The TOML file uses the same names with underscores (`push_per_sec = 500`).
+#[derive(clap::Args, Deserialize, Default, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RelaySettings {
+    /// Where the relay keeps its identity and database [default: zerok-relay].
+    #[arg(long, env = "ZEROK_RELAY_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// UDP address to listen on [default: 127.0.0.1:4433].
+    #[arg(long, env = "ZEROK_RELAY_BIND")]
+    pub bind: Option<SocketAddr>,
+    /// Serve /health and /metrics (Prometheus) over HTTP on this TCP address [default: off].
+    #[arg(long, env = "ZEROK_RELAY_HTTP")]
+    pub http: Option<SocketAddr>,
+    /// Log filter: a level, or `target=level` pairs, e.g. `info` or `warn,zerok=debug`
+    /// [default: warn,zerok=info].
+    #[arg(long, env = "ZEROK_LOG")]
+    pub log: Option<String>,
+    /// Seconds a connection may take to complete its handshake [default: 10].
+    #[arg(long, env = "ZEROK_HANDSHAKE_TIMEOUT_SECS")]
+    pub handshake_timeout_secs: Option<u64>,
+    /// Largest first handshake message accepted before authentication, bytes [default: 1024].
+    #[arg(long, env = "ZEROK_MAX_PREAUTH_RECORD")]
+    pub max_preauth_record: Option<usize>,
+    /// Largest envelope (sealed blob) accepted, bytes [default: 1 MiB plus the envelope overhead].
+    #[arg(long, env = "ZEROK_MAX_ENVELOPE")]
+    pub max_envelope: Option<usize>,
+    /// Most blobs in one pull page [default: 256].
+    #[arg(long, env = "ZEROK_MAX_PAGE_BLOBS")]
+    pub max_page_blobs: Option<u32>,
+    /// Most envelope bytes in one pull page [default: 1572864].
+    #[arg(long, env = "ZEROK_MAX_PAGE_BYTES")]
+    pub max_page_bytes: Option<usize>,
+    /// Stored bytes per group [default: 1073741824].
+    #[arg(long, env = "ZEROK_GROUP_QUOTA_BYTES")]
+    pub group_quota_bytes: Option<u64>,
+    /// Stored blobs per group [default: 1000000].
+    #[arg(long, env = "ZEROK_GROUP_QUOTA_BLOBS")]
+    pub group_quota_blobs: Option<u64>,
+    /// Pushes per device key in a burst [default: 1000].
+    #[arg(long, env = "ZEROK_PUSH_BURST")]
+    pub push_burst: Option<u32>,
+    /// Pushes per second per device key, sustained [default: 500].
+    #[arg(long, env = "ZEROK_PUSH_PER_SEC")]
+    pub push_per_sec: Option<u32>,
+    /// Invite lookups per connection in a burst [default: 5].
+    #[arg(long, env = "ZEROK_SLOT_OPEN_BURST")]
+    pub slot_open_burst: Option<u32>,
+    /// Invite lookups per connection per minute, sustained [default: 5].
+    #[arg(long, env = "ZEROK_SLOT_OPEN_PER_MIN")]
+    pub slot_open_per_min: Option<u32>,
+    /// Longest life of an invite slot, seconds [default: 600].
+    #[arg(long, env = "ZEROK_MAX_SLOT_TTL_SECS")]
+    pub max_slot_ttl_secs: Option<u64>,
+    /// Wrong codes tried against one invite before it is closed [default: 3].
+    #[arg(long, env = "ZEROK_MAX_SLOT_ATTEMPTS")]
+    pub max_slot_attempts: Option<u8>,
+    /// Accepted clock difference of a device's handshake, seconds [default: 600].
+    #[arg(long, env = "ZEROK_HANDSHAKE_CLOCK_WINDOW_SECS")]
+    pub handshake_clock_window_secs: Option<u64>,
+    /// Handshakes remembered by the replay guard [default: 100000].
+    #[arg(long, env = "ZEROK_REPLAY_GUARD_KEYS")]
+    pub replay_guard_keys: Option<usize>,
+    /// Days blobs are kept; 0 keeps them until every device has them [default: 30].
+    #[arg(long, env = "ZEROK_RETENTION_DAYS")]
+    pub retention_days: Option<u64>,
+    /// Delete blobs once every registered device has acknowledged them [default: false].
+    #[arg(long, env = "ZEROK_RETENTION_ALL_ACKED", num_args = 0..=1, default_missing_value = "true")]
+    pub retention_all_acked: Option<bool>,
+    /// Creating a group needs this token [default: anyone may create groups].
+    #[arg(long, env = "ZEROK_ADMISSION_TOKEN")]
+    pub admission_token: Option<String>,
+}
+
+/// Everything `zerok relay` runs with.
+pub struct Resolved {
+    /// The server's configuration.
+    pub server: RelayServerConfig,
+    /// The log filter.
+    pub log: String,
+}
+
+impl RelaySettings {
+    /// Reads a TOML settings file.
+    pub fn from_file(path: &Path) -> Result<Self, Failure> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Failure(format!("cannot read the config file {}: {e}", path.display())))?;
+        toml::from_str(&text).map_err(|e| Failure(format!("config file {}: {}", path.display(), e.message())))
+    }
+
+    /// These settings, with the unset ones taken from `lower`.
+    pub fn over(self, lower: RelaySettings) -> RelaySettings {
+        RelaySettings {
+            data_dir: self.data_dir.or(lower.data_dir),
+            bind: self.bind.or(lower.bind),
+            http: self.http.or(lower.http),
+            log: self.log.or(lower.log),
+            handshake_timeout_secs: self.handshake_timeout_secs.or(lower.handshake_timeout_secs),
+            max_preauth_record: self.max_preauth_record.or(lower.max_preauth_record),
+            max_envelope: self.max_envelope.or(lower.max_envelope),
+            max_page_blobs: self.max_page_blobs.or(lower.max_page_blobs),
+            max_page_bytes: self.max_page_bytes.or(lower.max_page_bytes),
+            group_quota_bytes: self.group_quota_bytes.or(lower.group_quota_bytes),
+            group_quota_blobs: self.group_quota_blobs.or(lower.group_quota_blobs),
+            push_burst: self.push_burst.or(lower.push_burst),
+            push_per_sec: self.push_per_sec.or(lower.push_per_sec),
+            slot_open_burst: self.slot_open_burst.or(lower.slot_open_burst),
+            slot_open_per_min: self.slot_open_per_min.or(lower.slot_open_per_min),
+            max_slot_ttl_secs: self.max_slot_ttl_secs.or(lower.max_slot_ttl_secs),
+            max_slot_attempts: self.max_slot_attempts.or(lower.max_slot_attempts),
+            handshake_clock_window_secs: self.handshake_clock_window_secs.or(lower.handshake_clock_window_secs),
+            replay_guard_keys: self.replay_guard_keys.or(lower.replay_guard_keys),
+            retention_days: self.retention_days.or(lower.retention_days),
+            retention_all_acked: self.retention_all_acked.or(lower.retention_all_acked),
+            admission_token: self.admission_token.or(lower.admission_token),
+        }
+    }
+
+    /// The configuration, defaults filled in; refuses settings that would break the relay.
+    pub fn resolve(self) -> Result<Resolved, Failure> {
+        let d = RelayLimits::default();
+        let secs = Duration::from_secs;
+        let limits = RelayLimits {
+            handshake_timeout: self.handshake_timeout_secs.map_or(d.handshake_timeout, secs),
+            max_preauth_record: self.max_preauth_record.unwrap_or(d.max_preauth_record),
+            max_envelope: self.max_envelope.unwrap_or(d.max_envelope),
+            max_page_blobs: self.max_page_blobs.unwrap_or(d.max_page_blobs),
+            max_page_bytes: self.max_page_bytes.unwrap_or(d.max_page_bytes),
+            group_quota_bytes: self.group_quota_bytes.unwrap_or(d.group_quota_bytes),
+            group_quota_blobs: self.group_quota_blobs.unwrap_or(d.group_quota_blobs),
+            push_burst: self.push_burst.unwrap_or(d.push_burst),
+            push_per_sec: self.push_per_sec.unwrap_or(d.push_per_sec),
+            slot_open_burst: self.slot_open_burst.unwrap_or(d.slot_open_burst),
+            slot_open_per_min: self.slot_open_per_min.unwrap_or(d.slot_open_per_min),
+            max_slot_ttl: self.max_slot_ttl_secs.map_or(d.max_slot_ttl, secs),
+            max_slot_attempts: self.max_slot_attempts.unwrap_or(d.max_slot_attempts),
+            handshake_clock_window_ms: self
+                .handshake_clock_window_secs
+                .map_or(d.handshake_clock_window_ms, |s| s.saturating_mul(1000)),
+            replay_guard_keys: self.replay_guard_keys.unwrap_or(d.replay_guard_keys),
+            retention_ttl: match self.retention_days {
+                None => d.retention_ttl,
+                Some(0) => None,
+                Some(days) => Some(secs(days.saturating_mul(24 * 3600))),
+            },
+            retention_all_acked: self.retention_all_acked.unwrap_or(d.retention_all_acked),
+            admission_token: self.admission_token.map(String::into_bytes),
+        };
+        let at_least_one = [
+            ("handshake_timeout_secs", limits.handshake_timeout.as_millis()),
+            ("max_page_blobs", u64::from(limits.max_page_blobs)),
+            ("push_burst", u64::from(limits.push_burst)),
+            ("push_per_sec", u64::from(limits.push_per_sec)),
+            ("max_slot_attempts", u64::from(limits.max_slot_attempts)),
+            ("replay_guard_keys", limits.replay_guard_keys as u64),
+        ];
+        if let Some((name, _)) = at_least_one.iter().find(|(_, v)| *v == 0) {
+            return Err(Failure(format!("{name} must be at least 1")));
+        }
+        if limits.max_envelope > d.max_envelope {
+            return Err(Failure(format!(
+                "max_envelope is at most {} (the largest blob a device seals)",
+                d.max_envelope
+            )));
+        }
+        Ok(Resolved {
+            server: RelayServerConfig {
+                data_dir: self.data_dir.unwrap_or_else(|| PathBuf::from("zerok-relay")),
+                bind: self.bind.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 4433))),
+                limits,
+                http: self.http,
+            },
+            log: self.log.unwrap_or_else(|| "warn,zerok=info".to_owned()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_the_file_and_the_file_beats_the_defaults() {
+        let file: RelaySettings =
+            toml::from_str("push_per_sec = 50\npush_burst = 70\nretention_days = 0\nbind = \"0.0.0.0:9000\"\n")
+                .unwrap();
+        let flags = RelaySettings { push_per_sec: Some(7), ..RelaySettings::default() };
+        let resolved = flags.over(file).resolve().unwrap();
+        let limits = &resolved.server.limits;
+        assert_eq!((limits.push_per_sec, limits.push_burst), (7, 70));
+        assert_eq!(limits.retention_ttl, None, "0 days keeps blobs until every device has them");
+        assert_eq!(resolved.server.bind, "0.0.0.0:9000".parse().unwrap());
+        assert_eq!(limits.group_quota_blobs, RelayLimits::default().group_quota_blobs);
+        assert_eq!(resolved.log, "warn,zerok=info");
+    }
+
+    #[test]
+    fn a_bad_file_or_value_is_one_clear_error() {
+        let unknown = toml::from_str::<RelaySettings>("push_per_second = 5\n").unwrap_err();
+        assert!(unknown.message().contains("unknown field `push_per_second`"), "{}", unknown.message());
+        let wrong_type = toml::from_str::<RelaySettings>("push_burst = \"many\"\n").unwrap_err();
+        assert!(wrong_type.message().contains("invalid type"), "{}", wrong_type.message());
+        let zero = RelaySettings { push_per_sec: Some(0), ..RelaySettings::default() }.resolve();
+        assert_eq!(zero.err().map(|f| f.0), Some("push_per_sec must be at least 1".to_owned()));
+        let missing = RelaySettings::from_file(Path::new("/nonexistent/relay.toml")).err().map(|f| f.0);
+        assert!(missing.is_some_and(|m| m.starts_with("cannot read the config file /nonexistent/relay.toml")));
+    }
+}

@@ -1,0 +1,82 @@
+//! `zerok relay` as an operator runs it: settings from a TOML file under flags, logs on stderr,
+//! a clean stop on SIGTERM, and a bad file refused in one line.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+use std::io::{BufRead, Read, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn settings_come_from_the_file_under_the_flags_and_sigterm_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let http_port = free_tcp_port();
+    let config = dir.path().join("relay.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\nbind = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:{http_port}\"\nlog = \"info\"\npush_per_sec = 5\n",
+            dir.path().join("from-file").display().to_string()
+        ),
+    )
+    .unwrap();
+    let mut relay = Command::new(env!("CARGO_BIN_EXE_zerok"))
+        .args(["relay", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("from-flag"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(relay.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("connection string: ") {
+        line.clear();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "the relay stopped before printing its connection string");
+    }
+    assert!(dir.path().join("from-flag/relay.key").exists(), "the flag's data dir wins over the file's");
+    assert!(!dir.path().join("from-file").exists());
+
+    let mut http = std::net::TcpStream::connect(("127.0.0.1", http_port)).expect("the file's http address is served");
+    http.write_all(b"GET /health HTTP/1.0\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    http.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200"), "{answer}");
+
+    let kill = Command::new("kill").arg("-TERM").arg(relay.id().to_string()).status().unwrap();
+    assert!(kill.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = relay.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "the relay did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut logs = String::new();
+    relay.stderr.take().unwrap().read_to_string(&mut logs).unwrap();
+    assert!(status.success(), "{status:?}\n{logs}");
+    assert!(logs.contains("relay started"), "{logs}");
+    assert!(logs.contains("stopping: finishing in-flight commits") && logs.contains("stopped"), "{logs}");
+}
+
+#[test]
+fn a_bad_settings_file_is_one_line_and_a_failing_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("relay.toml");
+    std::fs::write(&config, "push_per_second = 5\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_zerok")).args(["relay", "--config"]).arg(&config).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: config file ") && err.contains("unknown field `push_per_second`"), "{err}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_zerok")).args(["relay", "--push-per-sec", "0"]).output().unwrap();
+    assert!(!out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "error: push_per_sec must be at least 1\n");
+}
