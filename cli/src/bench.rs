@@ -20,6 +20,10 @@ pub async fn run(only_push: Option<(usize, u64)>) -> Result<(), Failure> {
     println!("raw iroh bi-stream, 256 MiB in 64 KiB writes: {raw:.0} MiB/s  (the limit)");
 
     let dir = tempfile::tempdir()?;
+    let disk = disk_mib_s(&dir.path().join("disk-probe"), 256)?;
+    println!(
+        "disk: 256 MiB in 1 MiB writes, each followed by fdatasync: {disk:.0} MiB/s  (the limit for durable pushes: a blob is written to the WAL and checkpointed at the device and at the relay, about 4x its size)"
+    );
     let relay = RelayServer::start(RelayServerConfig {
         data_dir: dir.path().join("relay"),
         bind: loopback(),
@@ -57,11 +61,12 @@ pub async fn run(only_push: Option<(usize, u64)>) -> Result<(), Failure> {
         pushed += count;
         let mib_s = (size as f64 * count as f64) / MIB / secs;
         println!(
-            "push {:>7} B x {count:>5}, one pipelined device: {:>8.0} pushes/s {:>7.1} MiB/s  ({:.2}x raw iroh)",
+            "push {:>7} B x {count:>5}, one pipelined device: {:>8.0} pushes/s {:>7.1} MiB/s  ({:.2}x raw iroh, {:.2}x disk/4)",
             size,
             count as f64 / secs,
             mib_s,
-            mib_s / raw
+            mib_s / raw,
+            mib_s / (disk / 4.0)
         );
     }
 
@@ -88,10 +93,24 @@ pub async fn run(only_push: Option<(usize, u64)>) -> Result<(), Failure> {
     let connect = connect_times(&open("dave"), &relay, 20).await?;
     println!("connect + Noise IK + hello/welcome, fresh connection, median of 20: {connect:.2} ms");
 
+    let (devices, each) = (100, 200);
+    let rate = crate::bench_scale::concurrent_devices(relay.info(), &dir.path().join("many"), devices, each).await?;
+    println!(
+        "push 1 KiB x {each} from each of {devices} devices at once (one group each): {rate:.0} pushes/s ({:.2}x raw iroh)",
+        rate / MIB * 1024.0 / raw
+    );
+
     for c in [alice, bob, carol] {
         c.close(Duration::from_millis(200)).await;
     }
     relay.shutdown().await?;
+
+    let connections = 1_000;
+    let (before, after) = crate::bench_scale::idle_connection_rss(&dir.path().join("idle"), connections).await?;
+    println!(
+        "relay process RSS: {before:.1} MiB, {after:.1} MiB with {connections} idle devices connected: {:.1} KiB per connection",
+        (after - before) * 1024.0 / connections as f64
+    );
     Ok(())
 }
 
@@ -106,8 +125,24 @@ pub fn parse_push(text: &str) -> Result<(usize, u64), String> {
     Ok((size, count.parse().map_err(|_| bad())?))
 }
 
-fn loopback() -> std::net::SocketAddr {
+pub fn loopback() -> std::net::SocketAddr {
     std::net::SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+/// Writes `mib` MiB to `path` in 1 MiB writes, each made durable; MiB/s.
+fn disk_mib_s(path: &std::path::Path, mib: usize) -> Result<f64, Failure> {
+    use std::io::Write as _;
+    let mut file = std::fs::File::create(path)?;
+    let chunk = vec![0xa5u8; 1024 * 1024];
+    let started = Instant::now();
+    for _ in 0..mib {
+        file.write_all(&chunk)?;
+        file.sync_data()?;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    drop(file);
+    std::fs::remove_file(path)?;
+    Ok(mib as f64 / secs)
 }
 
 /// Sends `mib` MiB over one bi-stream between two loopback endpoints; MiB/s until the

@@ -3,10 +3,12 @@
 #![allow(clippy::print_stdout, reason = "a command line prints")]
 
 mod bench;
+mod bench_scale;
 mod connection;
 mod demo;
 mod logging;
 mod relay_settings;
+mod spinner;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -155,7 +157,9 @@ async fn run(command: Cmd) -> Result<(), Failure> {
         }
         Cmd::Init { device, relay, admission_token } => {
             let client = open_with(&device.data_dir, &relay).await?;
+            let spin = spinner::Spinner::start("creating the group on the relay");
             client.create_group(admission_token.map(String::into_bytes), WAIT).await?;
+            drop(spin);
             println!("created a sync group; invite other devices with `zerok invite`");
             client.close(Duration::from_millis(500)).await;
             Ok(())
@@ -163,7 +167,9 @@ async fn run(command: Cmd) -> Result<(), Failure> {
         Cmd::Invite { device } => invite(&device.data_dir).await,
         Cmd::Join { device, code, relay } => {
             let client = open_with(&device.data_dir, &relay).await?;
+            let spin = spinner::Spinner::start("pairing through the relay");
             let confirmation = client.join_invite(&code, WAIT).await?;
+            drop(spin);
             println!("joined; confirmation code {confirmation} (the inviting screen shows the same)");
             client.close(Duration::from_millis(500)).await;
             Ok(())
@@ -172,7 +178,9 @@ async fn run(command: Cmd) -> Result<(), Failure> {
         Cmd::Pull { device, after } => {
             let client = open(&device.data_dir).await?;
             client.launch().await?;
+            let spin = spinner::Spinner::start("syncing");
             let _ = client.wait_synced(Duration::from_secs(10)).await;
+            drop(spin);
             for blob in client.pull(after, 10_000).await? {
                 println!("{}\t{}\t{}", blob.cursor, blob.sender.to_hex(), String::from_utf8_lossy(&blob.payload));
             }
@@ -183,7 +191,9 @@ async fn run(command: Cmd) -> Result<(), Failure> {
         Cmd::Status { device } => {
             let client = open(&device.data_dir).await?;
             client.launch().await?;
+            let spin = spinner::Spinner::start("syncing");
             let _ = client.wait_synced(Duration::from_secs(5)).await;
+            drop(spin);
             println!("status {:?}, cursor {}", client.status(), client.last_cursor().await?);
             client.close(Duration::from_millis(500)).await;
             Ok(())
@@ -229,10 +239,12 @@ async fn invite(data_dir: &Path) -> Result<(), Failure> {
     let invite = client.create_invite(WAIT).await?;
     println!("short code: {}", invite.short_code);
     show_qr(&invite.qr_text);
-    println!("waiting for the other device (the invite expires in 10 minutes)...");
+    println!("the invite expires in 10 minutes");
+    let mut spin = Some(spinner::Spinner::start("waiting for the other device"));
     loop {
         match events.recv().await {
             Ok(ClientEvent::PairingConfirmation { code }) => {
+                spin = None;
                 println!("confirmation code {code}: check the other screen")
             }
             Ok(ClientEvent::InviteClosed) => break,
@@ -240,6 +252,7 @@ async fn invite(data_dir: &Path) -> Result<(), Failure> {
             Err(_) => return Err(Failure::msg("the device stopped")),
         }
     }
+    drop(spin);
     println!("invite closed");
     client.close(Duration::from_millis(500)).await;
     Ok(())
@@ -257,6 +270,7 @@ async fn push(data_dir: &Path, file: &str) -> Result<(), Failure> {
     let mut events = client.subscribe();
     client.launch().await?;
     let id = client.push(data).await?;
+    let spin = spinner::Spinner::start("sending to the relay");
     let acked = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             match events.recv().await {
@@ -267,6 +281,7 @@ async fn push(data_dir: &Path, file: &str) -> Result<(), Failure> {
         }
     })
     .await;
+    drop(spin);
     match acked {
         Ok(Some(cursor)) => println!("pushed, stored by the relay at cursor {cursor}"),
         _ => println!("queued on this device; it syncs when the relay is reachable"),
