@@ -93,22 +93,25 @@ pub async fn run(only_push: Option<(usize, u64)>) -> Result<(), Failure> {
     let connect = connect_times(&open("dave"), &relay, 20).await?;
     println!("connect + Noise IK + hello/welcome, fresh connection, median of 20: {connect:.2} ms");
 
-    let (devices, each) = (100, 200);
-    let rate = crate::bench_scale::concurrent_devices(relay.info(), &dir.path().join("many"), devices, each).await?;
-    println!(
-        "push 1 KiB x {each} from each of {devices} devices at once (one group each): {rate:.0} pushes/s ({:.2}x raw iroh)",
-        rate / MIB * 1024.0 / raw
-    );
-
     for c in [alice, bob, carol] {
         c.close(Duration::from_millis(200)).await;
     }
     relay.shutdown().await?;
 
-    let connections = 1_000;
-    let (before, after) = crate::bench_scale::idle_connection_rss(&dir.path().join("idle"), connections).await?;
+    // A relay of its own, as an operator runs it, to measure its CPU and memory apart.
+    let relay = crate::bench_scale::RelayProcess::start(&dir.path().join("relay-process"))?;
+    let (devices, each) = (100, 200);
+    let (rate, relay_us) =
+        crate::bench_scale::concurrent_devices(&relay, &dir.path().join("many"), devices, each).await?;
     println!(
-        "relay process RSS: {before:.1} MiB, {after:.1} MiB with {connections} idle devices connected: {:.1} KiB per connection",
+        "push 1 KiB x {each} from each of {devices} devices at once (one group each): {rate:.0} pushes/s; the relay process used {relay_us:.0} us of CPU per push ({:.0} pushes/s per relay core)",
+        1e6 / relay_us
+    );
+    let connections = 1_000;
+    let (before, after) =
+        crate::bench_scale::idle_connection_rss(&relay, &dir.path().join("idle"), connections).await?;
+    println!(
+        "relay process RSS: {before:.1} MiB, {after:.1} MiB with {connections} more idle devices connected: {:.1} KiB per connection",
         (after - before) * 1024.0 / connections as f64
     );
     Ok(())

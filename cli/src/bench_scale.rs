@@ -13,10 +13,75 @@ use crate::Failure;
 
 const WAIT: Duration = Duration::from_secs(300);
 
+/// `zerok relay` as its own process on loopback, so its memory and CPU can be measured apart
+/// from the devices'. Killed when dropped.
+pub struct RelayProcess {
+    child: std::process::Child,
+    info: RelayInfo,
+}
+
+impl RelayProcess {
+    /// Starts it in `dir` with the per-key push limits lifted (devices pipeline far above
+    /// them here), once it has printed its connection string.
+    pub fn start(dir: &Path) -> Result<Self, Failure> {
+        let mut child = std::process::Command::new(std::env::current_exe()?)
+            .args(["relay", "--bind", "127.0.0.1:0", "--log", "error", "--push-per-sec", "1000000"])
+            .args(["--push-burst", "1000000", "--data-dir"])
+            .arg(dir)
+            .stdout(std::process::Stdio::piped())
+            .spawn()?;
+        let stdout = child.stdout.take().ok_or(Failure::msg("relay without stdout"))?;
+        for line in std::io::BufReader::new(stdout).lines() {
+            if let Some(text) = line?.strip_prefix("connection string: ") {
+                let info = crate::connection::parse(text).map_err(Failure)?;
+                return Ok(RelayProcess { child, info });
+            }
+        }
+        let _ = child.kill();
+        Err(Failure::msg("the relay stopped before printing its connection string"))
+    }
+
+    /// Resident memory, MiB.
+    pub fn rss_mib(&self) -> Result<f64, Failure> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let kib: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .ok_or(Failure::msg("no VmRSS in /proc"))?;
+        Ok(kib / 1024.0)
+    }
+
+    /// CPU time used so far (user and system, all threads), seconds.
+    pub fn cpu_secs(&self) -> Result<f64, Failure> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
+        // Fields after the command name (which may contain spaces): utime and stime are the
+        // 12th and 13th, in clock ticks (100 per second on Linux).
+        let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("").split_whitespace().collect();
+        let tick =
+            |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).ok_or(Failure::msg("unreadable /proc stat"));
+        Ok((tick(11)? + tick(12)?) / 100.0)
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// `devices` devices, each the only member of its own group, push `each` blobs of 1 KiB at
-/// the same time; pushes per second until every one is acknowledged.
-pub async fn concurrent_devices(relay: &RelayInfo, dir: &Path, devices: usize, each: u64) -> Result<f64, Failure> {
-    let clients = open_members(relay, dir, devices).await?;
+/// the same time: pushes per second until every one is acknowledged, and the relay's CPU time
+/// per push in µs.
+pub async fn concurrent_devices(
+    relay: &RelayProcess,
+    dir: &Path,
+    devices: usize,
+    each: u64,
+) -> Result<(f64, f64), Failure> {
+    let clients = open_members(&relay.info, dir, devices).await?;
+    let cpu_before = relay.cpu_secs()?;
     let started = Instant::now();
     let mut pushing = JoinSet::new();
     for client in clients {
@@ -32,29 +97,22 @@ pub async fn concurrent_devices(relay: &RelayInfo, dir: &Path, devices: usize, e
     while let Some(done) = pushing.join_next().await {
         done.map_err(|e| Failure(e.to_string()))??;
     }
-    Ok((devices as f64 * each as f64) / started.elapsed().as_secs_f64())
+    let pushes = devices as f64 * each as f64;
+    let secs = started.elapsed().as_secs_f64();
+    Ok((pushes / secs, (relay.cpu_secs()? - cpu_before) * 1e6 / pushes))
 }
 
-/// Starts `zerok relay` as its own process, connects `connections` devices (each in its own
-/// group) and leaves them idle: the relay's resident memory before and after, in MiB.
-pub async fn idle_connection_rss(dir: &Path, connections: usize) -> Result<(f64, f64), Failure> {
-    let (mut relay, info) = spawn_relay(&dir.join("relay"))?;
-    let pid = relay.id();
-    let measured = async {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let before = rss_mib(pid)?;
-        let clients = open_members(&info, dir, connections).await?;
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let after = rss_mib(pid)?;
-        for client in clients {
-            client.close(Duration::ZERO).await;
-        }
-        Ok::<_, Failure>((before, after))
+/// Connects `connections` devices (each in its own group) and leaves them idle: the relay's
+/// resident memory before and after, in MiB.
+pub async fn idle_connection_rss(relay: &RelayProcess, dir: &Path, connections: usize) -> Result<(f64, f64), Failure> {
+    let before = relay.rss_mib()?;
+    let clients = open_members(&relay.info, dir, connections).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = relay.rss_mib()?;
+    for client in clients {
+        client.close(Duration::ZERO).await;
     }
-    .await;
-    let _ = relay.kill();
-    let _ = relay.wait();
-    measured
+    Ok((before, after))
 }
 
 /// Opens `n` devices and creates a group for each, a few at a time; they stay connected.
@@ -78,31 +136,4 @@ async fn open_members(relay: &RelayInfo, dir: &Path, n: usize) -> Result<Vec<Syn
         clients.push(done.map_err(|e| Failure(e.to_string()))??);
     }
     Ok(clients)
-}
-
-/// `zerok relay` on loopback in `dir`, once it has printed its connection string.
-fn spawn_relay(dir: &Path) -> Result<(std::process::Child, RelayInfo), Failure> {
-    let mut child = std::process::Command::new(std::env::current_exe()?)
-        .args(["relay", "--bind", "127.0.0.1:0", "--log", "error", "--data-dir"])
-        .arg(dir)
-        .stdout(std::process::Stdio::piped())
-        .spawn()?;
-    let stdout = child.stdout.take().ok_or(Failure::msg("relay without stdout"))?;
-    for line in std::io::BufReader::new(stdout).lines() {
-        if let Some(text) = line?.strip_prefix("connection string: ") {
-            return Ok((child, crate::connection::parse(text).map_err(Failure)?));
-        }
-    }
-    let _ = child.kill();
-    Err(Failure::msg("the relay stopped before printing its connection string"))
-}
-
-fn rss_mib(pid: u32) -> Result<f64, Failure> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or(Failure::msg("no VmRSS in /proc"))?;
-    Ok(kib / 1024.0)
 }
