@@ -18,7 +18,9 @@ CREATE TABLE IF NOT EXISTS groups (
     id BLOB PRIMARY KEY,
     head INTEGER NOT NULL DEFAULT 0,
     head_chain BLOB,
-    pruned_chain BLOB
+    pruned_chain BLOB,
+    stored_bytes INTEGER,
+    stored_blobs INTEGER
 );
 CREATE TABLE IF NOT EXISTS members (
     group_id BLOB NOT NULL REFERENCES groups(id),
@@ -57,6 +59,7 @@ impl RelayDb {
     pub fn open(path: &Path) -> rusqlite::Result<Self> {
         let conn = crate::sql::open(path)?;
         conn.execute_batch(SCHEMA)?;
+        count_stored_once(&conn)?;
         Ok(RelayDb { conn })
     }
 
@@ -72,18 +75,21 @@ impl RelayDb {
 
     /// What the relay loads at start.
     pub fn snapshots(&self) -> rusqlite::Result<Vec<GroupSnapshot>> {
-        let mut groups = self.conn.prepare("SELECT id, head, head_chain FROM groups")?;
-        let rows = groups
-            .query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<Vec<u8>>>(2)?)))?;
+        let mut groups = self.conn.prepare("SELECT id, head, head_chain, stored_bytes, stored_blobs FROM groups")?;
+        let rows = groups.query_map([], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Option<Vec<u8>>>(2)?,
+                r.get::<_, Option<i64>>(3)?.unwrap_or(0),
+                r.get::<_, Option<i64>>(4)?.unwrap_or(0),
+            ))
+        })?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, head, chain) = row?;
+            let (id, head, chain, bytes, blobs) = row?;
             let group_id: [u8; 32] = array(id)?;
-            let (earliest, bytes, blobs) = self.conn.query_row(
-                "SELECT MIN(cursor), COALESCE(SUM(length(envelope)), 0), COUNT(*) FROM blobs WHERE group_id = ?1",
-                params![group_id],
-                |r| Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)),
-            )?;
+            let earliest = earliest_cursor(&self.conn, &group_id)?;
             let mut members = self.conn.prepare("SELECT access_key, acked FROM members WHERE group_id = ?1")?;
             let mut keys = Vec::new();
             let mut acked = Vec::new();
@@ -127,8 +133,32 @@ fn run(tx: &Db, op: &RelayStoreOp) -> rusqlite::Result<RelayStoreResult> {
     }
 }
 
+/// Counts each group's stored bytes and blobs if an older version left them uncounted; from
+/// then on appends and prunes keep them, so a start never scans the blobs.
+fn count_stored_once(conn: &Connection) -> rusqlite::Result<()> {
+    let has_counts: bool =
+        conn.query_row("SELECT COUNT(*) FROM pragma_table_info('groups') WHERE name = 'stored_bytes'", [], |r| {
+            r.get::<_, i64>(0).map(|n| n > 0)
+        })?;
+    if !has_counts {
+        conn.execute_batch(
+            "ALTER TABLE groups ADD COLUMN stored_bytes INTEGER; ALTER TABLE groups ADD COLUMN stored_blobs INTEGER;",
+        )?;
+    }
+    conn.execute_batch(
+        "UPDATE groups SET
+            stored_bytes = (SELECT COALESCE(SUM(length(envelope)), 0) FROM blobs WHERE group_id = groups.id),
+            stored_blobs = (SELECT COUNT(*) FROM blobs WHERE group_id = groups.id)
+         WHERE stored_bytes IS NULL OR stored_blobs IS NULL",
+    )
+}
+
+fn earliest_cursor(tx: &Db, group_id: &[u8; 32]) -> rusqlite::Result<Option<i64>> {
+    query_row(tx, "SELECT MIN(cursor) FROM blobs WHERE group_id = ?1", params![group_id], |r| r.get(0))
+}
+
 fn create_group(tx: &Db, group_id: &[u8; 32], key: &[u8; 32]) -> rusqlite::Result<RelayStoreResult> {
-    exec(tx, "INSERT OR IGNORE INTO groups (id) VALUES (?1)", params![group_id])?;
+    exec(tx, "INSERT OR IGNORE INTO groups (id, stored_bytes, stored_blobs) VALUES (?1, 0, 0)", params![group_id])?;
     exec(tx, "INSERT OR IGNORE INTO members (group_id, access_key) VALUES (?1, ?2)", params![group_id, key])?;
     Ok(RelayStoreResult::Done)
 }
@@ -169,8 +199,9 @@ fn append(tx: &Db, group_id: &[u8; 32], blob: &StoredBlob, prev_cursor: u64) -> 
     )?;
     exec(
         tx,
-        "UPDATE groups SET head = ?2, head_chain = ?3 WHERE id = ?1",
-        params![group_id, int(blob.cursor), blob.chain],
+        "UPDATE groups SET head = ?2, head_chain = ?3, stored_bytes = stored_bytes + ?4, stored_blobs = stored_blobs + 1
+         WHERE id = ?1",
+        params![group_id, int(blob.cursor), blob.chain, int(blob.envelope.len() as u64)],
     )?;
     Ok(RelayStoreResult::Done)
 }
@@ -245,18 +276,92 @@ fn prune(tx: &Db, group_id: &[u8; 32], before: u64, stored_before_ms: u64) -> ru
     )
     .optional()?;
     if let Some(chain) = last_pruned {
+        let (bytes, blobs) = query_row(
+            tx,
+            "SELECT COALESCE(SUM(length(envelope)), 0), COUNT(*) FROM blobs WHERE group_id = ?1 AND cursor < ?2",
+            params![group_id, keep_from],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+        )?;
         exec(tx, "DELETE FROM blobs WHERE group_id = ?1 AND cursor < ?2", params![group_id, keep_from])?;
-        exec(tx, "UPDATE groups SET pruned_chain = ?2 WHERE id = ?1", params![group_id, chain])?;
+        exec(
+            tx,
+            "UPDATE groups SET pruned_chain = ?2, stored_bytes = stored_bytes - ?3, stored_blobs = stored_blobs - ?4
+             WHERE id = ?1",
+            params![group_id, chain, bytes, blobs],
+        )?;
     }
-    let (earliest, bytes, blobs) = query_row(
-        tx,
-        "SELECT MIN(cursor), COALESCE(SUM(length(envelope)), 0), COUNT(*) FROM blobs WHERE group_id = ?1",
-        params![group_id],
-        |r| Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)),
-    )?;
+    let earliest = earliest_cursor(tx, group_id)?;
+    let (bytes, blobs) =
+        query_row(tx, "SELECT stored_bytes, stored_blobs FROM groups WHERE id = ?1", params![group_id], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+        })?;
     Ok(RelayStoreResult::Pruned {
         earliest: earliest.map_or(uint(head) + 1, uint),
         bytes: uint(bytes),
         blobs: uint(blobs),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GROUP: [u8; 32] = [1; 32];
+
+    fn blob(cursor: u64, size: usize) -> StoredBlob {
+        StoredBlob {
+            cursor,
+            push_id: [cursor as u8; 16],
+            stored_at_ms: cursor,
+            envelope: Bytes(vec![7; size]),
+            chain: [cursor as u8; 32],
+        }
+    }
+
+    fn counts(db: &RelayDb) -> (u64, u64, u64) {
+        let s = db.snapshots().unwrap();
+        (s[0].earliest, s[0].bytes, s[0].blobs)
+    }
+
+    #[test]
+    fn stored_counts_survive_appends_prunes_and_reopening_without_a_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.db");
+        let mut db = RelayDb::open(&path).unwrap();
+        let mut ops = vec![RelayStoreOp::CreateGroup { group_id: GROUP, key: [2; 32] }];
+        ops.extend((1..=3).map(|c| RelayStoreOp::Append {
+            group_id: GROUP,
+            blob: blob(c, 100 * c as usize),
+            prev_cursor: c - 1,
+        }));
+        assert!(db.execute(&ops).fatal.is_none());
+        assert_eq!(counts(&db), (1, 600, 3));
+        let pruned = db.execute(&[RelayStoreOp::Prune { group_id: GROUP, before: 3, stored_before_ms: 0 }]);
+        assert_eq!(pruned.results, vec![RelayStoreResult::Pruned { earliest: 3, bytes: 300, blobs: 1 }]);
+        drop(db);
+        let db = RelayDb::open(&path).unwrap();
+        assert_eq!(counts(&db), (3, 300, 1));
+    }
+
+    #[test]
+    fn a_database_from_before_the_counts_is_counted_once_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.db");
+        let mut db = RelayDb::open(&path).unwrap();
+        let ops = [
+            RelayStoreOp::CreateGroup { group_id: GROUP, key: [2; 32] },
+            RelayStoreOp::Append { group_id: GROUP, blob: blob(1, 250), prev_cursor: 0 },
+        ];
+        assert!(db.execute(&ops).fatal.is_none());
+        // What an older relay left: no count columns.
+        db.conn
+            .execute_batch("ALTER TABLE groups DROP COLUMN stored_bytes; ALTER TABLE groups DROP COLUMN stored_blobs;")
+            .unwrap();
+        drop(db);
+        let mut db = RelayDb::open(&path).unwrap();
+        assert_eq!(counts(&db), (1, 250, 1));
+        let append = [RelayStoreOp::Append { group_id: GROUP, blob: blob(2, 50), prev_cursor: 1 }];
+        assert!(db.execute(&append).fatal.is_none());
+        assert_eq!(counts(&db), (1, 300, 2));
+    }
 }
