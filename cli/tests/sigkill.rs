@@ -78,12 +78,18 @@ async fn every_acknowledged_push_survives_relay_sigkills() {
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
 
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    // Every device receives every other device's blobs: a long run leaves a lot to pull.
+    let total: usize = results.iter().map(|(_, _, pushed, _)| pushed.len()).sum();
+    let catch_up = WAIT + Duration::from_millis(total as u64 * 2);
     let mut all_pushed = BTreeMap::new();
     let mut all_acked = BTreeMap::new();
-    for task in tasks {
-        let (device, mut events, pushed, mut acked) = task.await.unwrap();
+    for (device, mut events, pushed, mut acked) in results {
         device.command(zerok_core::client::Command::SyncNow).await.unwrap();
-        if let Err(e) = device.wait_synced(WAIT).await {
+        if let Err(e) = device.wait_synced(catch_up).await {
             let mut last = Vec::new();
             while let Ok(e) = events.try_recv() {
                 last.push(format!("{e:?}").chars().take(90).collect::<String>());
@@ -99,7 +105,7 @@ async fn every_acknowledged_push_survives_relay_sigkills() {
         all_pushed.extend(pushed);
         all_acked.extend(acked);
     }
-    let got = tokio::time::timeout(WAIT, async {
+    let got = tokio::time::timeout(catch_up, async {
         loop {
             let got = reader.pull(0, 1 << 20).await.unwrap();
             if got.len() >= all_pushed.len() {
