@@ -1,7 +1,8 @@
 //! The relay is killed with SIGKILL at random moments while 8 devices push concurrently; it is
 //! restarted on the same data dir each time. Afterwards every acknowledged push is present,
 //! byte-identical, at the cursor it was acknowledged with, and a reader device receives each
-//! blob once with cursors that never repeat. `ZEROK_KILLS` sets the number of kills (50).
+//! blob once with cursors that never repeat. `ZEROK_KILLS` sets the number of kills (50); runs
+//! longer than 50 kills push more slowly, so the final catch-up stays about the same size.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic, reason = "tests")]
 
@@ -40,7 +41,10 @@ async fn every_acknowledged_push_survives_relay_sigkills() {
         pushers.push(std::sync::Arc::new(device));
     }
 
-    // Every pusher pushes unique payloads all along and records what the relay acknowledged.
+    // Every pusher pushes unique payloads all along and records what the relay acknowledged:
+    // every 20 ms, slower in runs longer than 50 kills so that the log every device must
+    // catch up on at the end stays about the same size.
+    let push_every = Duration::from_millis(20 * u64::from(kills.div_ceil(50)));
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut tasks = Vec::new();
     for (i, device) in pushers.iter().enumerate() {
@@ -54,7 +58,7 @@ async fn every_acknowledged_push_survives_relay_sigkills() {
                 let payload = format!("pusher {i} blob {n} {}", "x".repeat((n as usize * 37) % 700)).into_bytes();
                 n += 1;
                 pushed.insert(device.push(payload.clone()).await.unwrap(), payload);
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                tokio::time::sleep(push_every).await;
                 while let Ok(e) = events.try_recv() {
                     if let ClientEvent::PushAcked { push_id, cursor } = e {
                         assert!(acked.insert(push_id, cursor).is_none_or(|c| c == cursor), "acked twice, differently");
