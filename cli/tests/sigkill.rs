@@ -88,7 +88,7 @@ async fn every_acknowledged_push_survives_relay_sigkills() {
     }
     // Every device receives every other device's blobs: a long run leaves a lot to pull.
     let total: usize = results.iter().map(|(_, _, pushed, _)| pushed.len()).sum();
-    let catch_up = WAIT + Duration::from_millis(total as u64 * 2);
+    let catch_up = 3 * WAIT + Duration::from_millis(total as u64 * 2);
     let mut all_pushed = BTreeMap::new();
     let mut all_acked = BTreeMap::new();
     for (device, mut events, pushed, mut acked) in results {
