@@ -7,7 +7,10 @@ set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
-apt_packages=(rustc-web cargo-web rust-web-src libstd-rust-web-dev lld-22)
+apt_packages=(rustc-web cargo-web rust-web-src libstd-rust-web-dev lld-22
+  # the Tauri plugin and the example app (WebKitGTK), and Xvfb for its smoke test
+  pkg-config libgtk-3-dev libwebkit2gtk-4.1-dev libsoup-3.0-dev libjavascriptcoregtk-4.1-dev
+  librsvg2-dev libxdo-dev libayatana-appindicator3-dev xvfb xauth)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -7,6 +7,10 @@ bash scripts/setup.sh
 
 step() { printf '\n== %s\n' "$*"; }
 
+step "JavaScript: the guest package (build, unit tests) and the example app's frontend"
+(cd tauri-plugin && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build && npm test --silent)
+(cd examples/tauri-app && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build)
+
 step "format"
 cargo fmt --all --check
 

@@ -33,7 +33,7 @@ impl RelayProcess {
         let stdout = child.stdout.take().ok_or(Failure::msg("relay without stdout"))?;
         for line in std::io::BufReader::new(stdout).lines() {
             if let Some(text) = line?.strip_prefix("connection string: ") {
-                let info = crate::connection::parse(text).map_err(Failure)?;
+                let info = zerok_transport_iroh::connection::parse(text).map_err(Failure)?;
                 return Ok(RelayProcess { child, info });
             }
         }

@@ -8,7 +8,9 @@ use zerok_core::client::{ClientEvent, SyncStatus};
 use zerok_core::relay::RelayLimits;
 use zerok_transport_iroh::{ClientOptions, RelayServer, RelayServerConfig, SyncClient};
 
-use crate::{Failure, connection, show_qr};
+use zerok_transport_iroh::connection;
+
+use crate::{Failure, show_qr};
 
 const WAIT: Duration = Duration::from_secs(30);
 

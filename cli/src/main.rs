@@ -4,7 +4,6 @@
 
 mod bench;
 mod bench_scale;
-mod connection;
 mod demo;
 mod logging;
 mod relay_settings;
@@ -19,7 +18,7 @@ use clap::{Parser, Subcommand};
 use relay_settings::{RelaySettings, Resolved};
 use tokio::io::AsyncReadExt;
 use zerok_core::client::ClientEvent;
-use zerok_transport_iroh::{ClientOptions, RelayServer, SyncClient};
+use zerok_transport_iroh::{ClientOptions, RelayServer, SyncClient, connection};
 
 /// Zero-knowledge sync for local-first apps: devices sync through a relay that only ever
 /// stores ciphertext.

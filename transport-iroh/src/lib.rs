@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod clock;
+pub mod connection;
 mod device_store;
 mod metrics;
 pub mod net;
@@ -20,4 +21,4 @@ pub use device_store::DeviceDb;
 pub use metrics::Metrics;
 pub use relay_server::{RelayError, RelayServer, RelayServerConfig};
 pub use relay_store::{Batch, RelayDb};
-pub use sync_client::{ClientError, ClientOptions, Invite, SyncClient};
+pub use sync_client::{ClientError, ClientOptions, DeviceSnapshot, Invite, SyncClient};

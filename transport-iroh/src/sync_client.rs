@@ -13,6 +13,7 @@ use zerok_core::client::{
     ReceivedBlob, RelayInfo, SyncStatus,
 };
 use zerok_core::io::{ConnId, OpId, StoreError};
+use zerok_core::keys::DeviceId;
 
 use crate::clock::{Clock, os_seed};
 use crate::device_store::DeviceDb;
@@ -77,9 +78,22 @@ pub struct Invite {
     pub expires_at_ms: u64,
 }
 
+/// What the device knows about itself right now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceSnapshot {
+    /// The durable cursor: every blob up to it has been received.
+    pub cursor: u64,
+    /// Whether the device belongs to a sync group (created or joined).
+    pub in_group: bool,
+    /// Pushes not yet acknowledged by the relay.
+    pub unsent: usize,
+    /// The device's id, as other devices see it as a blob's sender.
+    pub device_id: DeviceId,
+}
+
 enum Req {
     Command(Command, oneshot::Sender<Result<Option<[u8; 16]>, CommandError>>),
-    Cursor(oneshot::Sender<u64>),
+    Snapshot(oneshot::Sender<DeviceSnapshot>),
 }
 
 enum Ev {
@@ -168,6 +182,12 @@ impl SyncClient {
         self.command(Command::Launch).await.map(drop)
     }
 
+    /// The app went to the background: flush pending blobs for at most `flush_for`, then
+    /// disconnect. Returns at once.
+    pub async fn pause(&self, flush_for: Duration) -> Result<(), ClientError> {
+        self.command(Command::Pause { flush_for: core_duration(flush_for) }).await.map(drop)
+    }
+
     /// Seals `data` and queues it durably; returns its blob id at once (it syncs when it can).
     pub async fn push(&self, data: Vec<u8>) -> Result<[u8; 16], ClientError> {
         self.command(Command::Push(data)).await?.ok_or(ClientError::Stopped)
@@ -182,9 +202,37 @@ impl SyncClient {
 
     /// The durable cursor: every blob up to it has been received.
     pub async fn last_cursor(&self) -> Result<u64, ClientError> {
+        Ok(self.snapshot().await?.cursor)
+    }
+
+    /// The device's cursor, membership and outbox, as of now.
+    pub async fn snapshot(&self) -> Result<DeviceSnapshot, ClientError> {
         let (reply, answer) = oneshot::channel();
-        self.requests.send(Req::Cursor(reply)).map_err(|_| ClientError::Stopped)?;
+        self.requests.send(Req::Snapshot(reply)).map_err(|_| ClientError::Stopped)?;
         answer.await.map_err(|_| ClientError::Stopped)
+    }
+
+    /// Pushes `data` (durably queued first, like [`SyncClient::push`]) and waits up to `within`
+    /// for the relay's acknowledgement while the device is online. Returns the blob id and its
+    /// cursor, or `None` for a push that stays pending (offline, refused, or slower than
+    /// `within`): it syncs later by itself.
+    pub async fn push_and_wait(&self, data: Vec<u8>, within: Duration) -> Result<([u8; 16], Option<u64>), ClientError> {
+        let mut events = self.subscribe();
+        let id = self.push(data).await?;
+        if !matches!(self.status(), SyncStatus::Synced | SyncStatus::Pending) {
+            return Ok((id, None));
+        }
+        let acked = wait_for(&mut events, within, "the acknowledgement", |e| match e {
+            ClientEvent::PushAcked { push_id, cursor } if *push_id == id => Some(Ok(Some(*cursor))),
+            ClientEvent::Status(SyncStatus::Offline | SyncStatus::Failed) => Some(Ok(None)),
+            _ => None,
+        })
+        .await;
+        match acked {
+            Ok(cursor) => Ok((id, cursor)),
+            Err(ClientError::Timeout(_)) => Ok((id, None)),
+            Err(e) => Err(e),
+        }
     }
 
     /// Creates a group on the relay with this device as its first member, and waits until the
@@ -257,8 +305,9 @@ impl SyncClient {
         Ok(())
     }
 
-    /// The app is closing: try to flush pending blobs for at most `flush_for`, then stop.
-    pub async fn close(self, flush_for: Duration) {
+    /// The app is closing: try to flush pending blobs for at most `flush_for`, then stop. Every
+    /// later call fails with [`ClientError::Stopped`]; the outbox stays on disk for the next open.
+    pub async fn close(&self, flush_for: Duration) {
         let flush = core_duration(flush_for);
         let mut status = self.status.clone();
         if self.command(Command::Close { flush_for: flush }).await.is_ok() {
@@ -355,8 +404,13 @@ impl Driver {
                         self.drain();
                         let _ = reply.send(result);
                     }
-                    Some(Req::Cursor(reply)) => {
-                        let _ = reply.send(self.client.cursor());
+                    Some(Req::Snapshot(reply)) => {
+                        let _ = reply.send(DeviceSnapshot {
+                            cursor: self.client.cursor(),
+                            in_group: self.client.membership().is_some(),
+                            unsent: self.client.unsent(),
+                            device_id: self.client.device_id(),
+                        });
                     }
                     None => return,
                 },
