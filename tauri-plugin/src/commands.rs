@@ -29,18 +29,24 @@ pub(crate) async fn sync_join_invite<R: Runtime>(app: AppHandle<R>, invite: Stri
 }
 
 /// The blob comes as the raw request body (what the TypeScript package sends: no JSON
-/// encoding of the bytes) or as `{ data: number[] }`.
+/// encoding of the bytes), or, where the webview's IPC carries only JSON, as an array of bytes
+/// or `{ data: number[] }`.
 #[command]
 pub(crate) async fn sync_push<R: Runtime>(app: AppHandle<R>, request: Request<'_>) -> Result<PushResult> {
     let data = match request.body() {
         InvokeBody::Raw(bytes) => bytes.clone(),
-        InvokeBody::Json(args) => match args.get("data") {
-            Some(data) => serde_json::from_value::<Vec<u8>>(data.clone())
-                .map_err(|_| Error::BadRequest("`data` must be a Uint8Array or an array of bytes".into()))?,
-            None => return Err(Error::BadRequest("missing `data`".into())),
-        },
+        InvokeBody::Json(json) => bytes_from_json(json)?,
     };
     app.sync().push(data).await
+}
+
+fn bytes_from_json(json: &serde_json::Value) -> Result<Vec<u8>> {
+    let data = match json {
+        serde_json::Value::Array(_) => json,
+        _ => json.get("data").ok_or_else(|| Error::BadRequest("missing `data`".into()))?,
+    };
+    serde_json::from_value::<Vec<u8>>(data.clone())
+        .map_err(|_| Error::BadRequest("`data` must be a Uint8Array or an array of bytes".into()))
 }
 
 #[command]

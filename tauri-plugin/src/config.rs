@@ -63,7 +63,10 @@ impl Settings {
     pub fn resolve(config: Config, default_data_dir: impl FnOnce() -> Option<PathBuf>) -> Result<Settings> {
         let relay = match &config.relay {
             Some(text) => connection::parse(text),
-            None => Err("no relay: set plugins.sync.relay in tauri.conf.json to the connection string `zerok relay` prints".into()),
+            None => {
+                Err("no relay: set plugins.sync.relay in tauri.conf.json to the connection string `zerok relay` prints"
+                    .into())
+            }
         };
         let data_dir = config
             .data_dir
@@ -102,7 +105,11 @@ mod tests {
 
     #[test]
     fn builder_settings_win_and_defaults_fill_the_rest() {
-        let file = Config { relay: Some("file".into()), bind: Some(SocketAddr::from(([127, 0, 0, 1], 9))), ..Config::default() };
+        let file = Config {
+            relay: Some("file".into()),
+            bind: Some(SocketAddr::from(([127, 0, 0, 1], 9))),
+            ..Config::default()
+        };
         let merged = file.overridden_by(Config { relay: Some("builder".into()), ..Config::default() });
         assert_eq!(merged.relay.as_deref(), Some("builder"));
         assert_eq!(merged.bind, Some(SocketAddr::from(([127, 0, 0, 1], 9))));

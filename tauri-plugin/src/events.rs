@@ -45,9 +45,9 @@ pub(crate) fn forward<R: Runtime>(app: AppHandle<R>, client: Arc<SyncClient>, ca
                 cache.set_status(*status);
             }
             let cursor_moved = match &event {
-                ClientEvent::Connected { .. } | ClientEvent::BlobAvailable { .. } | ClientEvent::SyncProgress { .. } => {
-                    client.last_cursor().await.is_ok_and(|c| cache.set_cursor(c))
-                }
+                ClientEvent::Connected { .. }
+                | ClientEvent::BlobAvailable { .. }
+                | ClientEvent::SyncProgress { .. } => client.last_cursor().await.is_ok_and(|c| cache.set_cursor(c)),
                 _ => false,
             };
             if cursor_moved || matches!(event, ClientEvent::Status(_)) {
@@ -65,9 +65,13 @@ fn announce<R: Runtime>(app: &AppHandle<R>, event: ClientEvent) {
         ClientEvent::BlobAvailable { cursor, push_id, sender } => {
             emit(app, BLOB_AVAILABLE, BlobInfo { id: hex(&push_id), cursor, sender: hex(&sender.0) });
         }
-        ClientEvent::PushAcked { push_id, cursor } => emit(app, PUSH_ACKED, PushAcked { blob_id: hex(&push_id), cursor }),
+        ClientEvent::PushAcked { push_id, cursor } => {
+            emit(app, PUSH_ACKED, PushAcked { blob_id: hex(&push_id), cursor })
+        }
         ClientEvent::SyncProgress { unsent, cursor, head } => emit(app, PROGRESS, Progress { unsent, cursor, head }),
-        ClientEvent::PairingConfirmation { code } => emit(app, PAIRING_CODE, PairingInfo { device: None, code: Some(code) }),
+        ClientEvent::PairingConfirmation { code } => {
+            emit(app, PAIRING_CODE, PairingInfo { device: None, code: Some(code) })
+        }
         ClientEvent::DeviceAdded { device } => {
             emit(app, DEVICE_ADDED, PairingInfo { device: Some(hex(&device.0)), code: None });
         }
@@ -92,7 +96,9 @@ fn disconnect_reason(reason: DisconnectReason) -> &'static str {
 fn background_error(event: &ClientEvent) -> Option<SyncError> {
     let (kind, message) = match event {
         ClientEvent::RelayError { code } => ("relayError", format!("the relay refused a request ({code:?}); retrying")),
-        ClientEvent::PushFailed { error, .. } => ("storage", format!("a push could not be saved on this device: {error:?}")),
+        ClientEvent::PushFailed { error, .. } => {
+            ("storage", format!("a push could not be saved on this device: {error:?}"))
+        }
         ClientEvent::PairingFailed { reason } => (
             "pairingFailed",
             match reason {
@@ -102,10 +108,13 @@ fn background_error(event: &ClientEvent) -> Option<SyncError> {
                 PairingFailure::Storage => "pairing failed: this device could not save the group".to_owned(),
             },
         ),
-        ClientEvent::Truncated { earliest } => {
-            ("truncated", format!("history before cursor {earliest} was deleted at the relay before this device saw it"))
+        ClientEvent::Truncated { earliest } => (
+            "truncated",
+            format!("history before cursor {earliest} was deleted at the relay before this device saw it"),
+        ),
+        ClientEvent::Tampered { cursor } => {
+            ("tampered", format!("the blob at cursor {cursor} failed to open and was skipped"))
         }
-        ClientEvent::Tampered { cursor } => ("tampered", format!("the blob at cursor {cursor} failed to open and was skipped")),
         ClientEvent::Equivocation { seq, cursor, .. } => {
             ("equivocation", format!("a device signed two different blobs for sequence {seq} (cursor {cursor})"))
         }
@@ -118,7 +127,9 @@ fn background_error(event: &ClientEvent) -> Option<SyncError> {
         ClientEvent::Withheld { missing_seq, .. } => {
             ("withheld", format!("a device's blob {missing_seq} is missing at the relay"))
         }
-        ClientEvent::RelayMisbehaved { cursor } => ("relayMisbehaved", format!("the relay served inconsistent data at cursor {cursor}")),
+        ClientEvent::RelayMisbehaved { cursor } => {
+            ("relayMisbehaved", format!("the relay served inconsistent data at cursor {cursor}"))
+        }
         _ => return None,
     };
     Some(SyncError { kind: kind.to_owned(), message })

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tauri::{AppHandle, Runtime};
 use tokio::sync::Mutex;
-use zerok_core::client::{Command, SyncStatus};
+use zerok_core::client::{Command, CommandError, SyncStatus};
 use zerok_core::invite::qr_svg_data_url;
 use zerok_transport_iroh::{ClientError, ClientOptions, SyncClient};
 
@@ -171,26 +171,22 @@ impl<R: Runtime> SyncHandle<R> {
     }
 
     /// A full cycle: push everything pending and pull everything new; `sync://progress` reports
-    /// on the way. Waits until synced, or up to a minute.
+    /// on the way. Resolves when a pull has completed and the device is synced, when the relay
+    /// cannot be reached, or after a minute, with the status then.
     pub async fn sync_now(&self) -> Result<SyncNowResult> {
         let client = self.open().await?;
+        if !client.snapshot().await?.in_group {
+            return Err(ClientError::Command(CommandError::NotInGroup).into());
+        }
         if !self.enabled.load(Ordering::Relaxed) {
             self.enabled.store(true, Ordering::Relaxed);
             remove_marker(&self.settings.data_dir)?;
             client.launch().await?;
         }
-        client.command(Command::SyncNow).await?;
-        let outcome = client.wait_synced(SYNC_NOW_WAIT).await;
+        let status = client.sync_now(SYNC_NOW_WAIT).await?;
         let snapshot = client.snapshot().await?;
         self.refresh(&client).await;
-        match outcome {
-            Ok(()) | Err(ClientError::Timeout(_)) => Ok(SyncNowResult {
-                status: client.status().into(),
-                last_cursor: snapshot.cursor,
-                unsent: snapshot.unsent,
-            }),
-            Err(e) => Err(e.into()),
-        }
+        Ok(SyncNowResult { status: status.into(), last_cursor: snapshot.cursor, unsent: snapshot.unsent })
     }
 
     /// App launch: a device that enabled sync before (and did not disable it) reconnects,
@@ -206,12 +202,16 @@ impl<R: Runtime> SyncHandle<R> {
     /// Foreground again: push pending, pull.
     pub async fn app_resumed(&self) -> Result<()> {
         match self.opened().await {
-            Some(client) if self.enabled.load(Ordering::Relaxed) => Ok(client.command(Command::Resume).await.map(drop)?),
+            Some(client) if self.enabled.load(Ordering::Relaxed) => {
+                Ok(client.command(Command::Resume).await.map(drop)?)
+            }
             _ => Ok(()),
         }
     }
 
-    /// Background: flush for at most [`FLUSH_BUDGET`], then disconnect. Never waits.
+    /// Background (mobile): flush for at most 500 ms, then disconnect. Never waits. The plugin
+    /// calls this and the other `app_…` steps on the app's lifecycle events; call them yourself
+    /// for signals of your own.
     pub async fn app_paused(&self) -> Result<()> {
         match self.opened().await {
             Some(client) => Ok(client.pause(FLUSH_BUDGET).await?),
@@ -219,7 +219,7 @@ impl<R: Runtime> SyncHandle<R> {
         }
     }
 
-    /// Exit: flush for at most [`FLUSH_BUDGET`] and stop. What is not sent stays in the outbox.
+    /// Exit: flush for at most 500 ms and stop. What is not sent stays in the outbox.
     pub async fn app_exiting(&self) {
         let client = self.client.lock().await.take();
         if let Some(client) = client {

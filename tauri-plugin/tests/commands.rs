@@ -1,5 +1,6 @@
 //! Every command through Tauri's IPC (mock runtime, real plugin, real relay on loopback):
 //! the shapes apps see, and a clear `{ kind, message }` for each kind of bad input.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic, reason = "tests")]
 
 mod support;
 
@@ -37,6 +38,7 @@ fn bad_pushes_are_refused_with_their_kind_and_queue_nothing() {
     let device = Device::new(dir.path(), Some(relay_string(&relay)));
 
     assert_eq!(device.error_kind("sync_push", InvokeBody::Raw(b"x".to_vec())), "notInGroup", "no group yet");
+    assert_eq!(device.error_kind("sync_now", InvokeBody::Json(Value::Null)), "notInGroup");
     device.call_json::<Invite>("sync_create_invite", Value::Null).unwrap();
 
     assert_eq!(device.error_kind("sync_push", InvokeBody::Raw(Vec::new())), "emptyData");
@@ -48,9 +50,10 @@ fn bad_pushes_are_refused_with_their_kind_and_queue_nothing() {
 
     // The JSON form works too, and the size limit itself is allowed.
     let small: PushResult = device.call("sync_push", InvokeBody::Json(json!({ "data": [1, 2, 3] }))).unwrap();
+    let array: PushResult = device.call("sync_push", InvokeBody::Json(json!([4, 5]))).unwrap();
     let large: PushResult = device.call("sync_push", InvokeBody::Raw(vec![7; 1 << 20])).unwrap();
-    assert!(!small.pending && !large.pending, "{small:?} {large:?}");
-    assert_eq!((small.cursor, large.cursor), (1, 2), "only the two good pushes reached the relay");
+    assert!(!small.pending && !array.pending && !large.pending, "{small:?} {array:?} {large:?}");
+    assert_eq!((small.cursor, array.cursor, large.cursor), (1, 2, 3), "only the good pushes reached the relay");
 }
 
 #[test]
@@ -97,7 +100,10 @@ fn an_invite_has_a_qr_image_a_short_code_and_an_expiry_and_a_second_is_refused_w
     assert!((now_ms + 590_000..now_ms + 610_000).contains(&invite.expires_at), "ten minutes: {}", invite.expires_at);
 
     assert_eq!(device.error_kind("sync_create_invite", InvokeBody::Json(Value::Null)), "pairingBusy");
-    assert_eq!(device.error_kind("sync_join_invite", InvokeBody::Json(json!({ "invite": invite.short_code }))), "alreadyInGroup");
+    assert_eq!(
+        device.error_kind("sync_join_invite", InvokeBody::Json(json!({ "invite": invite.short_code }))),
+        "alreadyInGroup"
+    );
 }
 
 #[test]

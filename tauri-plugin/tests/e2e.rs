@@ -1,5 +1,6 @@
 //! Two plugin instances (two apps, each with its own device) syncing through a real relay on
 //! loopback, and the app lifecycle: relay down, exit, relaunch, disable.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic, reason = "tests")]
 
 mod support;
 
@@ -51,7 +52,10 @@ fn two_apps_pair_with_a_short_code_and_sync_both_ways() {
     let page: PullResult = b.call_json("sync_pull", json!({ "afterCursor": sent.cursor - 1 })).unwrap();
     assert_eq!(page.blobs.len(), 1);
     let blob = &page.blobs[0];
-    assert_eq!((blob.data.as_slice(), blob.id.as_str(), blob.cursor), (&b"buy milk"[..], sent.blob_id.as_str(), sent.cursor));
+    assert_eq!(
+        (blob.data.as_slice(), blob.id.as_str(), blob.cursor),
+        (&b"buy milk"[..], sent.blob_id.as_str(), sent.cursor)
+    );
     assert_eq!(blob.sender.len(), 64);
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
     assert!(blob.timestamp <= now_ms && blob.timestamp + 60_000 > now_ms, "stored just now: {}", blob.timestamp);
@@ -62,7 +66,11 @@ fn two_apps_pair_with_a_short_code_and_sync_both_ways() {
     let reply = push(&b, "and bread");
     next_matching(&back_arrivals, |v| v["cursor"] == reply.cursor);
     let page: PullResult = a.call_json("sync_pull", json!({ "afterCursor": 0 })).unwrap();
-    assert_eq!(page.blobs.iter().map(|b| b.data.clone()).collect::<Vec<_>>(), vec![b"and bread".to_vec()], "a device does not pull its own blobs");
+    assert_eq!(
+        page.blobs.iter().map(|b| b.data.clone()).collect::<Vec<_>>(),
+        vec![b"and bread".to_vec()],
+        "a device does not pull its own blobs"
+    );
     a.wait_status("synced");
     b.wait_status("synced");
     assert_eq!(b.sync_now_status(), "synced");
@@ -83,6 +91,13 @@ fn a_push_while_the_relay_is_down_is_pending_and_syncs_when_it_is_back_and_the_a
     assert!(offline.pending && offline.cursor == 0, "{offline:?}");
     let status: String = a.call_json("sync_status", Value::Null).unwrap();
     assert!(status == "pending" || status == "offline", "{status}");
+    let started = Instant::now();
+    let status = a.sync_now_status();
+    assert!(
+        status != "synced" && started.elapsed() < Duration::from_secs(20),
+        "{status} after {:?}",
+        started.elapsed()
+    );
 
     let relay = start_relay(relay_dir.path(), &addr);
     let arrivals = b.events("sync://blob-available");
@@ -119,7 +134,8 @@ fn exit_with_the_relay_down_takes_at_most_the_flush_budget_and_the_next_launch_s
     let a = Device::with_config(config(a_dir.path(), &relay));
     block_on(a.app.sync().app_launched()).unwrap();
     let info = next_matching(&arrivals, |v| v["id"] == stranded.blob_id);
-    let page: PullResult = b.call_json("sync_pull", json!({ "afterCursor": info["cursor"].as_u64().unwrap() - 1 })).unwrap();
+    let page: PullResult =
+        b.call_json("sync_pull", json!({ "afterCursor": info["cursor"].as_u64().unwrap() - 1 })).unwrap();
     assert_eq!(page.blobs[0].data, b"saved just before closing");
     a.wait_status("synced");
 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 use iroh::{Endpoint, SecretKey};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use zerok_core::client::{
-    Client, ClientConfig, ClientEvent, ClientInput, ClientOutput, ClientStoreOp, Command, CommandError, PairingFailure,
-    ReceivedBlob, RelayInfo, SyncStatus,
+    Client, ClientConfig, ClientEvent, ClientInput, ClientOutput, ClientStoreOp, Command, CommandError,
+    DisconnectReason, PairingFailure, ReceivedBlob, RelayInfo, SyncStatus,
 };
 use zerok_core::io::{ConnId, OpId, StoreError};
 use zerok_core::keys::DeviceId;
@@ -280,6 +280,31 @@ impl SyncClient {
         })
         .await?;
         Ok(confirmation)
+    }
+
+    /// A full cycle, for a "Sync now" button: pushes everything pending and pulls everything
+    /// new (connecting first if needed), and waits until a pull has completed and the device is
+    /// synced, the relay cannot be reached, or `within` has passed. Returns the status then.
+    pub async fn sync_now(&self, within: Duration) -> Result<SyncStatus, ClientError> {
+        let mut events = self.subscribe();
+        self.command(Command::SyncNow).await?;
+        // What the command itself reported came before its reply: the cycle's own pull ends
+        // with a later progress report.
+        while events.try_recv().is_ok() {}
+        let mut pulled = false;
+        let outcome = wait_for(&mut events, within, "the sync cycle", |e| {
+            pulled |= matches!(e, ClientEvent::SyncProgress { .. });
+            match e {
+                ClientEvent::Disconnected { reason } if *reason != DisconnectReason::Local => Some(Ok(())),
+                _ if pulled && self.status() == SyncStatus::Synced => Some(Ok(())),
+                _ => None,
+            }
+        })
+        .await;
+        match outcome {
+            Ok(()) | Err(ClientError::Timeout(_)) => Ok(self.status()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Waits until the status is `Synced`.

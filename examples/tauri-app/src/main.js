@@ -103,6 +103,7 @@ async function joinInvite(code) {
     await sync.joinInvite(code.trim());
     $('join').hidden = true;
     $('invite-box').hidden = true;
+    $('paired').hidden = false;
     await pullNew();
     return true;
   } catch (e) {
@@ -141,6 +142,7 @@ async function start() {
   sync.on('device-added', () => {
     $('invite-box').hidden = true;
     $('join').hidden = true;
+    $('paired').hidden = false;
   });
 
   $('add').addEventListener('submit', (e) => {

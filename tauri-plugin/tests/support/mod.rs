@@ -1,6 +1,6 @@
 //! A plugin instance inside Tauri's mock runtime (the real plugin code, IPC and ACL checks; no
 //! webview), and a real relay on loopback.
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test file uses a part")]
 
 use std::path::Path;
 use std::sync::mpsc;
@@ -13,8 +13,8 @@ use tauri::test::{INVOKE_KEY, MockRuntime, get_ipc_response, mock_builder, mock_
 use tauri::webview::InvokeRequest;
 use tauri::{App, Listener, WebviewWindow, WebviewWindowBuilder};
 use tauri_plugin_sync::Config;
-use tauri_utils::acl::resolved::{Resolved, ResolvedCommand, ResolvedCommandReference};
 use tauri_utils::acl::ExecutionContext;
+use tauri_utils::acl::resolved::{Resolved, ResolvedCommand, ResolvedCommandReference};
 use zerok_core::relay::RelayLimits;
 use zerok_transport_iroh::{RelayServer, RelayServerConfig, connection};
 
@@ -50,7 +50,8 @@ impl Device {
         // empty: grant this window every command, as `sync:default` does in an app.
         let mut resolved = Resolved::default();
         for command in COMMANDS {
-            let reference = ResolvedCommandReference::new("test".into(), format!("sync:allow-{}", command.replace('_', "-")));
+            let reference =
+                ResolvedCommandReference::new("test".into(), format!("sync:allow-{}", command.replace('_', "-")));
             let any = vec![glob::Pattern::new("*").unwrap()];
             resolved.allowed_commands.insert(
                 format!("plugin:sync|{command}"),
@@ -58,10 +59,8 @@ impl Device {
             );
         }
         *context.runtime_authority_mut() = tauri::ipc::RuntimeAuthority::new(Default::default(), resolved);
-        let app = mock_builder()
-            .plugin(tauri_plugin_sync::Builder::new().config(config).build())
-            .build(context)
-            .unwrap();
+        let app =
+            mock_builder().plugin(tauri_plugin_sync::Builder::new().config(config).build()).build(context).unwrap();
         let window = WebviewWindowBuilder::new(&app, "main", Default::default()).build().unwrap();
         Device { app, window }
     }

@@ -3,6 +3,7 @@
 //! note that reaches the native device, and shows the note the native device pushes back.
 //!
 //! Needs `xvfb-run` (package xvfb) and the frontend built first (`npm run build`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic, reason = "tests")]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -26,9 +27,13 @@ async fn the_app_in_a_real_webview_pairs_and_syncs_with_a_native_device() {
     })
     .await
     .unwrap();
-    let native = SyncClient::open(ClientOptions::new(dir.path().join("native"), relay.info().clone(), "127.0.0.1:0".parse().unwrap()))
-        .await
-        .unwrap();
+    let native = SyncClient::open(ClientOptions::new(
+        dir.path().join("native"),
+        relay.info().clone(),
+        "127.0.0.1:0".parse().unwrap(),
+    ))
+    .await
+    .unwrap();
     native.create_group(None, WAIT).await.unwrap();
     let invite = native.create_invite(WAIT).await.unwrap();
     let mut events = native.subscribe();
@@ -62,7 +67,8 @@ async fn the_app_in_a_real_webview_pairs_and_syncs_with_a_native_device() {
     .expect("the app's note reached the native device");
     assert_eq!(note["text"], "hello from the Tauri app");
 
-    let reply = serde_json::json!({ "id": "native-1", "text": "hello from the native device", "at": 1_700_000_000_000u64 });
+    let reply =
+        serde_json::json!({ "id": "native-1", "text": "hello from the native device", "at": 1_700_000_000_000u64 });
     native.push(reply.to_string().into_bytes()).await.unwrap();
 
     let report = tokio::task::spawn_blocking(move || {
