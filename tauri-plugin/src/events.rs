@@ -30,12 +30,15 @@ pub const PAIRING_CODE: &str = "sync://pairing-code";
 /// This device admitted a new one: [`PairingInfo`] with `device`.
 pub const DEVICE_ADDED: &str = "sync://device-added";
 
-/// Forwards `client`'s events to the app until the client stops.
-pub(crate) fn forward<R: Runtime>(app: AppHandle<R>, client: Arc<SyncClient>, cache: Arc<Cache>) {
+/// Forwards `client`'s events to the app until the client is dropped.
+pub(crate) fn forward<R: Runtime>(app: AppHandle<R>, client: &Arc<SyncClient>, cache: Arc<Cache>) {
     let mut events = client.subscribe();
+    let client = Arc::downgrade(client);
     tauri::async_runtime::spawn(async move {
         loop {
-            let event = match events.recv().await {
+            let received = events.recv().await;
+            let Some(client) = client.upgrade() else { return };
+            let event = match received {
                 Ok(event) => event,
                 // Missed some: the status and cursor are re-read below.
                 Err(RecvError::Lagged(_)) => ClientEvent::Status(client.status()),

@@ -240,7 +240,7 @@ impl<R: Runtime> SyncHandle<R> {
         options.invite_ttl = self.settings.invite_ttl;
         let client = Arc::new(SyncClient::open(options).await?);
         self.refresh(&client).await;
-        events::forward(self.app.clone(), client.clone(), self.cache.clone());
+        events::forward(self.app.clone(), &client, self.cache.clone());
         *slot = Some(client.clone());
         Ok(client)
     }
