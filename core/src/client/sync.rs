@@ -266,7 +266,8 @@ impl Client {
         }
         self.log.start_page(page.prev_chain);
         let mut delivered: Vec<ReceivedBlob> = Vec::new();
-        let mut overflow = false;
+        // The cursor of the first blob dropped because the gap buffer was full.
+        let mut overflow: Option<u64> = None;
         let me = self.config.device.device_id();
         let mut complete = true;
         for stored in page.blobs {
@@ -319,7 +320,9 @@ impl Client {
             match self.receiver.receive(incoming) {
                 Verdict::Applied(blobs) => delivered.extend(blobs),
                 Verdict::Duplicate | Verdict::Buffered => {}
-                Verdict::Overflow => overflow = true,
+                Verdict::Overflow => {
+                    overflow.get_or_insert(stored.cursor);
+                }
                 Verdict::Equivocation { seq, known, got } => {
                     self.event(ClientEvent::Equivocation { sender, seq, cursor: stored.cursor, proof: (known, got) });
                 }
@@ -331,12 +334,16 @@ impl Client {
         } else if !page.has_more && self.fetch_pos < page.max_cursor {
             self.fetch_pos = page.max_cursor;
         }
-        if overflow {
+        if let Some(dropped) = overflow {
+            // Fetch again from below everything dropped: the blobs held in the gap buffer and
+            // the one that did not fit. (Computed before the buffer is cleared: after, the
+            // durable cursor would pass them and they would never be received.)
+            let again = self.durable_target().min(dropped.saturating_sub(1)).max(self.cursor);
             self.receiver.clear_gap();
+            self.fetch_pos = again;
         }
         self.persist_page(delivered);
-        if overflow {
-            self.fetch_pos = self.durable_target();
+        if overflow.is_some() {
             self.log.fetch_from(self.fetch_pos);
         }
     }
