@@ -11,7 +11,7 @@ use tauri::{AppHandle, Runtime};
 use tokio::sync::Mutex;
 use zerok_core::client::{Command, CommandError, SyncStatus};
 use zerok_core::invite::qr_svg_data_url;
-use zerok_transport_iroh::{ClientError, ClientOptions, SyncClient};
+use zerok_transport_iroh::{ClientError, ClientOptions, DeviceSnapshot, SyncClient};
 
 use crate::config::Settings;
 use crate::error::{Error, Result};
@@ -91,8 +91,7 @@ impl<R: Runtime> SyncHandle<R> {
     /// pulls what is new, in the background. Remembered across launches.
     pub async fn enable(&self) -> Result<()> {
         let client = self.open().await?;
-        remove_marker(&self.settings.data_dir)?;
-        self.enabled.store(true, Ordering::Relaxed);
+        self.mark_enabled()?;
         client.launch().await?;
         self.refresh(&client).await;
         Ok(())
@@ -116,8 +115,7 @@ impl<R: Runtime> SyncHandle<R> {
         let client = self.open().await?;
         if !client.snapshot().await?.in_group {
             client.create_group(self.settings.admission_token.clone(), RELAY_WAIT).await?;
-            self.enabled.store(true, Ordering::Relaxed);
-            remove_marker(&self.settings.data_dir)?;
+            self.mark_enabled()?;
         }
         let invite = client.create_invite(RELAY_WAIT).await?;
         Ok(Invite {
@@ -133,9 +131,7 @@ impl<R: Runtime> SyncHandle<R> {
     pub async fn join_invite(&self, invite: &str) -> Result<()> {
         let client = self.open().await?;
         client.join_invite(invite, RELAY_WAIT).await?;
-        self.enabled.store(true, Ordering::Relaxed);
-        remove_marker(&self.settings.data_dir)?;
-        Ok(())
+        self.mark_enabled()
     }
 
     /// Seals `data` and puts it in the durable outbox, then waits briefly for the relay.
@@ -179,13 +175,11 @@ impl<R: Runtime> SyncHandle<R> {
             return Err(ClientError::Command(CommandError::NotInGroup).into());
         }
         if !self.enabled.load(Ordering::Relaxed) {
-            self.enabled.store(true, Ordering::Relaxed);
-            remove_marker(&self.settings.data_dir)?;
+            self.mark_enabled()?;
             client.launch().await?;
         }
         let status = client.sync_now(SYNC_NOW_WAIT).await?;
-        let snapshot = client.snapshot().await?;
-        self.refresh(&client).await;
+        let snapshot = self.refresh(&client).await.ok_or(ClientError::Stopped)?;
         Ok(SyncNowResult { status: status.into(), last_cursor: snapshot.cursor, unsent: snapshot.unsent })
     }
 
@@ -245,17 +239,22 @@ impl<R: Runtime> SyncHandle<R> {
         Ok(client)
     }
 
-    async fn refresh(&self, client: &SyncClient) {
+    /// Brings the cached status and cursor up to date; returns the snapshot they came from
+    /// (none once the client has stopped).
+    async fn refresh(&self, client: &SyncClient) -> Option<DeviceSnapshot> {
         self.cache.set_status(client.status());
-        if let Ok(cursor) = client.last_cursor().await {
-            self.cache.set_cursor(cursor);
-        }
+        let snapshot = client.snapshot().await.ok()?;
+        self.cache.set_cursor(snapshot.cursor);
+        Some(snapshot)
     }
-}
 
-fn remove_marker(dir: &std::path::Path) -> Result<()> {
-    match std::fs::remove_file(dir.join(DISABLED_MARKER)) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(ClientError::from(e).into()),
-        _ => Ok(()),
+    /// Sync is on, now and at the next launches.
+    fn mark_enabled(&self) -> Result<()> {
+        match std::fs::remove_file(self.settings.data_dir.join(DISABLED_MARKER)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(ClientError::from(e).into()),
+            _ => {}
+        }
+        self.enabled.store(true, Ordering::Relaxed);
+        Ok(())
     }
 }

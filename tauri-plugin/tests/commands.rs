@@ -5,7 +5,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::{Device, next_matching, relay_string, start_relay};
+use support::{Device, next_matching, relay_string, temp_relay};
 use tauri::ipc::InvokeBody;
 use tauri_plugin_sync::{Config, Invite, PullResult, PushResult};
 use zerok_core::CoreRng;
@@ -32,8 +32,7 @@ fn a_missing_or_malformed_relay_is_a_config_error() {
 
 #[test]
 fn bad_pushes_are_refused_with_their_kind_and_queue_nothing() {
-    let relay_dir = tempfile::tempdir().unwrap();
-    let relay = start_relay(relay_dir.path(), "127.0.0.1:0");
+    let (_relay_dir, relay) = temp_relay();
     let dir = tempfile::tempdir().unwrap();
     let device = Device::new(dir.path(), Some(relay_string(&relay)));
 
@@ -58,8 +57,7 @@ fn bad_pushes_are_refused_with_their_kind_and_queue_nothing() {
 
 #[test]
 fn malformed_expired_and_unknown_invites_are_refused_with_their_kind() {
-    let relay_dir = tempfile::tempdir().unwrap();
-    let relay = start_relay(relay_dir.path(), "127.0.0.1:0");
+    let (_relay_dir, relay) = temp_relay();
     let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let inviter = Device::with_config(Config { invite_ttl_secs: Some(1), ..support::config(a_dir.path(), &relay) });
     let joiner = Device::new(b_dir.path(), Some(relay_string(&relay)));
@@ -86,8 +84,7 @@ fn malformed_expired_and_unknown_invites_are_refused_with_their_kind() {
 
 #[test]
 fn an_invite_has_a_qr_image_a_short_code_and_an_expiry_and_a_second_is_refused_while_open() {
-    let relay_dir = tempfile::tempdir().unwrap();
-    let relay = start_relay(relay_dir.path(), "127.0.0.1:0");
+    let (_relay_dir, relay) = temp_relay();
     let dir = tempfile::tempdir().unwrap();
     let device = Device::new(dir.path(), Some(relay_string(&relay)));
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
@@ -108,8 +105,7 @@ fn an_invite_has_a_qr_image_a_short_code_and_an_expiry_and_a_second_is_refused_w
 
 #[test]
 fn pull_pages_and_reads_offline() {
-    let relay_dir = tempfile::tempdir().unwrap();
-    let relay = start_relay(relay_dir.path(), "127.0.0.1:0");
+    let (_relay_dir, relay) = temp_relay();
     let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = Device::new(a_dir.path(), Some(relay_string(&relay)));
     let b = Device::new(b_dir.path(), Some(relay_string(&relay)));

@@ -7,15 +7,36 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{Device, config, next_matching, start_relay};
+use support::{Device, config, next_matching, start_relay, temp_relay};
 use tauri::ipc::InvokeBody;
 use tauri_plugin_sync::{Invite, PullResult, PushResult, SyncExt};
+use tempfile::TempDir;
+use zerok_transport_iroh::RelayServer;
 
 fn pair(a: &Device, b: &Device) {
     let a_codes = a.events("sync://pairing-code");
     let invite: Invite = a.call_json("sync_create_invite", Value::Null).unwrap();
     b.call_json::<Value>("sync_join_invite", json!({ "invite": invite.short_code })).unwrap();
     next_matching(&a_codes, |v| v["code"].is_string());
+}
+
+/// A relay and two devices paired through it; the directories live as long as the bindings.
+struct Paired {
+    relay_dir: TempDir,
+    a_dir: TempDir,
+    b_dir: TempDir,
+    relay: RelayServer,
+    a: Device,
+    b: Device,
+}
+
+fn paired() -> Paired {
+    let (relay_dir, relay) = temp_relay();
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = Device::with_config(config(a_dir.path(), &relay));
+    let b = Device::with_config(config(b_dir.path(), &relay));
+    pair(&a, &b);
+    Paired { relay_dir, a_dir, b_dir, relay, a, b }
 }
 
 fn push(device: &Device, text: &str) -> PushResult {
@@ -28,8 +49,7 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
 
 #[test]
 fn two_apps_pair_with_a_short_code_and_sync_both_ways() {
-    let relay_dir = tempfile::tempdir().unwrap();
-    let relay = start_relay(relay_dir.path(), "127.0.0.1:0");
+    let (_relay_dir, relay) = temp_relay();
     let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = Device::with_config(config(a_dir.path(), &relay));
     let b = Device::with_config(config(b_dir.path(), &relay));
@@ -78,13 +98,8 @@ fn two_apps_pair_with_a_short_code_and_sync_both_ways() {
 
 #[test]
 fn a_push_while_the_relay_is_down_is_pending_and_syncs_when_it_is_back_and_the_app_resumes() {
-    let relay_dir = tempfile::tempdir().unwrap();
-    let relay = start_relay(relay_dir.path(), "127.0.0.1:0");
+    let Paired { relay_dir, a_dir: _a_dir, b_dir: _b_dir, relay, a, b } = paired();
     let addr = relay.info().addrs[0].clone();
-    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = Device::with_config(config(a_dir.path(), &relay));
-    let b = Device::with_config(config(b_dir.path(), &relay));
-    pair(&a, &b);
     block_on(relay.shutdown()).unwrap();
 
     let offline = push(&a, "written on the train");
@@ -112,13 +127,8 @@ fn a_push_while_the_relay_is_down_is_pending_and_syncs_when_it_is_back_and_the_a
 
 #[test]
 fn exit_with_the_relay_down_takes_at_most_the_flush_budget_and_the_next_launch_sends_the_outbox() {
-    let relay_dir = tempfile::tempdir().unwrap();
-    let relay = start_relay(relay_dir.path(), "127.0.0.1:0");
+    let Paired { relay_dir, a_dir, b_dir: _b_dir, relay, a, b } = paired();
     let addr = relay.info().addrs[0].clone();
-    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = Device::with_config(config(a_dir.path(), &relay));
-    let b = Device::with_config(config(b_dir.path(), &relay));
-    pair(&a, &b);
     block_on(relay.shutdown()).unwrap();
     let stranded = push(&a, "saved just before closing");
     assert!(stranded.pending);
@@ -142,12 +152,7 @@ fn exit_with_the_relay_down_takes_at_most_the_flush_budget_and_the_next_launch_s
 
 #[test]
 fn disable_is_remembered_across_launches_and_pushes_still_queue() {
-    let relay_dir = tempfile::tempdir().unwrap();
-    let relay = start_relay(relay_dir.path(), "127.0.0.1:0");
-    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = Device::with_config(config(a_dir.path(), &relay));
-    let b = Device::with_config(config(b_dir.path(), &relay));
-    pair(&a, &b);
+    let Paired { relay_dir: _relay_dir, a_dir, b_dir: _b_dir, relay, a, b } = paired();
 
     a.call_json::<Value>("sync_disable", Value::Null).unwrap();
     a.wait_status("offline");

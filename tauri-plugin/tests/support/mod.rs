@@ -18,17 +18,7 @@ use tauri_utils::acl::resolved::{Resolved, ResolvedCommand, ResolvedCommandRefer
 use zerok_core::relay::RelayLimits;
 use zerok_transport_iroh::{RelayServer, RelayServerConfig, connection};
 
-pub const COMMANDS: &[&str] = &[
-    "sync_enable",
-    "sync_disable",
-    "sync_create_invite",
-    "sync_join_invite",
-    "sync_push",
-    "sync_pull",
-    "sync_status",
-    "sync_last_cursor",
-    "sync_now",
-];
+include!("../../command_names.rs");
 
 pub const WAIT: Duration = Duration::from_secs(30);
 
@@ -127,6 +117,13 @@ pub fn config(dir: &Path, relay: &RelayServer) -> Config {
 
 fn config_without_relay(dir: &Path) -> Config {
     Config { data_dir: Some(dir.to_path_buf()), bind: Some("127.0.0.1:0".parse().unwrap()), ..Config::default() }
+}
+
+/// A relay on loopback in a directory of its own (kept for restarts).
+pub fn temp_relay() -> (tempfile::TempDir, RelayServer) {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start_relay(dir.path(), "127.0.0.1:0");
+    (dir, relay)
 }
 
 /// A relay on loopback in `dir` (the same dir and `bind` restart the same relay).
