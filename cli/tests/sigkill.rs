@@ -106,7 +106,15 @@ async fn every_acknowledged_push_survives_relay_sigkills() {
     }
     let mut all_pushed = BTreeMap::new();
     let mut all_acked = BTreeMap::new();
-    for (device, mut events, pushed, mut acked, unusual) in results {
+    let mut devices = Vec::new();
+    for (device, events, pushed, acked, unusual) in results {
+        all_pushed.extend(pushed);
+        all_acked.extend(acked);
+        let id = device.snapshot().await.unwrap().device_id;
+        devices.push((device, events, unusual, id));
+    }
+    let ids: Vec<_> = devices.iter().map(|d| d.3).collect();
+    for (device, mut events, unusual, _) in devices {
         if let Err(e) = device.wait_synced(catch_up).await {
             let mut last = Vec::new();
             loop {
@@ -119,20 +127,32 @@ async fn every_acknowledged_push_survives_relay_sigkills() {
                 }
             }
             let tail = last.len().saturating_sub(15);
-            let snapshot = device.snapshot().await;
+            let snapshot = device.snapshot().await.unwrap();
+            // Where the relay acknowledged each blob the device is missing (seq n is the
+            // pusher's payload n - 1), and its neighbours.
+            let mut missing = Vec::new();
+            for (sender, seq) in &snapshot.receiving.missing {
+                let pusher = ids.iter().position(|id| id == sender);
+                for s in seq.saturating_sub(1)..seq + 2 {
+                    let prefix = format!("pusher {} blob {} ", pusher.unwrap_or(99), s.saturating_sub(1));
+                    let found = all_pushed.iter().find(|(_, p)| p.starts_with(prefix.as_bytes()));
+                    missing.push(format!(
+                        "pusher {pusher:?} seq {s}: acked at {:?}",
+                        found.map(|(id, _)| all_acked.get(id))
+                    ));
+                }
+            }
             panic!(
-                "outbox did not drain ({e}); status {:?}; {snapshot:?}; during the run {unusual:?}; last events {:#?}",
+                "outbox did not drain ({e}); status {:?}; {snapshot:?}; missing {missing:#?}; during the run {unusual:?}; last events {:#?}",
                 device.status(),
                 &last[tail..]
             );
         }
         while let Ok(e) = events.try_recv() {
             if let ClientEvent::PushAcked { push_id, cursor } = e {
-                acked.insert(push_id, cursor);
+                all_acked.insert(push_id, cursor);
             }
         }
-        all_pushed.extend(pushed);
-        all_acked.extend(acked);
     }
     let got = tokio::time::timeout(catch_up, async {
         loop {

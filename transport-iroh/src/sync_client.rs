@@ -10,7 +10,7 @@ use iroh::{Endpoint, SecretKey};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use zerok_core::client::{
     Client, ClientConfig, ClientEvent, ClientInput, ClientOutput, ClientStoreOp, Command, CommandError,
-    DisconnectReason, PairingFailure, ReceivedBlob, RelayInfo, SyncStatus,
+    DisconnectReason, PairingFailure, ReceiveProgress, ReceivedBlob, RelayInfo, SyncStatus,
 };
 use zerok_core::io::{ConnId, OpId, StoreError};
 use zerok_core::keys::DeviceId;
@@ -79,7 +79,7 @@ pub struct Invite {
 }
 
 /// What the device knows about itself right now.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeviceSnapshot {
     /// The durable cursor: every blob up to it has been received.
     pub cursor: u64,
@@ -89,6 +89,8 @@ pub struct DeviceSnapshot {
     pub unsent: usize,
     /// The device's id, as other devices see it as a blob's sender.
     pub device_id: DeviceId,
+    /// Where receiving stands (for diagnostics).
+    pub receiving: ReceiveProgress,
 }
 
 enum Req {
@@ -435,6 +437,7 @@ impl Driver {
                             in_group: self.client.membership().is_some(),
                             unsent: self.client.unsent(),
                             device_id: self.client.device_id(),
+                            receiving: self.client.receive_progress(),
                         });
                     }
                     None => return,

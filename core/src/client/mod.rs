@@ -422,6 +422,29 @@ enum OpKind {
     Deliver { cursor: u64, log_chain: Option<[u8; 32]>, blobs: Vec<ReceivedBlob> },
 }
 
+/// Where receiving stands (see [`Client::receive_progress`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceiveProgress {
+    /// The durable cursor.
+    pub cursor: u64,
+    /// The cursor after which the next page is fetched.
+    pub fetch_pos: u64,
+    /// The relay's head as last heard.
+    pub head: u64,
+    /// The highest head the relay ever showed (or acknowledged a push at).
+    pub highest_head: u64,
+    /// Connected to the relay as a member.
+    pub online: bool,
+    /// A pull is in progress.
+    pub pulling: bool,
+    /// A page is being saved.
+    pub delivering: bool,
+    /// Blobs held in the gap buffer, waiting for an earlier blob of their sender.
+    pub gap_buffered: usize,
+    /// The first missing sequence number of each sender with buffered blobs.
+    pub missing: Vec<(DeviceId, u64)>,
+}
+
 /// The client state machine of one device.
 pub struct Client {
     config: ClientConfig,
@@ -622,6 +645,21 @@ impl Client {
     /// Blobs held in the gap buffer.
     pub fn gap_buffered(&self) -> usize {
         self.receiver.buffered()
+    }
+
+    /// Where receiving stands, for support and diagnostics: why a device is behind.
+    pub fn receive_progress(&self) -> ReceiveProgress {
+        ReceiveProgress {
+            cursor: self.cursor,
+            fetch_pos: self.fetch_pos,
+            head: self.head,
+            highest_head: self.highest_head,
+            online: self.phase.is_online(),
+            pulling: self.pulling,
+            delivering: self.delivering,
+            gap_buffered: self.receiver.buffered(),
+            missing: self.receiver.missing(),
+        }
     }
 
     /// The group membership, if any.
