@@ -17,6 +17,16 @@ use support::{relay_info, start_relay};
 
 const WAIT: Duration = Duration::from_secs(60);
 
+/// Where the relay's database holds a push (diagnostics; needs the sqlite3 program).
+fn stored_at(relay_dir: &std::path::Path, push_id: &[u8; 16]) -> String {
+    let hex: String = push_id.iter().map(|b| format!("{b:02x}")).collect();
+    let query = format!("SELECT cursor FROM blobs WHERE push_id = x'{hex}'");
+    match std::process::Command::new("sqlite3").arg(relay_dir.join("relay.db")).arg(query).output() {
+        Ok(out) => format!("{:?}", String::from_utf8_lossy(&out.stdout).trim()),
+        Err(_) => "(no sqlite3)".into(),
+    }
+}
+
 fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -114,6 +124,8 @@ async fn every_acknowledged_push_survives_relay_sigkills() {
         devices.push((device, events, unusual, id));
     }
     let ids: Vec<_> = devices.iter().map(|d| d.3).collect();
+    let unusual_of: Vec<_> = devices.iter().map(|d| d.2.clone()).collect();
+    let handles: Vec<_> = devices.iter().map(|d| d.0.clone()).collect();
     for (device, mut events, unusual, _) in devices {
         if let Err(e) = device.wait_synced(catch_up).await {
             let mut last = Vec::new();
@@ -137,9 +149,14 @@ async fn every_acknowledged_push_survives_relay_sigkills() {
                     let prefix = format!("pusher {} blob {} ", pusher.unwrap_or(99), s.saturating_sub(1));
                     let found = all_pushed.iter().find(|(_, p)| p.starts_with(prefix.as_bytes()));
                     missing.push(format!(
-                        "pusher {pusher:?} seq {s}: acked at {:?}",
-                        found.map(|(id, _)| all_acked.get(id))
+                        "pusher {pusher:?} seq {s}: acked at {:?}, in the relay's database at {}",
+                        found.map(|(id, _)| all_acked.get(id)),
+                        found.map(|(id, _)| stored_at(&relay_dir, id)).unwrap_or_default()
                     ));
+                }
+                if let Some(p) = pusher {
+                    let snapshot = handles[p].snapshot().await;
+                    missing.push(format!("pusher {p}: {snapshot:?}; during the run {:?}", unusual_of[p]));
                 }
             }
             panic!(

@@ -1,5 +1,6 @@
 //! Relay connection strings: `zerok1:<endpoint id hex>:<noise key hex>@<addr>,<addr>`. What a
-//! relay prints at start and what devices are given to reach it.
+//! relay prints at start and what devices are given to reach it. An address is a UDP socket
+//! address (iroh QUIC, native devices) or a `ws://` / `wss://` URL (browsers).
 
 use zerok_core::client::RelayInfo;
 use zerok_core::keys::NoisePublic;
@@ -18,7 +19,9 @@ pub fn parse(text: &str) -> Result<RelayInfo, String> {
     let (keys, addrs) = rest.split_once('@').ok_or_else(bad)?;
     let (id, key) = keys.split_once(':').ok_or_else(bad)?;
     let addrs: Vec<String> = addrs.split(',').filter(|a| !a.is_empty()).map(str::to_owned).collect();
-    if addrs.is_empty() || addrs.iter().any(|a| a.parse::<std::net::SocketAddr>().is_err()) {
+    let usable =
+        |a: &String| a.parse::<std::net::SocketAddr>().is_ok() || a.starts_with("ws://") || a.starts_with("wss://");
+    if addrs.is_empty() || !addrs.iter().all(usable) {
         return Err(bad());
     }
     Ok(RelayInfo {
@@ -52,11 +55,18 @@ mod tests {
         let info = RelayInfo {
             endpoint_id: [0xab; 32],
             noise_key: NoisePublic([0x01; 32]),
-            addrs: vec!["127.0.0.1:4433".into()],
+            addrs: vec!["127.0.0.1:4433".into(), "wss://relay.example/sync".into()],
         };
         let text = format(&info);
         assert_eq!(parse(&text), Ok(info));
-        for bad in ["", "zerok1:", "zerok1:aa:bb@x", &text.replace('@', "#"), &text.replace("4433", "")] {
+        for bad in [
+            "",
+            "zerok1:",
+            "zerok1:aa:bb@x",
+            &text.replace("wss:", "http:"),
+            &text.replace('@', "#"),
+            &text.replace("4433", ""),
+        ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
     }

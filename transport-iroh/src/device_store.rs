@@ -5,11 +5,9 @@
 use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
-use zerok_core::client::{
-    ClientState, ClientStoreOp, Membership, OutboxEntry, PendingCreation, ReceivedBlob, RelayInfo, SenderView,
-};
+use zerok_core::client::{ClientState, ClientStoreOp, Membership, OutboxEntry, ReceivedBlob, SenderView, kv};
 use zerok_core::io::StoreError;
-use zerok_core::keys::{DeviceId, DeviceSigningKey, EpochSecret, GroupId, NoiseKeypair, NoisePublic, NoiseSecret};
+use zerok_core::keys::{DeviceId, DeviceSigningKey};
 
 use crate::sql::{array, commit_batch, int, store_error, uint};
 
@@ -117,6 +115,11 @@ impl DeviceDb {
     }
 }
 
+fn decode_membership(b: &[u8]) -> rusqlite::Result<Membership> {
+    kv::decode_membership(b)
+        .ok_or_else(|| rusqlite::Error::InvalidColumnType(0, "membership".into(), rusqlite::types::Type::Blob))
+}
+
 fn set_meta(conn: &Connection, name: &str, value: &[u8]) -> rusqlite::Result<()> {
     conn.prepare_cached("INSERT OR REPLACE INTO meta (name, value) VALUES (?1, ?2)")?.execute(params![name, value])?;
     Ok(())
@@ -124,7 +127,7 @@ fn set_meta(conn: &Connection, name: &str, value: &[u8]) -> rusqlite::Result<()>
 
 fn write(conn: &Connection, op: &ClientStoreOp) -> rusqlite::Result<()> {
     match op {
-        ClientStoreOp::SaveMembership(m) => set_meta(conn, "membership", &encode_membership(m)),
+        ClientStoreOp::SaveMembership(m) => set_meta(conn, "membership", &kv::encode_membership(m)),
         ClientStoreOp::AppendOutbox { entries, next_seq, last_hash } => {
             for e in entries {
                 conn.prepare_cached("INSERT OR REPLACE INTO outbox (push_id, seq, envelope) VALUES (?1, ?2, ?3)")?
@@ -164,74 +167,11 @@ fn write(conn: &Connection, op: &ClientStoreOp) -> rusqlite::Result<()> {
     }
 }
 
-/// Membership as bytes: group id, epoch, epoch secret, access key secret, relay endpoint id,
-/// relay Noise key, relay addresses (newline-separated), then an optional admission token.
-fn encode_membership(m: &Membership) -> Vec<u8> {
-    let mut out = Vec::with_capacity(200);
-    out.extend_from_slice(m.group_id.expose());
-    out.extend_from_slice(&m.epoch.to_le_bytes());
-    out.extend_from_slice(m.epoch_secret.expose());
-    out.extend_from_slice(m.access_key.secret().expose());
-    out.extend_from_slice(&m.relay.endpoint_id);
-    out.extend_from_slice(&m.relay.noise_key.0);
-    let addrs = m.relay.addrs.join("\n");
-    out.extend_from_slice(&(addrs.len() as u32).to_le_bytes());
-    out.extend_from_slice(addrs.as_bytes());
-    match &m.pending_creation {
-        None => out.push(0),
-        Some(PendingCreation { admission_token: None }) => out.push(1),
-        Some(PendingCreation { admission_token: Some(t) }) => {
-            out.push(2);
-            out.extend_from_slice(t);
-        }
-    }
-    out
-}
-
-fn decode_membership(b: &[u8]) -> rusqlite::Result<Membership> {
-    let bad = || rusqlite::Error::InvalidColumnType(0, "membership".into(), rusqlite::types::Type::Blob);
-    let mut r = Reader(b);
-    let group_id = GroupId::from_bytes(r.array().ok_or_else(bad)?);
-    let epoch = u32::from_le_bytes(r.array().ok_or_else(bad)?);
-    let epoch_secret = EpochSecret::from_bytes(r.array().ok_or_else(bad)?);
-    let access_key = NoiseKeypair::from_secret(NoiseSecret::from_bytes(r.array().ok_or_else(bad)?));
-    let endpoint_id = r.array().ok_or_else(bad)?;
-    let noise_key = NoisePublic(r.array().ok_or_else(bad)?);
-    let len = u32::from_le_bytes(r.array().ok_or_else(bad)?) as usize;
-    let addrs = String::from_utf8(r.take(len).ok_or_else(bad)?.to_vec()).map_err(|_| bad())?;
-    let pending_creation = match r.take(1).ok_or_else(bad)? {
-        [0] => None,
-        [1] => Some(PendingCreation { admission_token: None }),
-        _ => Some(PendingCreation { admission_token: Some(r.0.to_vec()) }),
-    };
-    let addrs = addrs.split('\n').filter(|a| !a.is_empty()).map(str::to_owned).collect();
-    Ok(Membership {
-        group_id,
-        epoch,
-        epoch_secret,
-        access_key,
-        relay: RelayInfo { endpoint_id, noise_key, addrs },
-        pending_creation,
-    })
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Option<&[u8]> {
-        let (head, rest) = (self.0.get(..n)?, self.0.get(n..)?);
-        self.0 = rest;
-        Some(head)
-    }
-
-    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
-        self.take(N)?.try_into().ok()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use zerok_core::client::{PendingCreation, RelayInfo};
+    use zerok_core::keys::{EpochSecret, GroupId, NoiseKeypair, NoisePublic};
 
     #[test]
     fn state_survives_reopening() {

@@ -9,6 +9,7 @@
 mod clock;
 pub mod connection;
 mod device_store;
+mod http;
 mod metrics;
 pub mod net;
 mod relay_server;

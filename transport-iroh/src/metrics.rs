@@ -1,10 +1,8 @@
-//! Relay counters, and the `/health` and `/metrics` (Prometheus text) HTTP endpoint.
+//! Relay counters, and their Prometheus text exposition (served at `/metrics`).
 
 use std::fmt::Write as _;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zerok_core::relay::{RejectReason, RelayEvent};
 
 /// What the relay has done since it started.
@@ -100,32 +98,5 @@ impl Metrics {
             self.open_connections.load(Relaxed)
         );
         out
-    }
-}
-
-/// Serves `GET /health` and `GET /metrics` on `listener` until the task is dropped.
-pub async fn serve_http(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
-    while let Ok((mut stream, _)) = listener.accept().await {
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 1024];
-            let Ok(n) =
-                tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buf)).await.unwrap_or(Ok(0))
-            else {
-                return;
-            };
-            let request = String::from_utf8_lossy(buf.get(..n).unwrap_or_default());
-            let path = request.split_whitespace().nth(1).unwrap_or("");
-            let (status, kind, body) = match (request.starts_with("GET "), path) {
-                (true, "/health") => ("200 OK", "text/plain", "ok\n".to_owned()),
-                (true, "/metrics") => ("200 OK", "text/plain; version=0.0.4", metrics.render()),
-                _ => ("404 Not Found", "text/plain", "not found\n".to_owned()),
-            };
-            let response = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(response.as_bytes()).await;
-        });
     }
 }

@@ -46,7 +46,8 @@ pub fn listen_addrs(ep: &Endpoint) -> Vec<String> {
     ep.bound_sockets().iter().map(ToString::to_string).collect()
 }
 
-/// Dials `endpoint_id` at the first usable address and opens the stream.
+/// Dials `endpoint_id` at its socket addresses (others, such as browsers' WebSocket URLs, are
+/// skipped) and opens the stream.
 pub async fn dial(
     ep: &Endpoint,
     endpoint_id: [u8; 32],
@@ -54,8 +55,11 @@ pub async fn dial(
 ) -> Result<(Connection, SendStream, RecvStream), String> {
     let id = PublicKey::from_bytes(&endpoint_id).map_err(|e| e.to_string())?;
     let mut addr = EndpointAddr::new(id);
-    for a in addrs {
-        let sock: SocketAddr = a.parse().map_err(|_| NetError::Address(a.clone()).to_string())?;
+    let sockets: Vec<SocketAddr> = addrs.iter().filter_map(|a| a.parse().ok()).collect();
+    if sockets.is_empty() {
+        return Err(NetError::Address(addrs.join(",")).to_string());
+    }
+    for sock in sockets {
         addr = addr.with_ip_addr(sock);
     }
     let conn = ep.connect(addr, ALPN).await.map_err(|e| e.to_string())?;

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use iroh::{Endpoint, SecretKey};
 use tokio::sync::{mpsc, oneshot};
@@ -16,10 +17,11 @@ use zerok_core::relay::{
 };
 
 use crate::clock::{Clock, os_seed};
-use crate::metrics::{Metrics, serve_http};
+use crate::metrics::Metrics;
 use crate::net::{self, NetError, Write};
 use crate::relay_store::RelayDb;
 use crate::sql::recv_batch;
+use crate::{connection, http};
 
 /// Most store operations committed in one transaction.
 const GROUP_COMMIT: usize = 512;
@@ -33,7 +35,8 @@ pub struct RelayServerConfig {
     pub bind: SocketAddr,
     /// Every limit of the relay.
     pub limits: RelayLimits,
-    /// Where to serve `/health` and `/metrics` over HTTP (TCP), if anywhere.
+    /// Where to serve HTTP (TCP), if anywhere: `/health`, `/metrics`, `/connection` and the
+    /// browsers' WebSocket at `/sync`.
     pub http: Option<SocketAddr>,
 }
 
@@ -83,24 +86,32 @@ impl RelayServer {
         let endpoint = net::bind(iroh_secret, config.bind, true).await?;
         let endpoint_id = *endpoint.id().as_bytes();
         let noise = NoiseKeypair::from_secret(noise_secret);
-        let info = RelayInfo { endpoint_id, noise_key: noise.public(), addrs: net::listen_addrs(&endpoint) };
+        let mut info = RelayInfo { endpoint_id, noise_key: noise.public(), addrs: net::listen_addrs(&endpoint) };
         let clock = Clock::new();
         let mut relay_config = RelayConfig::new(endpoint_id, noise);
         relay_config.limits = config.limits;
         let relay = Relay::new(relay_config, os_seed()?, clock.now(), snapshots);
         let metrics = Arc::new(Metrics::default());
+        let (events, inbox) = mpsc::unbounded_channel();
+        let attach = Attach { events: events.clone(), next: Arc::new(AtomicU64::new(1)) };
         let http = match config.http {
             Some(addr) => {
                 let listener = tokio::net::TcpListener::bind(addr).await?;
                 let bound = listener.local_addr()?;
-                tokio::spawn(serve_http(listener, metrics.clone()));
+                // Browsers reach the relay here, by WebSocket.
+                info.addrs.push(format!("ws://{bound}{}", http::SYNC_PATH));
+                let site = http::Site {
+                    metrics: metrics.clone(),
+                    connection: connection::format(&info),
+                    attach: attach.clone(),
+                };
+                tokio::spawn(http::serve(listener, Arc::new(site)));
                 Some(bound)
             }
             None => None,
         };
-        let (events, inbox) = mpsc::unbounded_channel();
-        let store = spawn_store(db, events.clone());
-        tokio::spawn(accept(endpoint.clone(), events));
+        let store = spawn_store(db, events);
+        tokio::spawn(accept(endpoint.clone(), attach));
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(serve(relay, clock, inbox, store, stopped, metrics.clone()));
         tracing::info!(target: "zerok::relay",
@@ -117,7 +128,7 @@ impl RelayServer {
         &self.info
     }
 
-    /// Where `/health` and `/metrics` are served, if anywhere.
+    /// Where HTTP (health, metrics, the browsers' WebSocket) is served, if anywhere.
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.http
     }
@@ -189,26 +200,45 @@ fn spawn_store(mut db: RelayDb, events: mpsc::UnboundedSender<Ev>) -> std::sync:
     tx
 }
 
-async fn accept(endpoint: Endpoint, events: mpsc::UnboundedSender<Ev>) {
-    let mut next = 1u64;
+/// How transports hand connections to the relay task: the iroh listener and the WebSocket
+/// listener on the HTTP port both use it, so the relay sees one kind of connection.
+#[derive(Clone)]
+pub(crate) struct Attach {
+    events: mpsc::UnboundedSender<Ev>,
+    next: Arc<AtomicU64>,
+}
+
+impl Attach {
+    /// A new connection from `peer` (its transport identity; zero when it has none): its id
+    /// and the queue of what to write to it. `None` once the relay has stopped.
+    pub(crate) fn open(&self, peer: [u8; 32]) -> Option<(ConnId, mpsc::UnboundedReceiver<Write>)> {
+        let conn = ConnId(self.next.fetch_add(1, Ordering::Relaxed));
+        let (writer, writes) = mpsc::unbounded_channel();
+        self.events.send(Ev::Accepted { conn, peer, writer }).ok()?;
+        Some((conn, writes))
+    }
+
+    /// Bytes arrived on `conn` (any chunking).
+    pub(crate) fn received(&self, conn: ConnId, bytes: Vec<u8>) {
+        let _ = self.events.send(Ev::Received { conn, bytes });
+    }
+
+    /// `conn` is gone.
+    pub(crate) fn closed(&self, conn: ConnId) {
+        let _ = self.events.send(Ev::Closed { conn });
+    }
+}
+
+async fn accept(endpoint: Endpoint, attach: Attach) {
     while let Some(incoming) = endpoint.accept().await {
-        let conn_id = ConnId(next);
-        next += 1;
-        let events = events.clone();
+        let attach = attach.clone();
         tokio::spawn(async move {
             let Ok(conn) = incoming.await else { return };
             let peer = *conn.remote_id().as_bytes();
             let Ok((send, recv)) = conn.accept_bi().await else { return };
-            let (writer, writes) = mpsc::unbounded_channel();
-            if events.send(Ev::Accepted { conn: conn_id, peer, writer }).is_err() {
-                return;
-            }
-            let reads = events.clone();
-            net::pump(conn, send, recv, writes, move |bytes| {
-                let _ = reads.send(Ev::Received { conn: conn_id, bytes });
-            })
-            .await;
-            let _ = events.send(Ev::Closed { conn: conn_id });
+            let Some((conn_id, writes)) = attach.open(peer) else { return };
+            net::pump(conn, send, recv, writes, |bytes| attach.received(conn_id, bytes)).await;
+            attach.closed(conn_id);
         });
     }
 }

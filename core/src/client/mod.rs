@@ -27,6 +27,7 @@
 
 mod backoff;
 mod conn;
+pub mod kv;
 mod liveness;
 mod logview;
 mod pairing;

@@ -1,0 +1,191 @@
+//! The relay's HTTP port: `GET /health`, `GET /metrics` (Prometheus text), `GET /connection`
+//! (the relay's connection string, for browsers to start from) and `GET /sync`, a WebSocket
+//! that carries exactly the record stream of the iroh bi-stream, so that browsers run the same
+//! Noise IK handshake and are authenticated like any device. TLS (`wss://`) is terminated in
+//! front of this port by the operator's proxy.
+
+use std::sync::Arc;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+
+use crate::metrics::Metrics;
+use crate::net::Write;
+use crate::relay_server::Attach;
+
+/// Where browsers open their WebSocket.
+pub const SYNC_PATH: &str = "/sync";
+
+/// Largest request head read.
+const MAX_HEAD: usize = 8 * 1024;
+
+/// Largest WebSocket message or frame accepted from a browser: a record is at most 64 KiB, and
+/// a browser's writes are merged only up to this.
+const MAX_MESSAGE: usize = 1 << 20;
+
+/// Transport identity of a WebSocket connection in the Noise prologue: it has none (the
+/// Noise static keys authenticate both ends).
+const NO_TRANSPORT_ID: [u8; 32] = [0; 32];
+
+/// What the HTTP port serves.
+pub(crate) struct Site {
+    pub metrics: Arc<Metrics>,
+    pub connection: String,
+    pub attach: Attach,
+}
+
+/// Serves `listener` until the task is dropped.
+pub(crate) async fn serve(listener: tokio::net::TcpListener, site: Arc<Site>) {
+    while let Ok((stream, _)) = listener.accept().await {
+        let site = site.clone();
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), handle(stream, site)).await;
+        });
+    }
+}
+
+/// Reads one request; a WebSocket upgrade leaves the timeout and runs on its own task.
+async fn handle(mut stream: TcpStream, site: Arc<Site>) {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    let end = loop {
+        if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end + 4;
+        }
+        match stream.read(&mut buf).await {
+            Ok(n) if n > 0 && head.len() < MAX_HEAD => head.extend_from_slice(buf.get(..n).unwrap_or_default()),
+            _ => return,
+        }
+    };
+    let rest = head.split_off(end);
+    let request = Request::parse(&String::from_utf8_lossy(&head));
+    if request.method != "GET" {
+        return respond(&mut stream, "405 Method Not Allowed", "text/plain", "GET only\n").await;
+    }
+    match request.path.as_str() {
+        "/health" => respond(&mut stream, "200 OK", "text/plain", "ok\n").await,
+        "/metrics" => respond(&mut stream, "200 OK", "text/plain; version=0.0.4", &site.metrics.render()).await,
+        "/connection" => respond(&mut stream, "200 OK", "text/plain", &format!("{}\n", site.connection)).await,
+        SYNC_PATH => match request.websocket_key() {
+            Some(key) => {
+                let accept = accept_key(key);
+                let response = format!(
+                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+                );
+                if stream.write_all(response.as_bytes()).await.is_ok() {
+                    tokio::spawn(websocket(stream, rest, site));
+                }
+            }
+            None => respond(&mut stream, "426 Upgrade Required", "text/plain", "WebSocket only\n").await,
+        },
+        _ => respond(&mut stream, "404 Not Found", "text/plain", "not found\n").await,
+    }
+}
+
+async fn respond(stream: &mut TcpStream, status: &str, kind: &str, body: &str) {
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nAccess-Control-Allow-Origin: *\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(response.as_bytes()).await;
+}
+
+/// Runs one browser connection: binary messages in are record-stream bytes, writes go out as
+/// binary messages.
+async fn websocket(stream: TcpStream, already_read: Vec<u8>, site: Arc<Site>) {
+    let config = WebSocketConfig::default().max_message_size(Some(MAX_MESSAGE)).max_frame_size(Some(MAX_MESSAGE));
+    let mut ws = WebSocketStream::from_partially_read(stream, already_read, Role::Server, Some(config)).await;
+    let Some((conn, mut writes)) = site.attach.open(NO_TRANSPORT_ID) else { return };
+    loop {
+        tokio::select! {
+            message = ws.next() => match message {
+                Some(Ok(Message::Binary(bytes))) => site.attach.received(conn, bytes.to_vec()),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                // Text, close, errors and the end of the stream all end the connection.
+                _ => break,
+            },
+            write = writes.recv() => match write {
+                Some(Write::Bytes(bytes)) => {
+                    if ws.send(Message::Binary(bytes.into())).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Write::Close) | None => {
+                    let _ = ws.close(None).await;
+                    break;
+                }
+            },
+        }
+    }
+    site.attach.closed(conn);
+}
+
+/// `Sec-WebSocket-Accept` for a client's key (RFC 6455 §4.2.2).
+fn accept_key(key: &str) -> String {
+    use base64::Engine as _;
+    let mut sha = sha1_smol::Sha1::new();
+    sha.update(key.trim().as_bytes());
+    sha.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    base64::engine::general_purpose::STANDARD.encode(sha.digest().bytes())
+}
+
+/// The parts of a request head the relay looks at.
+struct Request {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+}
+
+impl Request {
+    fn parse(head: &str) -> Request {
+        let mut lines = head.split("\r\n");
+        let mut first = lines.next().unwrap_or_default().split_whitespace();
+        let method = first.next().unwrap_or_default().to_owned();
+        let target = first.next().unwrap_or_default();
+        let path = target.split('?').next().unwrap_or_default().to_owned();
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+            .collect();
+        Request { method, path, headers }
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The client's key, if this is a well-formed WebSocket upgrade (version 13).
+    fn websocket_key(&self) -> Option<&str> {
+        let upgrade = self.header("upgrade")?.eq_ignore_ascii_case("websocket");
+        let connection = self.header("connection")?.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+        let version = self.header("sec-websocket-version")? == "13";
+        (upgrade && connection && version).then(|| self.header("sec-websocket-key")).flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_accept_key_of_rfc_6455() {
+        assert_eq!(accept_key("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kOoOQEUvtN3W8A=");
+    }
+
+    #[test]
+    fn upgrades_need_every_header() {
+        let ok = "GET /sync?x=1 HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: abc\r\n\r\n";
+        let r = Request::parse(ok);
+        assert_eq!((r.method.as_str(), r.path.as_str(), r.websocket_key()), ("GET", "/sync", Some("abc")));
+        for broken in
+            [ok.replace("websocket", "h2c"), ok.replace(": 13", ": 8"), ok.replace("Sec-WebSocket-Key: abc\r\n", "")]
+        {
+            assert_eq!(Request::parse(&broken).websocket_key(), None, "{broken:?}");
+        }
+        assert_eq!(Request::parse("garbage").path, "");
+    }
+}
