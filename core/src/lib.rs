@@ -30,6 +30,7 @@
 #[cfg(feature = "planted-bugs")]
 pub mod bugs;
 pub mod client;
+pub mod connection;
 pub mod crypto;
 pub mod envelope;
 pub mod invite;

@@ -1,8 +1,6 @@
 //! The plugin's errors. They reach JavaScript as `{ kind, message }`.
 
 use serde::{Serialize, Serializer};
-use zerok_core::client::{CommandError, PairingFailure};
-use zerok_core::invite::InviteError;
 use zerok_transport_iroh::ClientError;
 
 use crate::models::SyncError;
@@ -48,18 +46,8 @@ fn client_kind(error: &ClientError) -> &'static str {
     match error {
         ClientError::Io(_) | ClientError::Db(_) => "storage",
         ClientError::Net(_) => "network",
-        ClientError::Command(CommandError::NotInGroup) => "notInGroup",
-        ClientError::Command(CommandError::AlreadyInGroup) => "alreadyInGroup",
-        ClientError::Command(CommandError::TooLarge(_)) => "tooLarge",
-        ClientError::Command(CommandError::Invite(InviteError::Expired)) => "inviteExpired",
-        ClientError::Command(CommandError::Invite(_)) => "invalidInvite",
-        ClientError::Command(CommandError::PairingBusy) => "pairingBusy",
-        ClientError::Command(CommandError::NotConnected) => "notConnected",
-        ClientError::Command(_) => "refused",
-        ClientError::Pairing(PairingFailure::WrongCode) => "wrongCode",
-        ClientError::Pairing(PairingFailure::InviteUnavailable) => "inviteUnavailable",
-        ClientError::Pairing(PairingFailure::RelayUnavailable) => "relayUnavailable",
-        ClientError::Pairing(PairingFailure::Storage) => "storage",
+        ClientError::Command(e) => e.kind(),
+        ClientError::Pairing(f) => f.kind(),
         ClientError::Timeout(_) => "timeout",
         ClientError::Stopped => "stopped",
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use tauri::{AppHandle, Emitter, Runtime};
 use tokio::sync::broadcast::error::RecvError;
-use zerok_core::client::{ClientEvent, DisconnectReason, PairingFailure};
+use zerok_core::client::ClientEvent;
 use zerok_transport_iroh::SyncClient;
 
 use crate::handle::Cache;
@@ -64,7 +64,7 @@ pub(crate) fn forward<R: Runtime>(app: AppHandle<R>, client: &Arc<SyncClient>, c
 fn announce<R: Runtime>(app: &AppHandle<R>, event: ClientEvent) {
     match event {
         ClientEvent::Connected { head } => emit(app, CONNECTED, ConnectionInfo { head }),
-        ClientEvent::Disconnected { reason } => emit(app, DISCONNECTED, disconnect_reason(reason)),
+        ClientEvent::Disconnected { reason } => emit(app, DISCONNECTED, reason.name()),
         ClientEvent::BlobAvailable { cursor, push_id, sender } => {
             emit(app, BLOB_AVAILABLE, BlobInfo { id: hex(&push_id), cursor, sender: hex(&sender.0) });
         }
@@ -86,56 +86,8 @@ fn announce<R: Runtime>(app: &AppHandle<R>, event: ClientEvent) {
     }
 }
 
-fn disconnect_reason(reason: DisconnectReason) -> &'static str {
-    match reason {
-        DisconnectReason::Unreachable => "unreachable",
-        DisconnectReason::Refused => "refused",
-        DisconnectReason::Lost => "lost",
-        DisconnectReason::Local => "local",
-    }
-}
-
-/// The events that mean something went wrong, as `{ kind, message }`.
 fn background_error(event: &ClientEvent) -> Option<SyncError> {
-    let (kind, message) = match event {
-        ClientEvent::RelayError { code } => ("relayError", format!("the relay refused a request ({code:?}); retrying")),
-        ClientEvent::PushFailed { error, .. } => {
-            ("storage", format!("a push could not be saved on this device: {error:?}"))
-        }
-        ClientEvent::PairingFailed { reason } => (
-            "pairingFailed",
-            match reason {
-                PairingFailure::WrongCode => "pairing failed: wrong code".to_owned(),
-                PairingFailure::InviteUnavailable => "pairing failed: the invite expired or was used".to_owned(),
-                PairingFailure::RelayUnavailable => "pairing failed: the relay could not be reached".to_owned(),
-                PairingFailure::Storage => "pairing failed: this device could not save the group".to_owned(),
-            },
-        ),
-        ClientEvent::Truncated { earliest } => (
-            "truncated",
-            format!("history before cursor {earliest} was deleted at the relay before this device saw it"),
-        ),
-        ClientEvent::Tampered { cursor } => {
-            ("tampered", format!("the blob at cursor {cursor} failed to open and was skipped"))
-        }
-        ClientEvent::Equivocation { seq, cursor, .. } => {
-            ("equivocation", format!("a device signed two different blobs for sequence {seq} (cursor {cursor})"))
-        }
-        ClientEvent::Rollback { head, highest_seen } => {
-            ("rollback", format!("the relay's history went back from {highest_seen} to {head}"))
-        }
-        ClientEvent::Forked { cursor, .. } => {
-            ("forked", format!("the relay showed a different history at cursor {cursor}; re-reading it"))
-        }
-        ClientEvent::Withheld { missing_seq, .. } => {
-            ("withheld", format!("a device's blob {missing_seq} is missing at the relay"))
-        }
-        ClientEvent::RelayMisbehaved { cursor } => {
-            ("relayMisbehaved", format!("the relay served inconsistent data at cursor {cursor}"))
-        }
-        _ => return None,
-    };
-    Some(SyncError { kind: kind.to_owned(), message })
+    event.background_error().map(|(kind, message)| SyncError { kind: kind.to_owned(), message })
 }
 
 fn emit<R: Runtime, T: Serialize + Clone>(app: &AppHandle<R>, event: &str, payload: T) {

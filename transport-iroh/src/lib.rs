@@ -7,7 +7,6 @@
 #![forbid(unsafe_code)]
 
 mod clock;
-pub mod connection;
 mod device_store;
 mod http;
 mod metrics;
@@ -23,3 +22,4 @@ pub use metrics::Metrics;
 pub use relay_server::{RelayError, RelayServer, RelayServerConfig};
 pub use relay_store::{Batch, RelayDb};
 pub use sync_client::{ClientError, ClientOptions, DeviceSnapshot, Invite, SyncClient};
+pub use zerok_core::connection;

@@ -17,11 +17,12 @@ use zerok_core::relay::{
 };
 
 use crate::clock::{Clock, os_seed};
+use crate::http;
 use crate::metrics::Metrics;
 use crate::net::{self, NetError, Write};
 use crate::relay_store::RelayDb;
 use crate::sql::recv_batch;
-use crate::{connection, http};
+use zerok_core::connection;
 
 /// Most store operations committed in one transaction.
 const GROUP_COMMIT: usize = 512;

@@ -44,18 +44,5 @@ pub fn start_relay(dir: &std::path::Path, args: &[&str]) -> (RelayProcess, Strin
 
 /// The relay a connection string names.
 pub fn relay_info(conn: &str) -> RelayInfo {
-    let rest = conn.strip_prefix("zerok1:").expect("prefix");
-    let (keys, addrs) = rest.split_once('@').expect("@");
-    let (id, key) = keys.split_once(':').expect(":");
-    let unhex = |h: &str| -> [u8; 32] {
-        let v: Vec<u8> = (0..32)
-            .map(|i| h.get(2 * i..2 * i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()).expect("hex"))
-            .collect();
-        v.try_into().expect("32 bytes")
-    };
-    RelayInfo {
-        endpoint_id: unhex(id),
-        noise_key: zerok_core::keys::NoisePublic(unhex(key)),
-        addrs: addrs.split(',').map(str::to_owned).collect(),
-    }
+    zerok_core::connection::parse(conn).expect("a connection string")
 }

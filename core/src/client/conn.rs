@@ -271,6 +271,9 @@ impl Client {
         if self.pairing_error(code) {
             return;
         }
+        // The relay does not say which request failed: if it was a pull, no page will come,
+        // so the retry pulls again (a page that does come makes the extra one a no-op).
+        self.pulling = false;
         if self.push_hold {
             // An echo of the burst already being waited out: one backoff step per burst.
             return;
@@ -283,7 +286,6 @@ impl Client {
         self.failed = true;
         // The relay does not say which request failed: resend everything unacknowledged.
         self.forget_in_flight();
-        self.pulling = false;
         let wait = crate::time::Duration::from_millis(retry_after_ms).max(self.backoff.next(&mut self.rng));
         self.retry_at = Some(self.now.mono + wait);
     }

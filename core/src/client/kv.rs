@@ -13,6 +13,8 @@
 //! Received blobs go to a second table keyed by cursor ([`KvWrite::Inbox`]), so that a
 //! driver can read "after cursor N" as a key range.
 
+use data_encoding::HEXLOWER;
+
 use super::state::{
     ClientState, ClientStoreOp, Membership, OutboxEntry, PendingCreation, ReceivedBlob, RelayInfo, SenderView,
 };
@@ -201,18 +203,11 @@ fn u64_of(value: &[u8]) -> Option<u64> {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    HEXLOWER.encode(bytes)
 }
 
 fn unhex<const N: usize>(text: &str) -> Option<[u8; N]> {
-    if text.len() != 2 * N {
-        return None;
-    }
-    let mut out = [0u8; N];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
+    HEXLOWER.decode(text.as_bytes()).ok()?.try_into().ok()
 }
 
 struct Reader<'a>(&'a [u8]);

@@ -30,6 +30,7 @@ mod conn;
 pub mod kv;
 mod liveness;
 mod logview;
+mod names;
 mod pairing;
 mod receive;
 mod state;

@@ -162,16 +162,21 @@ impl Rig {
                 self.relay_store.insert(blob.cursor, blob.clone());
                 RelayStoreResult::Done
             }
-            RelayStoreOp::Read { after, up_to, limit, .. } => RelayStoreResult::Blobs {
-                prev_chain: self.relay_store.range(..=*after).next_back().map(|(_, b)| b.chain),
-                blobs: self
+            RelayStoreOp::Read { after, up_to, limit, .. } => {
+                let mut blobs: Vec<_> = self
                     .relay_store
                     .range(after + 1..=*up_to)
-                    .take(*limit as usize)
+                    .take(*limit as usize + 1)
                     .map(|(_, b)| b.clone())
-                    .collect(),
-                more: false,
-            },
+                    .collect();
+                let more = blobs.len() > *limit as usize;
+                blobs.truncate(*limit as usize);
+                RelayStoreResult::Blobs {
+                    prev_chain: self.relay_store.range(..=*after).next_back().map(|(_, b)| b.chain),
+                    blobs,
+                    more,
+                }
+            }
             _ => RelayStoreResult::Done,
         }
     }
@@ -186,6 +191,18 @@ impl Rig {
         }
         self.pump();
         appended
+    }
+
+    /// Completes the relay's held store operations (and those they cause), failing those
+    /// `fail` picks.
+    fn settle_relay(&mut self, fail: impl Fn(&RelayStoreOp) -> bool) {
+        let held = self.relay_held.as_mut().map(std::mem::take).unwrap_or_default();
+        for (op, request) in held {
+            let result =
+                if fail(&request) { RelayStoreResult::Failed(StoreError::Io) } else { self.apply_relay(&request) };
+            self.relay.handle_input(self.now, RelayInput::StoreDone { op, result });
+        }
+        self.pump();
     }
 
     fn statuses(&self) -> Vec<SyncStatus> {
@@ -436,6 +453,41 @@ fn blobs_from_another_device_are_delivered_and_acked() {
         .collect();
     assert_eq!(delivered, vec![b"one".to_vec(), b"two".to_vec()]);
     assert_eq!(a.client.cursor(), 2);
+    assert_eq!(a.client.status(), SyncStatus::Synced);
+}
+
+/// Regression (the SIGKILL test): the relay does not say which request an error answers, and
+/// an error during the backoff of an earlier one was ignored whole. When it answered a pull,
+/// the device waited for that page for ever and never pulled again.
+#[test]
+fn a_failed_pull_during_a_push_backoff_is_pulled_again() {
+    let mut a = Rig::with_config(|c| c.pull_page = 1);
+    a.cmd(Command::CreateGroup { admission_token: None }).unwrap();
+    a.cmd(Command::Push(b"one".to_vec())).unwrap();
+    a.cmd(Command::Push(b"two".to_vec())).unwrap();
+    // A second device of the group pushes while its first pull is held.
+    let membership = a.client.membership().cloned().unwrap();
+    let mut config = a.client.config.clone();
+    config.device = DeviceSigningKey::generate(&mut CoreRng::from_seed([9; 32]));
+    let state = ClientState { membership: Some(membership), ..ClientState::default() };
+    if let Some(conn) = a.conn.take() {
+        a.relay.handle_input(a.now, RelayInput::Closed { conn });
+    }
+    a.now = Now::new(a.now.mono.0 + 1_000_000, a.now.unix_ms + 1_000);
+    a.client = Client::new(config, state, [10; 32], a.now);
+    a.cmd(Command::Push(b"three".to_vec())).unwrap();
+    a.relay_held = Some(Vec::new());
+    a.cmd(Command::Launch).unwrap();
+    // The push fails (the device backs off); the first page comes, and the next pull, made
+    // during the backoff, fails too.
+    a.settle_relay(|op| matches!(op, RelayStoreOp::Append { .. }));
+    a.settle_relay(|op| matches!(op, RelayStoreOp::Read { after: 1, .. }));
+    a.relay_held = None;
+    for _ in 0..10 {
+        a.advance(Duration::from_millis(200));
+    }
+    assert_eq!(a.client.unsent(), 0, "the push went through on the retry");
+    assert_eq!(a.client.cursor(), 2, "and the failed pull was made again");
     assert_eq!(a.client.status(), SyncStatus::Synced);
 }
 

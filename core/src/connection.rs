@@ -2,14 +2,17 @@
 //! relay prints at start and what devices are given to reach it. An address is a UDP socket
 //! address (iroh QUIC, native devices) or a `ws://` / `wss://` URL (browsers).
 
-use zerok_core::client::RelayInfo;
-use zerok_core::keys::NoisePublic;
+use data_encoding::HEXLOWER;
+
+use crate::client::RelayInfo;
+use crate::keys::NoisePublic;
 
 const PREFIX: &str = "zerok1:";
 
 /// The connection string of a relay.
 pub fn format(info: &RelayInfo) -> String {
-    format!("{PREFIX}{}:{}@{}", hex(&info.endpoint_id), hex(&info.noise_key.0), info.addrs.join(","))
+    let (id, key) = (HEXLOWER.encode(&info.endpoint_id), HEXLOWER.encode(&info.noise_key.0));
+    format!("{PREFIX}{id}:{key}@{}", info.addrs.join(","))
 }
 
 /// Reads a connection string.
@@ -31,23 +34,13 @@ pub fn parse(text: &str) -> Result<RelayInfo, String> {
     })
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn unhex(text: &str) -> Option<[u8; 32]> {
-    if text.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
+    HEXLOWER.decode(text.as_bytes()).ok()?.try_into().ok()
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
     use super::*;
 
     #[test]
