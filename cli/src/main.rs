@@ -206,7 +206,7 @@ async fn relay(settings: Resolved) -> Result<(), Failure> {
     let text = connection::format(server.info());
     say(&format!("relay listening on {}", server.info().addrs.join(", ")));
     if let Some(addr) = server.http_addr() {
-        say(&format!("health and metrics on http://{addr}/health and http://{addr}/metrics"));
+        say(&format!("http on http://{addr}: /health, /metrics, /connection, and ws://{addr}/sync for browsers"));
     }
     say(&format!("connection string: {text}"));
     if std::io::stdout().is_terminal() {

@@ -22,7 +22,7 @@ pub struct RelaySettings {
     /// UDP address to listen on [default: 127.0.0.1:4433].
     #[arg(long, env = "ZEROK_RELAY_BIND")]
     pub bind: Option<SocketAddr>,
-    /// Serve /health and /metrics (Prometheus) over HTTP on this TCP address [default: off].
+    /// Serve HTTP on this TCP address: /health, /metrics (Prometheus), /connection, and /sync, the WebSocket browsers sync through [default: off].
     #[arg(long, env = "ZEROK_RELAY_HTTP")]
     pub http: Option<SocketAddr>,
     /// Log filter: a level, or `target=level` pairs, e.g. `info` or `warn,zerok=debug`
