@@ -8,6 +8,9 @@ use crate::noise::PROTOCOL_VERSION;
 use crate::time::Duration;
 use crate::wire::*;
 
+/// Refused pushes remembered per connection (a device has at most its push window in flight).
+const MAX_REFUSED_PUSHES: usize = 1024;
+
 impl Relay {
     pub(super) fn drain_frames(&mut self, conn: ConnId) {
         loop {
@@ -87,27 +90,37 @@ impl Relay {
     }
 
     fn push(&mut self, conn: ConnId, group: [u8; 32], key: [u8; 32], push: Push) {
+        let Some(Conn::Open(session)) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        match session.push_refused.first() {
+            // Sent before the device heard of the refusal: it comes again, after that one.
+            Some(oldest) if *oldest != push.push_id => return,
+            // The device's resend has begun: the rest comes in order.
+            Some(_) => session.push_refused.clear(),
+            None => {}
+        }
         let limits = &self.config.limits;
         if push.envelope.len() > limits.max_envelope {
-            return self.send_error(conn, ErrorCode::TooLarge, Duration::ZERO);
+            return self.refuse_push(conn, push.push_id, ErrorCode::TooLarge, Duration::ZERO);
         }
         let now = self.now.mono;
         let (burst, rate) = (limits.push_burst, limits.push_per_sec);
         let bucket =
             self.push_limits.entry(key).or_insert_with(|| TokenBucket::per(burst, rate, Duration::from_secs(1), now));
         if let Err(wait) = bucket.take(now) {
-            return self.send_error(conn, ErrorCode::RateLimited, wait);
+            return self.refuse_push(conn, push.push_id, ErrorCode::RateLimited, wait);
         }
         let (quota_bytes, quota_blobs) = (limits.group_quota_bytes, limits.group_quota_blobs);
         let Some(g) = self.groups.get_mut(&group) else {
-            return self.send_error(conn, ErrorCode::Unauthorized, Duration::ZERO);
+            return self.refuse_push(conn, push.push_id, ErrorCode::Unauthorized, Duration::ZERO);
         };
         #[cfg(feature = "planted-bugs")]
         let dedupe = !self.config.bugs.skip_dedupe;
         #[cfg(not(feature = "planted-bugs"))]
         let dedupe = true;
         if let Some(cursor) = g.stored_cursor(&push.push_id).filter(|_| dedupe) {
-            return self.send(conn, &Frame::PushAck(PushAck { push_id: push.push_id, cursor }));
+            return self.ack_push(conn, push.push_id, cursor);
         }
         if let Some(pending) = g.pending.get_mut(&push.push_id).filter(|_| dedupe) {
             pending.waiters.push(conn);
@@ -115,7 +128,7 @@ impl Relay {
         }
         let size = push.envelope.len();
         if !g.fits(size as u64, quota_bytes, quota_blobs) {
-            return self.send_error(conn, ErrorCode::QuotaExceeded, Duration::ZERO);
+            return self.refuse_push(conn, push.push_id, ErrorCode::QuotaExceeded, Duration::ZERO);
         }
         let (blob, prev_cursor) = g.assign(push.push_id, push.envelope, self.now.unix_ms, conn);
         #[cfg(feature = "planted-bugs")]
@@ -128,6 +141,26 @@ impl Relay {
             RelayStoreOp::Append { group_id: group, blob, prev_cursor },
             OpCtx::Append { group, push_id: push.push_id, size },
         );
+    }
+
+    /// Refuses a push: the connection's later pushes are dropped until it comes again.
+    fn refuse_push(&mut self, conn: ConnId, push_id: [u8; 16], code: ErrorCode, retry_after: Duration) {
+        if let Some(Conn::Open(session)) = self.conns.get_mut(&conn)
+            && session.push_refused.len() < MAX_REFUSED_PUSHES
+            && !session.push_refused.contains(&push_id)
+        {
+            session.push_refused.push(push_id);
+        }
+        self.send_error(conn, code, retry_after);
+    }
+
+    /// Acknowledges a push; the device will not send it again, so it no longer holds back the
+    /// connection's later pushes.
+    fn ack_push(&mut self, conn: ConnId, push_id: [u8; 16], cursor: u64) {
+        if let Some(Conn::Open(session)) = self.conns.get_mut(&conn) {
+            session.push_refused.retain(|p| *p != push_id);
+        }
+        self.send(conn, &Frame::PushAck(PushAck { push_id, cursor }));
     }
 
     fn pull(&mut self, conn: ConnId, group: [u8; 32], pull: Pull) {
@@ -308,17 +341,16 @@ impl Relay {
                     self.event(RelayEvent::Stored { cursor, bytes: size });
                 }
                 for w in &push.waiters {
-                    self.send(*w, &Frame::PushAck(PushAck { push_id, cursor }));
+                    self.ack_push(*w, push_id, cursor);
                 }
             }
-            (None, RelayStoreResult::Failed(StoreError::Full)) => {
+            (None, result) => {
+                let wait = match result {
+                    RelayStoreResult::Failed(StoreError::Full) => Duration::from_secs(30),
+                    _ => Duration::from_secs(1),
+                };
                 for w in &push.waiters {
-                    self.send_error(*w, ErrorCode::Unavailable, Duration::from_secs(30));
-                }
-            }
-            (None, _) => {
-                for w in &push.waiters {
-                    self.send_error(*w, ErrorCode::Unavailable, Duration::from_secs(1));
+                    self.refuse_push(*w, push_id, ErrorCode::Unavailable, wait);
                 }
             }
         }

@@ -93,7 +93,10 @@ impl Relay {
         let slot_opens =
             TokenBucket::per(limits.slot_open_burst, limits.slot_open_per_min, Duration::from_secs(60), self.now.mono);
         let channel = Channel::new(session, &leftover);
-        self.conns.insert(conn, Conn::Open(Box::new(Session { channel, role, greeted: false, slot_opens })));
+        self.conns.insert(
+            conn,
+            Conn::Open(Box::new(Session { channel, role, greeted: false, slot_opens, push_refused: Vec::new() })),
+        );
         self.out.push_back(RelayOutput::Transmit { conn, bytes });
         self.event(RelayEvent::Authenticated { conn });
         self.drain_frames(conn);

@@ -206,6 +206,11 @@ struct Session {
     role: Role,
     greeted: bool,
     slot_opens: TokenBucket,
+    /// Pushes of this connection that were refused or failed, oldest first. While there are
+    /// any, later pushes are dropped until the oldest comes again (after an error the device
+    /// resends everything unacknowledged, in order), so that nothing pushed after it is
+    /// stored before it: a sender's blobs stay in sequence order in the log.
+    push_refused: Vec<[u8; 16]>,
 }
 
 enum OpCtx {

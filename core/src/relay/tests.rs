@@ -397,3 +397,57 @@ fn frames_before_hello_or_outside_the_role_are_refused() {
     assert_eq!(error_code(&w.frames(&mut old)), Some(ErrorCode::UnsupportedVersion));
     assert!(w.closed.contains(&old.conn));
 }
+
+/// Regression (the SIGKILL test): a push that failed let the same device's later pushes be
+/// stored before it, so its blobs were out of sequence order in the log and readers waited a
+/// long time (or, past their gap buffer, for ever) for the missing one.
+#[test]
+fn after_a_refused_push_later_ones_wait_for_its_resend() {
+    let mut w = World::new(RelayLimits::default());
+    let k = NoiseKeypair::generate(&mut w.rng);
+    let mut a = w.member(&k, true);
+    w.push(&mut a, 1, 100);
+    w.complete_all(RelayStoreResult::Failed(StoreError::Io));
+    assert_eq!(error_code(&w.frames(&mut a)), Some(ErrorCode::Unavailable));
+    // Pushes sent before the device heard of the failure are dropped, not stored.
+    w.push(&mut a, 2, 100);
+    w.push(&mut a, 3, 100);
+    assert!(w.stores.is_empty(), "nothing is stored ahead of the failed push");
+    assert!(w.frames(&mut a).is_empty());
+    // The device resends in order from the failed one: all of it is taken.
+    for id in 1..=3 {
+        w.push(&mut a, id, 100);
+    }
+    let cursors: Vec<(u8, u64)> = w
+        .stores
+        .iter()
+        .filter_map(|(_, op)| match op {
+            RelayStoreOp::Append { blob, .. } => Some((blob.push_id[0], blob.cursor)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(cursors, vec![(1, 2), (2, 3), (3, 4)], "in order, after the hole the failure left");
+    w.complete_all(RelayStoreResult::Done);
+    assert_eq!(w.frames(&mut a).len(), 3, "all acknowledged");
+}
+
+#[test]
+fn a_rate_limited_push_holds_back_later_ones_until_resent_or_acknowledged() {
+    let limits = RelayLimits { push_burst: 1, push_per_sec: 1, ..RelayLimits::default() };
+    let mut w = World::new(limits);
+    let k = NoiseKeypair::generate(&mut w.rng);
+    let mut a = w.member(&k, true);
+    w.push(&mut a, 1, 100);
+    let pending = std::mem::take(&mut w.stores);
+    w.push(&mut a, 1, 100);
+    assert_eq!(error_code(&w.frames(&mut a)), Some(ErrorCode::RateLimited), "a resend over the limit");
+    w.now.mono = w.now.mono + Duration::from_secs(1);
+    w.push(&mut a, 2, 100);
+    assert!(w.stores.is_empty(), "held back behind the refused push 1");
+    // Push 1's first copy becomes durable: the device hears its ack and will not resend it,
+    // so it holds nothing back any more.
+    w.input(RelayInput::StoreDone { op: pending[0].0, result: RelayStoreResult::Done });
+    assert!(w.frames(&mut a).iter().any(|f| matches!(f, Frame::PushAck(PushAck { push_id: [1, ..], .. }))));
+    w.push(&mut a, 2, 100);
+    assert_eq!(w.stores.len(), 1, "taken after the ack");
+}
