@@ -10,7 +10,9 @@ SUDO=""
 apt_packages=(rustc-web cargo-web rust-web-src libstd-rust-web-dev lld-22
   # the Tauri plugin and the example app (WebKitGTK), and Xvfb for its smoke test
   pkg-config libgtk-3-dev libwebkit2gtk-4.1-dev libsoup-3.0-dev libjavascriptcoregtk-4.1-dev
-  librsvg2-dev libxdo-dev libayatana-appindicator3-dev xvfb xauth)
+  librsvg2-dev libxdo-dev libayatana-appindicator3-dev xvfb xauth
+  # the browser build's tests: headless Chromium, and chromedriver for wasm-bindgen-test
+  chromium chromium-driver)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

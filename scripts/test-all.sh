@@ -7,9 +7,12 @@ bash scripts/setup.sh
 
 step() { printf '\n== %s\n' "$*"; }
 
+mkdir -p target
 step "JavaScript: the guest package (build, unit tests) and the example app's frontend"
-(cd tauri-plugin && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build && npm test --silent)
+(cd tauri-plugin && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build \
+  && npm test --silent) 2>&1 | tee target/guest-js-test.log
 (cd examples/tauri-app && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build)
+(cd bindings-wasm && npm ci --no-audit --no-fund --loglevel=error)
 
 step "format"
 cargo fmt --all --check
@@ -27,6 +30,10 @@ cargo build --workspace --lib --quiet --exclude tauri-plugin-sync --exclude zero
 step "wasm gate"
 bash scripts/wasm-check.sh
 
+step "browser package (wasm32 build, size budget) and its API tests in headless Chromium"
+bash scripts/wasm-build.sh
+bash scripts/wasm-test.sh 2>&1 | tee target/wasm-test.log
+
 step "fuzz smoke: every target for ${FUZZ_SECONDS:-10}s"
 bash fuzz/run.sh "${FUZZ_SECONDS:-10}"
 
@@ -34,14 +41,23 @@ step "planted bugs: each must be caught by the simulation within 100 seeds"
 cargo test -p zerok-tests --features planted-bugs --test planted_bugs
 
 step "tests (unit, property, vectors, snapshots, simulation: SIM_SEEDS=${SIM_SEEDS:-1000} x SIM_STEPS=${SIM_STEPS:-3000}; iroh end to end on loopback)"
-mkdir -p target
 cargo test --workspace 2>&1 | tee target/test-all.log
-# One closing line with the totals of every test binary (cargo's own last line is often a
-# doc-test run with nothing in it).
-python3 - target/test-all.log <<'PY'
+
+step "browser end to end: two Chromium contexts and a native device through a real relay"
+cargo build -p zerok --quiet
+(cd bindings-wasm && npm test --silent) 2>&1 | tee target/browser-test.log
+
+# One closing line with the totals of every test run: cargo's (Rust and wasm in Chromium) and
+# node:test's (cargo's own last line is often a doc-test run with nothing in it).
+python3 - target/test-all.log target/wasm-test.log target/guest-js-test.log target/browser-test.log <<'PY'
 import re, sys
 passed = failed = 0
-for m in re.finditer(r"test result: \w+\. (\d+) passed; (\d+) failed", open(sys.argv[1]).read()):
-    passed += int(m.group(1)); failed += int(m.group(2))
+for path in sys.argv[1:]:
+    text = open(path).read()
+    for m in re.finditer(r"test result: \w+\. (\d+) passed; (\d+) failed", text):
+        passed += int(m.group(1)); failed += int(m.group(2))
+    for m in re.finditer(r"^# (pass|fail) (\d+)$", text, re.M):
+        if m.group(1) == "pass": passed += int(m.group(2))
+        else: failed += int(m.group(2))
 print(f"{passed} passed, {failed} failed")
 PY

@@ -8,10 +8,10 @@ cd "$(dirname "$0")/.."
 export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=wasm-ld-22
 export CARGO_TARGET_DIR=target/wasm
-/usr/bin/cargo build --release --lib --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort -p zerok-wasm
+/usr/bin/cargo build --profile wasm-release --lib --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort -p zerok-wasm
 out=bindings-wasm/www/pkg
 rm -rf "$out"
-wasm-bindgen --target web --out-dir "$out" target/wasm/wasm32-unknown-unknown/release/zerok_wasm.wasm
+wasm-bindgen --target web --out-dir "$out" target/wasm/wasm32-unknown-unknown/wasm-release/zerok_wasm.wasm
 python3 scripts/wasm_imports.py "$out/zerok_wasm_bg.wasm" | tail -1
 raw=$(stat -c %s "$out/zerok_wasm_bg.wasm")
 gz=$(gzip -9 -c "$out/zerok_wasm_bg.wasm" | wc -c)

@@ -8,9 +8,9 @@ cd "$(dirname "$0")/.."
 export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=wasm-ld-22
 export CARGO_TARGET_DIR=target/wasm
-/usr/bin/cargo build --release --lib --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort \
+/usr/bin/cargo build --profile wasm-release --lib --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort \
   -p zerok-core --features wasm-selfcheck
-module=target/wasm/wasm32-unknown-unknown/release/zerok_core.wasm
+module=target/wasm/wasm32-unknown-unknown/wasm-release/zerok_core.wasm
 python3 scripts/wasm_imports.py "$module" | tail -1
 out=target/wasm/selfcheck
 rm -rf "$out"

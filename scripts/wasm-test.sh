@@ -7,5 +7,5 @@ export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=wasm-ld-22
 export CARGO_TARGET_DIR=../target/wasm
 export CHROMEDRIVER=/usr/bin/chromedriver CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
-# Release, like scripts/wasm-build.sh: std and the dependencies are built once for both.
-/usr/bin/cargo test --release --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort -p zerok-wasm --test web
+# The profile of scripts/wasm-build.sh: std and the dependencies are built once for both.
+/usr/bin/cargo test --profile wasm-release --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort -p zerok-wasm --test web
