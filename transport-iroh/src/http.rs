@@ -173,7 +173,7 @@ mod tests {
 
     #[test]
     fn the_accept_key_of_rfc_6455() {
-        assert_eq!(accept_key("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kOoOQEUvtN3W8A=");
+        assert_eq!(accept_key("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     }
 
     #[test]
