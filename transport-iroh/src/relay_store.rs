@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 type Db = Connection;
 use zerok_core::io::StoreError;
-use zerok_core::relay::{GroupSnapshot, RelayStoreOp, RelayStoreResult};
+use zerok_core::relay::{GroupSnapshot, RESTORED_PUSH_IDS, RelayStoreOp, RelayStoreResult};
 use zerok_core::wire::{Bytes, StoredBlob};
 
 use crate::sql::{array, commit_batch, exec, int, query_row, store_error, uint};
@@ -99,6 +99,16 @@ impl RelayDb {
                 keys.push(key);
                 acked.push((key, uint(ack)));
             }
+            let mut recent_ids = self.conn.prepare_cached(
+                "SELECT push_id, cursor FROM blobs WHERE group_id = ?1 ORDER BY cursor DESC LIMIT ?2",
+            )?;
+            let mut recent = Vec::new();
+            for row in recent_ids.query_map(params![group_id, RESTORED_PUSH_IDS as i64], |r| {
+                Ok((array(r.get::<_, Vec<u8>>(0)?)?, uint(r.get(1)?)))
+            })? {
+                recent.push(row?);
+            }
+            recent.reverse();
             let head = uint(head);
             out.push(GroupSnapshot {
                 group_id,
@@ -109,6 +119,7 @@ impl RelayDb {
                 bytes: uint(bytes),
                 blobs: uint(blobs),
                 acked,
+                recent,
             });
         }
         Ok(out)
@@ -336,6 +347,8 @@ mod tests {
         }));
         assert!(db.execute(&ops).fatal.is_none());
         assert_eq!(counts(&db), (1, 600, 3));
+        let recent: Vec<u64> = db.snapshots().unwrap()[0].recent.iter().map(|(_, c)| *c).collect();
+        assert_eq!(recent, vec![1, 2, 3], "recent push ids, oldest first, for answering resends");
         let pruned = db.execute(&[RelayStoreOp::Prune { group_id: GROUP, before: 3, stored_before_ms: 0 }]);
         assert_eq!(pruned.results, vec![RelayStoreResult::Pruned { earliest: 3, bytes: 300, blobs: 1 }]);
         drop(db);

@@ -1,7 +1,8 @@
 //! The invariants, checked as the simulation runs (design §8): nothing acknowledged is lost,
 //! each blob is applied once per device in per-sender order and unaltered, cursors are never
-//! reused, the relay accepts no duplicate, no (key, nonce) pair repeats, buffers stay bounded;
-//! and after the heal phase every device has converged.
+//! reused, the relay accepts no duplicate, an honest relay stores each device's pushes in the
+//! order it made them, no (key, nonce) pair repeats, buffers stay bounded; and after the heal
+//! phase every device has converged.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -35,6 +36,10 @@ pub struct Checker {
     nonces: BTreeMap<[u8; 24], [u8; 32]>,
     /// Cursor of every acknowledged push.
     pub acked: BTreeMap<[u8; 16], u64>,
+    /// Each push's place among its device's pushes, and the highest place stored so far.
+    push_order: BTreeMap<[u8; 16], (usize, u64)>,
+    stored_order: BTreeMap<usize, u64>,
+    pushes_made: BTreeMap<usize, u64>,
     relay_cursors: BTreeMap<u64, [u8; 16]>,
     relay_push_ids: BTreeMap<[u8; 16], u64>,
     verified: BTreeSet<[u8; 16]>,
@@ -72,6 +77,9 @@ impl Checker {
     /// Records a push the app asked for.
     pub fn pushed(&mut self, device: usize, push_id: [u8; 16], payload: &[u8]) {
         self.pushes.insert(push_id, (*blake3::hash(payload).as_bytes(), device));
+        let made = self.pushes_made.entry(device).or_insert(0);
+        self.push_order.insert(push_id, (device, *made));
+        *made += 1;
     }
 
     fn fail(&mut self, msg: String) {
@@ -310,6 +318,16 @@ impl Observer for Checker {
             }
             if self.relay_push_ids.insert(blob.push_id, blob.cursor).is_some_and(|c| c != blob.cursor) {
                 self.fail("the relay accepted a duplicate push".into());
+            }
+            if let Some(&(device, place)) = self.push_order.get(&blob.push_id) {
+                let highest = *self.stored_order.entry(device).or_insert(place);
+                if place < highest {
+                    self.fail(format!(
+                        "device {device}'s push {place} stored at cursor {} after its push {highest}",
+                        blob.cursor
+                    ));
+                }
+                self.stored_order.insert(device, highest.max(place));
             }
         }
     }

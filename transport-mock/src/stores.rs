@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use zerok_core::client::{ClientState, ClientStoreOp, ReceivedBlob};
 use zerok_core::io::StoreError;
-use zerok_core::relay::{GroupSnapshot, RelayStoreOp, RelayStoreResult};
+use zerok_core::relay::{GroupSnapshot, RESTORED_PUSH_IDS, RelayStoreOp, RelayStoreResult};
 use zerok_core::wire::StoredBlob;
 
 /// One group's durable rows at the relay.
@@ -132,6 +132,12 @@ impl RelayStore {
                 bytes: g.blobs.values().map(|b| b.envelope.len() as u64).sum(),
                 blobs: g.blobs.len() as u64,
                 acked: g.acked.iter().map(|(k, c)| (*k, *c)).collect(),
+                recent: {
+                    let mut recent: Vec<_> =
+                        g.blobs.values().rev().take(RESTORED_PUSH_IDS).map(|b| (b.push_id, b.cursor)).collect();
+                    recent.reverse();
+                    recent
+                },
             })
             .collect()
     }

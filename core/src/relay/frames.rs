@@ -8,9 +8,6 @@ use crate::noise::PROTOCOL_VERSION;
 use crate::time::Duration;
 use crate::wire::*;
 
-/// Refused pushes remembered per connection (a device has at most its push window in flight).
-const MAX_REFUSED_PUSHES: usize = 1024;
-
 impl Relay {
     pub(super) fn drain_frames(&mut self, conn: ConnId) {
         loop {
@@ -93,12 +90,9 @@ impl Relay {
         let Some(Conn::Open(session)) = self.conns.get_mut(&conn) else {
             return;
         };
-        match session.push_refused.first() {
-            // Sent before the device heard of the refusal: it comes again, after that one.
-            Some(oldest) if *oldest != push.push_id => return,
-            // The device's resend has begun: the rest comes in order.
-            Some(_) => session.push_refused.clear(),
-            None => {}
+        if !session.push_order.arrive(push.push_id) {
+            // Sent after a push that was refused: it comes again, after that one.
+            return;
         }
         let limits = &self.config.limits;
         if push.envelope.len() > limits.max_envelope {
@@ -122,8 +116,14 @@ impl Relay {
         if let Some(cursor) = g.stored_cursor(&push.push_id).filter(|_| dedupe) {
             return self.ack_push(conn, push.push_id, cursor);
         }
-        if let Some(pending) = g.pending.get_mut(&push.push_id).filter(|_| dedupe) {
-            pending.waiters.push(conn);
+        if let Some(pending) = g.pending.get(&push.push_id).filter(|_| dedupe) {
+            if pending.doomed {
+                // Waiting on it would let this device's later pushes overtake it.
+                return self.refuse_push(conn, push.push_id, ErrorCode::Unavailable, Duration::from_secs(1));
+            }
+            if let Some(pending) = g.pending.get_mut(&push.push_id) {
+                pending.waiters.push(conn);
+            }
             return;
         }
         let size = push.envelope.len();
@@ -145,11 +145,8 @@ impl Relay {
 
     /// Refuses a push: the connection's later pushes are dropped until it comes again.
     fn refuse_push(&mut self, conn: ConnId, push_id: [u8; 16], code: ErrorCode, retry_after: Duration) {
-        if let Some(Conn::Open(session)) = self.conns.get_mut(&conn)
-            && session.push_refused.len() < MAX_REFUSED_PUSHES
-            && !session.push_refused.contains(&push_id)
-        {
-            session.push_refused.push(push_id);
+        if let Some(Conn::Open(session)) = self.conns.get_mut(&conn) {
+            session.push_order.refused(push_id);
         }
         self.send_error(conn, code, retry_after);
     }
@@ -158,7 +155,7 @@ impl Relay {
     /// connection's later pushes.
     fn ack_push(&mut self, conn: ConnId, push_id: [u8; 16], cursor: u64) {
         if let Some(Conn::Open(session)) = self.conns.get_mut(&conn) {
-            session.push_refused.retain(|p| *p != push_id);
+            session.push_order.acked(push_id);
         }
         self.send(conn, &Frame::PushAck(PushAck { push_id, cursor }));
     }
@@ -333,8 +330,17 @@ impl Relay {
         let Some((push, head_moved)) = g.settle(&push_id, stored_at) else {
             return;
         };
+        let doomed = g.take_newly_doomed();
         let head = g.head;
         let online: Vec<ConnId> = g.online.iter().copied().filter(|c| !push.waiters.contains(c)).collect();
+        // Their devices' later pushes must wait for them now, not only once they fail.
+        for (id, waiters) in doomed {
+            for w in waiters {
+                if let Some(Conn::Open(session)) = self.conns.get_mut(&w) {
+                    session.push_order.refused(id);
+                }
+            }
+        }
         match (stored_at, result) {
             (Some(cursor), _) => {
                 if cursor == push.cursor {

@@ -18,6 +18,10 @@ pub(crate) struct PendingPush {
     pub size: u64,
     /// Connections to acknowledge (the pusher, and any retry that arrived meanwhile).
     pub waiters: Vec<ConnId>,
+    /// The cursor its chain value extends.
+    prev: u64,
+    /// It extends a push whose append failed: the store will refuse it too.
+    pub doomed: bool,
 }
 
 #[derive(Debug)]
@@ -33,6 +37,9 @@ pub(crate) struct Group {
     pub head_chain: LogChain,
     /// The last assigned cursor and its chain value: the next push extends it.
     tip: (u64, LogChain),
+    /// The newest cursor the store holds (settled durable) and its chain value.
+    stored_top: (u64, LogChain),
+    newly_doomed: Vec<([u8; 16], Vec<ConnId>)>,
     /// Every cursor up to here is settled (durable, or a hole left by a failed append).
     settled_prefix: u64,
     /// Settled cursors above `head`, waiting for the ones before them, with the chain value
@@ -61,17 +68,20 @@ impl Group {
             bytes: 0,
             blobs: 0,
             acked: Vec::new(),
+            recent: Vec::new(),
         })
     }
 
     pub fn from_snapshot(s: &GroupSnapshot) -> Self {
         let head_chain = s.chain.unwrap_or_else(|| log::genesis(&s.group_id));
-        Group {
+        let mut group = Group {
             keys: s.keys.iter().copied().collect(),
             next_cursor: s.head + 1,
             head: s.head,
             head_chain,
             tip: (s.head, head_chain),
+            stored_top: (s.head, head_chain),
+            newly_doomed: Vec::new(),
             settled_prefix: s.head,
             settled: BTreeMap::new(),
             earliest: s.earliest.max(1),
@@ -84,7 +94,11 @@ impl Group {
             pending: BTreeMap::new(),
             recent: BTreeMap::new(),
             recent_order: VecDeque::new(),
+        };
+        for (push_id, cursor) in &s.recent {
+            group.remember(*push_id, *cursor);
         }
+        group
     }
 
     #[cfg(feature = "planted-bugs")]
@@ -115,7 +129,9 @@ impl Group {
         let mut blob = StoredBlob { cursor, push_id, stored_at_ms, envelope, chain: [0; 32] };
         blob.chain = log::link(&prev_chain, &blob);
         self.tip = (cursor, blob.chain);
-        self.pending.insert(push_id, PendingPush { cursor, chain: blob.chain, size, waiters: vec![conn] });
+        let pending =
+            PendingPush { cursor, chain: blob.chain, size, waiters: vec![conn], prev: prev_cursor, doomed: false };
+        self.pending.insert(push_id, pending);
         (blob, prev_cursor)
     }
 
@@ -143,11 +159,50 @@ impl Group {
                 self.head_chain = chain;
             }
         }
+        if durable && push.cursor > self.stored_top.0 {
+            self.stored_top = (push.cursor, push.chain);
+        }
         if !durable {
-            // Pushes chained onto this one will be refused by the store: extend the head.
-            self.tip = (self.head, self.head_chain);
+            // Pushes chained onto this one will be refused by the store too. The next push
+            // extends what the store will hold: the newest pending push not chained onto a
+            // failed one, else the newest stored blob. (Not the settled head: extending that
+            // would fork the chain beside live pending pushes, and whichever branch the store
+            // takes, the other fails, out of the devices' order.)
+            let doomed = self.doom_successors(push.cursor);
+            self.newly_doomed.extend(doomed);
+            self.tip = self
+                .pending
+                .values()
+                .filter(|p| !p.doomed)
+                .max_by_key(|p| p.cursor)
+                .map_or(self.stored_top, |p| (p.cursor, p.chain));
         }
         Some((push, self.head != before))
+    }
+
+    /// Pending pushes newly found chained onto a failed append, with their waiters: their
+    /// devices' later pushes must wait for them from now on.
+    pub fn take_newly_doomed(&mut self) -> Vec<([u8; 16], Vec<ConnId>)> {
+        std::mem::take(&mut self.newly_doomed)
+    }
+
+    /// The append at `failed` did not happen: marks the pending pushes chained onto it, which
+    /// the store will refuse too, and returns them (newly marked) with their waiters.
+    fn doom_successors(&mut self, failed: u64) -> Vec<([u8; 16], Vec<ConnId>)> {
+        let mut by_cursor: Vec<(&[u8; 16], &mut PendingPush)> = self.pending.iter_mut().collect();
+        by_cursor.sort_by_key(|(_, p)| p.cursor);
+        let mut chain_broken = BTreeSet::from([failed]);
+        let mut newly = Vec::new();
+        for (id, p) in by_cursor {
+            if chain_broken.contains(&p.prev) {
+                chain_broken.insert(p.cursor);
+                if !p.doomed {
+                    p.doomed = true;
+                    newly.push((*id, p.waiters.clone()));
+                }
+            }
+        }
+        newly
     }
 
     fn remember(&mut self, push_id: [u8; 16], cursor: u64) {
@@ -227,6 +282,25 @@ mod tests {
         assert_eq!(third.chain, log::link(&first.chain, &third));
         g.settle(&[3; 16], Some(3));
         assert_eq!((g.head, g.head_chain), (3, third.chain));
+    }
+
+    #[test]
+    fn a_failed_append_dooms_exactly_the_pushes_chained_onto_it_and_keeps_live_ones_extended() {
+        let mut g = Group::new([9; 32], [1; 32]);
+        let prev = |g: &mut Group, id: u8| g.assign([id; 16], Bytes(vec![0]), 0, ConnId(1)).1;
+        assert_eq!((prev(&mut g, 1), prev(&mut g, 2)), (0, 1));
+        g.settle(&[1; 16], None);
+        assert_eq!(g.take_newly_doomed(), vec![([2; 16], vec![ConnId(1)])], "2 extends the failed 1");
+        assert_eq!((prev(&mut g, 3), prev(&mut g, 4)), (0, 3), "3 extends what the store holds");
+        // The doomed 2 fails: 3 and 4 do not extend it, and the next push still extends 4
+        // (extending the stored head instead would fork beside 3 and 4).
+        g.settle(&[2; 16], None);
+        assert!(g.take_newly_doomed().is_empty());
+        assert_eq!(prev(&mut g, 5), 4);
+        g.settle(&[3; 16], None);
+        let doomed: Vec<u8> = g.take_newly_doomed().iter().map(|(id, _)| id[0]).collect();
+        assert_eq!(doomed, vec![4, 5]);
+        assert_eq!(prev(&mut g, 6), 0);
     }
 
     #[test]

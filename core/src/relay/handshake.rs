@@ -95,7 +95,7 @@ impl Relay {
         let channel = Channel::new(session, &leftover);
         self.conns.insert(
             conn,
-            Conn::Open(Box::new(Session { channel, role, greeted: false, slot_opens, push_refused: Vec::new() })),
+            Conn::Open(Box::new(Session { channel, role, greeted: false, slot_opens, push_order: Default::default() })),
         );
         self.out.push_back(RelayOutput::Transmit { conn, bytes });
         self.event(RelayEvent::Authenticated { conn });

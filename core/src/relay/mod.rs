@@ -30,11 +30,12 @@ mod frames;
 mod group;
 mod handshake;
 mod limits;
+mod push_order;
 mod slots;
 mod store;
 
 pub use limits::{RelayLimits, TokenBucket};
-pub use store::{GroupSnapshot, RelayStoreOp, RelayStoreResult};
+pub use store::{GroupSnapshot, RESTORED_PUSH_IDS, RelayStoreOp, RelayStoreResult};
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -45,6 +46,7 @@ use crate::noise::{Channel, IkResponder, ReplayGuard};
 use crate::time::{Duration, Instant, Now};
 use crate::wire::{Bye, ByeReason, ErrorCode, ErrorFrame, Frame, RecordReader};
 use group::Group;
+use push_order::PushOrder;
 use slots::Slots;
 
 /// How often retention runs.
@@ -206,11 +208,8 @@ struct Session {
     role: Role,
     greeted: bool,
     slot_opens: TokenBucket,
-    /// Pushes of this connection that were refused or failed, oldest first. While there are
-    /// any, later pushes are dropped until the oldest comes again (after an error the device
-    /// resends everything unacknowledged, in order), so that nothing pushed after it is
-    /// stored before it: a sender's blobs stay in sequence order in the log.
-    push_refused: Vec<[u8; 16]>,
+    /// Keeps this connection's pushes in the device's order across refusals.
+    push_order: PushOrder,
 }
 
 enum OpCtx {

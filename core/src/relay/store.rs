@@ -23,7 +23,14 @@ pub struct GroupSnapshot {
     pub blobs: u64,
     /// The cursor each key has acknowledged.
     pub acked: Vec<([u8; 32], u64)>,
+    /// The most recently stored push ids with their cursors (at most [`RESTORED_PUSH_IDS`],
+    /// oldest first): pushes devices resend after a restart, their acknowledgements lost, are
+    /// answered at once instead of taking a cursor the store then refuses.
+    pub recent: Vec<([u8; 16], u64)>,
 }
+
+/// How many recent push ids a store hands back per group at start.
+pub const RESTORED_PUSH_IDS: usize = 1024;
 
 /// A durable operation the relay needs.
 #[derive(Clone, Debug, PartialEq, Eq)]

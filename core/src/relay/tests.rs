@@ -451,3 +451,64 @@ fn a_rate_limited_push_holds_back_later_ones_until_resent_or_acknowledged() {
     w.push(&mut a, 2, 100);
     assert_eq!(w.stores.len(), 1, "taken after the ack");
 }
+
+#[test]
+fn a_restarted_relay_answers_resent_pushes_from_the_restored_ids() {
+    let mut w = World::new(RelayLimits::default());
+    let k = NoiseKeypair::generate(&mut w.rng);
+    let mut a = w.member(&k, true);
+    w.push(&mut a, 1, 100);
+    w.complete_all(RelayStoreResult::Done);
+    let snapshot = GroupSnapshot {
+        group_id: *w.group.expose(),
+        keys: vec![k.public().0],
+        head: 1,
+        chain: None,
+        earliest: 1,
+        bytes: 100,
+        blobs: 1,
+        acked: Vec::new(),
+        recent: vec![([1; 16], 1)],
+    };
+    let same_key = NoiseKeypair::generate(&mut CoreRng::from_seed([1; 32]));
+    let mut restarted = Relay::new(RelayConfig::new([9; 32], same_key), [3; 32], w.now, vec![snapshot]);
+    assert_eq!(restarted.group_head(w.group.expose()), Some(1));
+    std::mem::swap(&mut w.relay, &mut restarted);
+    let mut a = w.member(&k, false);
+    w.push(&mut a, 1, 100);
+    assert!(w.stores.is_empty(), "no new cursor for a push the store holds");
+    assert_eq!(w.frames(&mut a), vec![Frame::PushAck(PushAck { push_id: [1; 16], cursor: 1 })]);
+}
+
+/// Regression (simulation seed 68 of the new order check): a push chained onto another
+/// device's failed append is bound to fail; its device's later pushes must wait from the moment
+/// that is known, not only from when it fails, or they are stored ahead of it.
+#[test]
+fn pushes_behind_a_doomed_one_wait_from_the_moment_it_is_doomed() {
+    let mut w = World::new(RelayLimits::default());
+    let k1 = NoiseKeypair::generate(&mut w.rng);
+    let mut a = w.member(&k1, true);
+    let k2 = NoiseKeypair::from_secret(crate::keys::NoiseSecret::random(&mut w.rng));
+    w.send(&mut a, Frame::RegisterDevice(RegisterDevice { access_key: k2.public().0 }));
+    w.complete_all(RelayStoreResult::Done);
+    w.frames(&mut a);
+    let mut b = w.member(&k2, false);
+    w.push(&mut a, 1, 100);
+    w.push(&mut b, 2, 100);
+    let ops = std::mem::take(&mut w.stores);
+    w.input(RelayInput::StoreDone { op: ops[0].0, result: RelayStoreResult::Failed(StoreError::Io) });
+    w.push(&mut b, 3, 100);
+    assert!(w.stores.is_empty(), "3 would be stored ahead of 2, which extends the failed 1");
+    w.push(&mut b, 2, 100);
+    assert_eq!(error_code(&w.frames(&mut b)), Some(ErrorCode::Unavailable), "a resend of a doomed push is refused");
+    w.input(RelayInput::StoreDone { op: ops[1].0, result: RelayStoreResult::Failed(StoreError::Io) });
+    for id in [2, 3] {
+        w.push(&mut b, id, 100);
+    }
+    let ids: Vec<u8> = w
+        .stores
+        .iter()
+        .filter_map(|(_, op)| if let RelayStoreOp::Append { blob, .. } = op { Some(blob.push_id[0]) } else { None })
+        .collect();
+    assert_eq!(ids, vec![2, 3], "in b's order once it resends");
+}
