@@ -533,3 +533,75 @@ fn nothing_is_sealed_for_a_group_that_is_not_durable_yet() {
     assert!(r.client.membership().is_some());
     assert!(r.cmd(Command::Push(vec![1])).unwrap().is_some());
 }
+
+/// Regression (the SIGKILL test, ARCHITECTURE "What the simulator found" 8): when the gap
+/// buffer overflowed, the durable cursor moved past the blob that did not fit, and the device
+/// never received it. Here a dishonest (or broken) relay serves one sender's blobs 2, 3, 4, 1
+/// with a consistent log chain, to a device whose gap buffer holds two.
+#[test]
+fn a_full_gap_buffer_fetches_again_below_what_it_dropped() {
+    use crate::envelope::{BlobCipher, BlobKind, ChainLink};
+    use crate::wire::{Blobs, Bytes, StoredBlob};
+
+    let mut a = Rig::new();
+    a.cmd(Command::CreateGroup { admission_token: None }).unwrap();
+    let m = a.client.membership().cloned().unwrap();
+    let mut rng = CoreRng::from_seed([3; 32]);
+    let sender = DeviceSigningKey::generate(&mut rng);
+    let cipher = BlobCipher::new(&m.group_id, m.epoch, &m.epoch_secret);
+    let mut prev_hash = [0; 32];
+    let mut sealed = Vec::new();
+    for seq in 1..=4u64 {
+        let s = cipher.seal(&sender, ChainLink { seq, prev_hash }, BlobKind::Data, &[seq as u8], &mut rng).unwrap();
+        prev_hash = s.hash;
+        sealed.push(s.envelope);
+    }
+    let mut chain = crate::log::genesis(m.group_id.expose());
+    let mut log = Vec::new();
+    for (i, seq) in [2u64, 3, 4, 1].into_iter().enumerate() {
+        let mut b = StoredBlob {
+            cursor: i as u64 + 1,
+            push_id: [seq as u8; 16],
+            stored_at_ms: 0,
+            envelope: Bytes(sealed[seq as usize - 1].clone()),
+            chain: [0; 32],
+        };
+        b.chain = crate::log::link(&chain, &b);
+        chain = b.chain;
+        log.push(b);
+    }
+    let page = |after: u64| Blobs {
+        after,
+        prev_chain: if after == 0 { crate::log::genesis(m.group_id.expose()) } else { log[after as usize - 1].chain },
+        blobs: log[after as usize..].to_vec(),
+        has_more: false,
+        max_cursor: 4,
+    };
+
+    // A second device of the group, with a gap buffer of two; what it sends goes nowhere.
+    let mut config = a.client.config.clone();
+    config.device = DeviceSigningKey::generate(&mut rng);
+    config.gap_blobs = 2;
+    let state = ClientState { membership: Some(m.clone()), ..ClientState::default() };
+    a.client = Client::new(config, state, [10; 32], a.now);
+    a.black_hole = true;
+    a.events.clear();
+    for _ in 0..3 {
+        let after = a.client.fetch_pos;
+        a.client.pulling = true;
+        a.client.on_blobs(page(after));
+        a.pump();
+        if a.client.cursor() == 4 {
+            break;
+        }
+    }
+    let delivered: Vec<u64> = a
+        .events
+        .iter()
+        .filter_map(
+            |e| if let ClientEvent::BlobAvailable { push_id, .. } = e { Some(u64::from(push_id[0])) } else { None },
+        )
+        .collect();
+    assert_eq!(delivered, vec![1, 2, 3, 4], "every blob once, in the sender's order");
+    assert_eq!(a.client.cursor(), 4);
+}
