@@ -44,7 +44,8 @@ step "tests (unit, property, vectors, snapshots, simulation: SIM_SEEDS=${SIM_SEE
 cargo test --workspace 2>&1 | tee target/test-all.log
 
 step "browser end to end: two Chromium contexts and a native device through a real relay"
-cargo build -p zerok --quiet
+# Uses target/debug/zerok, which `cargo test --workspace` built for the cli's tests (building it
+# alone would unify other features and recompile its dependencies: minutes).
 (cd bindings-wasm && npm test --silent) 2>&1 | tee target/browser-test.log
 
 # One closing line with the totals of every test run: cargo's (Rust and wasm in Chromium) and
