@@ -116,15 +116,13 @@ impl Relay {
         if let Some(cursor) = g.stored_cursor(&push.push_id).filter(|_| dedupe) {
             return self.ack_push(conn, push.push_id, cursor);
         }
-        if let Some(pending) = g.pending.get(&push.push_id).filter(|_| dedupe) {
-            if pending.doomed {
-                // Waiting on it would let this device's later pushes overtake it.
-                return self.refuse_push(conn, push.push_id, ErrorCode::Unavailable, Duration::from_secs(1));
-            }
-            if let Some(pending) = g.pending.get_mut(&push.push_id) {
+        if let Some(pending) = g.pending.get_mut(&push.push_id).filter(|_| dedupe) {
+            if !pending.doomed {
                 pending.waiters.push(conn);
+                return;
             }
-            return;
+            // Waiting on it would let this device's later pushes overtake it.
+            return self.refuse_push(conn, push.push_id, ErrorCode::Unavailable, Duration::from_secs(1));
         }
         let size = push.envelope.len();
         if !g.fits(size as u64, quota_bytes, quota_blobs) {
@@ -145,10 +143,15 @@ impl Relay {
 
     /// Refuses a push: the connection's later pushes are dropped until it comes again.
     fn refuse_push(&mut self, conn: ConnId, push_id: [u8; 16], code: ErrorCode, retry_after: Duration) {
+        self.hold_back_after(conn, push_id);
+        self.send_error(conn, code, retry_after);
+    }
+
+    /// The push will not be stored as sent: the connection's pushes sent after it wait for it.
+    fn hold_back_after(&mut self, conn: ConnId, push_id: [u8; 16]) {
         if let Some(Conn::Open(session)) = self.conns.get_mut(&conn) {
             session.push_order.refused(push_id);
         }
-        self.send_error(conn, code, retry_after);
     }
 
     /// Acknowledges a push; the device will not send it again, so it no longer holds back the
@@ -336,9 +339,7 @@ impl Relay {
         // Their devices' later pushes must wait for them now, not only once they fail.
         for (id, waiters) in doomed {
             for w in waiters {
-                if let Some(Conn::Open(session)) = self.conns.get_mut(&w) {
-                    session.push_order.refused(id);
-                }
+                self.hold_back_after(w, id);
             }
         }
         match (stored_at, result) {
