@@ -107,3 +107,15 @@ pub fn handshake_responder(data: &[u8]) {
         let _ = responder.accept();
     }
 }
+
+/// The relay's HTTP request head: never panics; a path never keeps its query or whitespace; a
+/// found end is just past a blank line.
+pub fn http_request_head(data: &[u8]) {
+    let head = crate::http_head::RequestHead::parse(data);
+    assert!(!head.path.contains('?') && !head.path.contains(char::is_whitespace));
+    assert!(!head.method.contains(char::is_whitespace));
+    let _ = head.websocket_key();
+    if let Some(end) = crate::http_head::head_end(data) {
+        assert!(data.get(..end).is_some_and(|h| h.ends_with(b"\r\n\r\n")));
+    }
+}

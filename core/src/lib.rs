@@ -33,6 +33,7 @@ pub mod client;
 pub mod connection;
 pub mod crypto;
 pub mod envelope;
+pub mod http_head;
 pub mod invite;
 pub mod io;
 pub mod keys;

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use zerok_core::CoreRng;
 use zerok_core::envelope::{BlobCipher, BlobKind, ChainLink};
+use zerok_core::http_head;
 use zerok_core::invite::{QrInvite, ShortCode};
 use zerok_core::keys::*;
 use zerok_core::noise::{ClientAuth, IkInitiator, IkResponder, Intent, ik_prologue};
@@ -79,6 +80,9 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         let (_, m1) = IkInitiator::start(&mut rng, &access, &relay.public(), &prologue, &auth).unwrap();
         out.push(("handshake_responder", format!("{i:02}"), m1));
     }
+    let upgrade = "GET /sync HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    out.push(("http_request_head", "upgrade".into(), upgrade.as_bytes().to_vec()));
+    out.push(("http_request_head", "metrics".into(), b"GET /metrics?x=1 HTTP/1.1\r\nHost: a\r\n\r\n".to_vec()));
     out
 }
 
@@ -104,6 +108,7 @@ fn accepted(target: &str, data: &[u8]) -> bool {
             let relay = NoiseKeypair::from_secret(NoiseSecret::from_bytes([4; 32]));
             IkResponder::read_first(&mut rng, &relay, &ik_prologue(&[5; 32], &[6; 32]), data).is_ok()
         }
+        "http_request_head" => http_head::head_end(data) == Some(data.len()),
         other => panic!("unknown target {other}"),
     }
 }
@@ -124,6 +129,7 @@ fn committed_seeds_are_real_encodings() {
         "qr_payload_parse",
         "short_code_parse",
         "handshake_responder",
+        "http_request_head",
     ];
     for target in targets {
         let entries: Vec<_> = std::fs::read_dir(corpus_dir(target)).unwrap().collect();
@@ -139,6 +145,7 @@ fn committed_seeds_are_real_encodings() {
                 "envelope_open" => zerok_core::fuzzing::envelope_open(&data),
                 "qr_payload_parse" => zerok_core::fuzzing::qr_payload_parse(&data),
                 "short_code_parse" => zerok_core::fuzzing::short_code_parse(&data),
+                "http_request_head" => zerok_core::fuzzing::http_request_head(&data),
                 _ => zerok_core::fuzzing::handshake_responder(&data),
             }
         }

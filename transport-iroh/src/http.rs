@@ -13,15 +13,14 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
+use zerok_core::http_head::{MAX_HEAD, RequestHead, head_end};
+
 use crate::metrics::Metrics;
 use crate::net::Write;
 use crate::relay_server::Attach;
 
 /// Where browsers open their WebSocket.
 pub const SYNC_PATH: &str = "/sync";
-
-/// Largest request head read.
-const MAX_HEAD: usize = 8 * 1024;
 
 /// Largest WebSocket message or frame accepted from a browser: a record is at most 64 KiB, and
 /// a browser's writes are merged only up to this.
@@ -53,8 +52,8 @@ async fn handle(mut stream: TcpStream, site: Arc<Site>) {
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
     let end = loop {
-        if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
-            break end + 4;
+        if let Some(end) = head_end(&head) {
+            break end;
         }
         match stream.read(&mut buf).await {
             Ok(n) if n > 0 && head.len() < MAX_HEAD => head.extend_from_slice(buf.get(..n).unwrap_or_default()),
@@ -62,7 +61,7 @@ async fn handle(mut stream: TcpStream, site: Arc<Site>) {
         }
     };
     let rest = head.split_off(end);
-    let request = Request::parse(&String::from_utf8_lossy(&head));
+    let request = RequestHead::parse(&head);
     if request.method != "GET" {
         return respond(&mut stream, "405 Method Not Allowed", "text/plain", "GET only\n").await;
     }
@@ -133,40 +132,6 @@ fn accept_key(key: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(sha.digest().bytes())
 }
 
-/// The parts of a request head the relay looks at.
-struct Request {
-    method: String,
-    path: String,
-    headers: Vec<(String, String)>,
-}
-
-impl Request {
-    fn parse(head: &str) -> Request {
-        let mut lines = head.split("\r\n");
-        let mut first = lines.next().unwrap_or_default().split_whitespace();
-        let method = first.next().unwrap_or_default().to_owned();
-        let target = first.next().unwrap_or_default();
-        let path = target.split('?').next().unwrap_or_default().to_owned();
-        let headers = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
-            .collect();
-        Request { method, path, headers }
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
-    }
-
-    /// The client's key, if this is a well-formed WebSocket upgrade (version 13).
-    fn websocket_key(&self) -> Option<&str> {
-        let upgrade = self.header("upgrade")?.eq_ignore_ascii_case("websocket");
-        let connection = self.header("connection")?.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
-        let version = self.header("sec-websocket-version")? == "13";
-        (upgrade && connection && version).then(|| self.header("sec-websocket-key")).flatten()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,18 +139,5 @@ mod tests {
     #[test]
     fn the_accept_key_of_rfc_6455() {
         assert_eq!(accept_key("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
-    }
-
-    #[test]
-    fn upgrades_need_every_header() {
-        let ok = "GET /sync?x=1 HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: abc\r\n\r\n";
-        let r = Request::parse(ok);
-        assert_eq!((r.method.as_str(), r.path.as_str(), r.websocket_key()), ("GET", "/sync", Some("abc")));
-        for broken in
-            [ok.replace("websocket", "h2c"), ok.replace(": 13", ": 8"), ok.replace("Sec-WebSocket-Key: abc\r\n", "")]
-        {
-            assert_eq!(Request::parse(&broken).websocket_key(), None, "{broken:?}");
-        }
-        assert_eq!(Request::parse("garbage").path, "");
     }
 }
