@@ -1,52 +1,96 @@
 #!/usr/bin/env bash
 # Every check and test of the project, as CI runs it. Usage: bash scripts/test-all.sh
-#   FUZZ_SECONDS=N  seconds per fuzz target (default 10)
+#   FUZZ_SECONDS=N   seconds per fuzz target (default 10)
+#   SIM_SEEDS=N      simulation seeds (default 1,000; see README "Development" for the long runs)
+# Each step prints its wall time, and a table of them all closes the run, so every change sees
+# what it costs. The browser lane (wasm-bindgen-cli, the wasm32 build, its tests in Chromium)
+# shares no build with the native steps, so it runs beside them and fills the cores they leave
+# idle (linking, build scripts, single-crate stretches); its log is printed when it is joined.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
-
-step() { printf '\n== %s\n' "$*"; }
-
 mkdir -p target
-step "JavaScript: the guest package (build, unit tests) and the example app's frontend"
-(cd tauri-plugin && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build \
-  && npm test --silent) 2>&1 | tee target/guest-js-test.log
-(cd examples/tauri-app && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build)
-(cd bindings-wasm && npm ci --no-audit --no-fund --loglevel=error)
 
-step "format"
-cargo fmt --all --check
+timings=()
+step() { # step NAME COMMAND...: runs it, prints and records its wall time
+  local name=$1 t0=$SECONDS
+  shift
+  printf '\n== %s\n' "$name"
+  "$@"
+  timings+=("$(printf '%6d s  %s' $((SECONDS - t0)) "$name")")
+  printf '== %s: %d s\n' "$name" $((SECONDS - t0))
+}
 
-step "clippy (all targets, warnings are errors; also with the planted-bug feature)"
-cargo clippy --workspace --all-targets --quiet -- -D warnings
-cargo clippy --workspace --all-targets --quiet --features zerok-tests/planted-bugs -- -D warnings
+js_packages() {
+  (cd tauri-plugin && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build \
+    && npm test --silent) 2>&1 | tee target/guest-js-test.log
+  (cd examples/tauri-app && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build)
+  (cd bindings-wasm && npm ci --no-audit --no-fund --loglevel=error)
+}
 
-step "docs (rustdoc warnings are errors)"
-RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+clippy() {
+  cargo clippy --workspace --all-targets --quiet -- -D warnings
+  # The planted-bug code lives in these three crates only: the feature changes nothing above
+  # them, so they alone are linted with it (the workspace pass lints the rest).
+  cargo clippy -p zerok-core -p zerok-transport-mock -p zerok-tests --all-targets --quiet \
+    --features zerok-tests/planted-bugs -- -D warnings
+}
 
-step "plain library build (no dev-dependency features; the Tauri crates are built by the tests)"
-cargo build --workspace --lib --quiet --exclude tauri-plugin-sync --exclude zerok-notes
+# The libraries as users build them: without the features dev-dependencies switch on. A check
+# suffices (the tests build and link everything); the Tauri crates are built by their tests.
+plain_libraries() {
+  cargo check --workspace --lib --quiet --exclude tauri-plugin-sync --exclude zerok-notes
+}
 
-step "wasm gate"
-bash scripts/wasm-check.sh
+browser_lane() (
+  step "wasm-bindgen-cli (setup)" bash scripts/setup.sh wasm-bindgen
+  step "browser package (wasm32 build, import check, size budget)" bash scripts/wasm-build.sh
+  step "browser API and core self check in headless Chromium" \
+    bash -c 'bash scripts/wasm-test.sh 2>&1 | tee target/wasm-test.log'
+  printf '%s\n' "${timings[@]}" >target/browser-lane.times
+)
 
-step "browser package (wasm32 build, size budget) and its API tests in headless Chromium"
-bash scripts/wasm-build.sh
-bash scripts/wasm-test.sh 2>&1 | tee target/wasm-test.log
+run_tests() {
+  cargo test --workspace 2>&1 | tee target/test-all.log
+}
 
-step "fuzz smoke: every target for ${FUZZ_SECONDS:-10}s"
-bash fuzz/run.sh "${FUZZ_SECONDS:-10}"
+browser_e2e() {
+  # Uses target/debug/zerok, which `cargo test --workspace` built for the cli's tests (building
+  # it alone would unify other features and recompile its dependencies: minutes).
+  (cd bindings-wasm && npm test --silent) 2>&1 | tee target/browser-test.log
+}
 
-step "planted bugs: each must be caught by the simulation within 100 seeds"
-cargo test -p zerok-tests --features planted-bugs --test planted_bugs
+step "setup (apt packages, cargo-fuzz)" bash scripts/setup.sh system
+step "JavaScript: the guest package (build, unit tests), the example app's and browser's packages" js_packages
 
-step "tests (unit, property, vectors, snapshots, simulation: SIM_SEEDS=${SIM_SEEDS:-1000} x SIM_STEPS=${SIM_STEPS:-3000}; iroh end to end on loopback)"
-cargo test --workspace 2>&1 | tee target/test-all.log
+browser_lane >target/browser-lane.log 2>&1 &
+browser_pid=$!
 
-step "browser end to end: two Chromium contexts and a native device through a real relay"
-# Uses target/debug/zerok, which `cargo test --workspace` built for the cli's tests (building it
-# alone would unify other features and recompile its dependencies: minutes).
-(cd bindings-wasm && npm test --silent) 2>&1 | tee target/browser-test.log
+step "format" cargo fmt --all --check
+step "clippy (all targets, warnings are errors; the planted-bug crates also with the feature)" clippy
+step "docs (rustdoc warnings are errors)" env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+step "plain library check (no dev-dependency features)" plain_libraries
+step "fuzz smoke: every target built once, run ${FUZZ_SECONDS:-10}s each" bash fuzz/run.sh "${FUZZ_SECONDS:-10}"
+step "planted bugs: each must be caught by the simulation within 100 seeds" \
+  cargo test -p zerok-tests --features planted-bugs --test planted_bugs
+step "test build (every test binary of the workspace)" cargo test --workspace --no-run --quiet
+
+# The tests run alone: some measure time or memory, and the Tauri app's test drives a webview.
+printf '\n== browser lane (ran beside the steps above)\n'
+lane_t0=$SECONDS
+lane_rc=0
+wait "$browser_pid" || lane_rc=$?
+cat target/browser-lane.log
+[ "$lane_rc" -eq 0 ] || { echo "FAIL: the browser lane (exit $lane_rc)"; exit 1; }
+while IFS= read -r line; do timings+=("$line  (beside)"); done <target/browser-lane.times
+timings+=("$(printf '%6d s  %s' $((SECONDS - lane_t0)) "waiting for the browser lane")")
+
+step "tests (unit, property, vectors, snapshots, simulation: SIM_SEEDS=${SIM_SEEDS:-1000}; iroh end to end on loopback)" run_tests
+
+step "browser end to end: two Chromium contexts and a native device through a real relay" browser_e2e
+
+printf '\n== wall time per step\n'
+printf '%s\n' "${timings[@]}"
+printf '%6d s  total\n' "$SECONDS"
 
 # One closing line with the totals of every test run: cargo's (Rust and wasm in Chromium) and
 # node:test's (cargo's own last line is often a doc-test run with nothing in it).

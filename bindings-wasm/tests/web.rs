@@ -49,6 +49,14 @@ fn error_kind(e: JsValue) -> String {
     text(&e, "kind")
 }
 
+/// The core's own exercise (IK, SPAKE2 + XXpsk3 pairing, QR invite, envelope) in the browser's
+/// wasm: every primitive links and runs there, with no `env` import (scripts/wasm-build.sh).
+#[wasm_bindgen_test]
+fn the_core_self_check_passes_in_wasm() {
+    let out = zerok_core::selfcheck::self_check([7; 32]).unwrap();
+    assert!(out.starts_with("ok confirmation="), "{out}");
+}
+
 #[wasm_bindgen_test]
 fn a_new_device_is_offline_outside_any_group_and_refuses_pushes() {
     let mut d = device(Array::new());

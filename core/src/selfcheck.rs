@@ -1,5 +1,6 @@
-//! An end-to-end exercise of the core with no IO: used as the export of the wasm gate, so the
-//! wasm32 build links (and a JS host runs) every primitive for real, and as a native test.
+//! An end-to-end exercise of the core with no IO: run inside the browser package's wasm module
+//! in headless Chromium (`bindings-wasm/tests/web.rs`), so the wasm32 build links and runs
+//! every primitive for real, and as a native test.
 
 use crate::CoreRng;
 use crate::envelope::{BlobCipher, BlobKind, ChainLink};
@@ -91,17 +92,6 @@ pub fn self_check(seed: [u8; 32]) -> Result<String, &'static str> {
         return Err("envelope");
     }
     Ok(format!("ok confirmation={ci} envelope={} qr_url={}", sealed.envelope.len(), url.len()))
-}
-
-#[cfg(all(target_arch = "wasm32", feature = "wasm-selfcheck"))]
-mod export {
-    use wasm_bindgen::prelude::wasm_bindgen;
-
-    /// Runs [`super::self_check`] from JS: returns "ok ..." or "FAIL <step>".
-    #[wasm_bindgen]
-    pub fn core_self_check(seed_byte: u8) -> String {
-        super::self_check([seed_byte; 32]).unwrap_or_else(|step| format!("FAIL {step}"))
-    }
 }
 
 #[cfg(test)]
