@@ -3,9 +3,10 @@
 #   FUZZ_SECONDS=N   seconds per fuzz target (default 10)
 #   SIM_SEEDS=N      simulation seeds (default 1,000; see README "Development" for the long runs)
 # Each step prints its wall time, and a table of them all closes the run, so every change sees
-# what it costs. The browser lane (wasm-bindgen-cli, the wasm32 build, its tests in Chromium)
-# shares no build with the native steps, so it runs beside them and fills the cores they leave
-# idle (linking, build scripts, single-crate stretches); its log is printed when it is joined.
+# what it costs. The browser lane (wasm-bindgen-cli, the wasm32 build, its tests in Chromium,
+# then the fuzz smoke) shares no build with the native steps, so it runs beside them and fills
+# the cores they leave idle (linking, build scripts, single-crate stretches, one-core fuzz
+# runs); its log is printed when it is joined, before the tests run alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p target
@@ -35,17 +36,21 @@ clippy() {
     --features zerok-tests/planted-bugs -- -D warnings
 }
 
-# The libraries as users build them: without the features dev-dependencies switch on. A check
-# suffices (the tests build and link everything); the Tauri crates are built by their tests.
-plain_libraries() {
-  cargo check --workspace --lib --quiet --exclude tauri-plugin-sync --exclude zerok-notes
+# The libraries and programs as users build them: without the features dev-dependencies switch
+# on (the Tauri plugin without tauri's `test` feature among them). A check suffices: the tests
+# build and link everything. Every other unit is the clippy pass's (checked: cargo --unit-graph).
+plain_build() {
+  cargo check --workspace --lib --bins --quiet
 }
 
 browser_lane() (
+  timings=()
   step "wasm-bindgen-cli (setup)" bash scripts/setup.sh wasm-bindgen
   step "browser package (wasm32 build, import check, size budget)" bash scripts/wasm-build.sh
   step "browser API and core self check in headless Chromium" \
     bash -c 'bash scripts/wasm-test.sh 2>&1 | tee target/wasm-test.log'
+  # Its own workspace and target dir (sanitizer flags), and its runs take one core each.
+  step "fuzz smoke: every target built once, run ${FUZZ_SECONDS:-10}s each" bash fuzz/run.sh "${FUZZ_SECONDS:-10}"
   printf '%s\n' "${timings[@]}" >target/browser-lane.times
 )
 
@@ -68,8 +73,7 @@ browser_pid=$!
 step "format" cargo fmt --all --check
 step "clippy (all targets, warnings are errors; the planted-bug crates also with the feature)" clippy
 step "docs (rustdoc warnings are errors)" env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
-step "plain library check (no dev-dependency features)" plain_libraries
-step "fuzz smoke: every target built once, run ${FUZZ_SECONDS:-10}s each" bash fuzz/run.sh "${FUZZ_SECONDS:-10}"
+step "plain check (libraries and programs without dev-dependency features)" plain_build
 step "planted bugs: each must be caught by the simulation within 100 seeds" \
   cargo test -p zerok-tests --features planted-bugs --test planted_bugs
 step "test build (every test binary of the workspace)" cargo test --workspace --no-run --quiet
