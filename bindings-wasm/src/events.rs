@@ -39,7 +39,7 @@ pub(crate) fn event_value(e: &ClientEvent) -> JsValue {
             ("pairing-failed", vec![("error", error_value(reason.kind(), reason.message()))])
         }
         other => match other.background_error() {
-            Some((kind, message)) => ("error", vec![("kind", kind.into()), ("message", message.into())]),
+            Some((kind, message)) => ("error", vec![("error", error_value(kind, &message))]),
             None => ("other", Vec::new()),
         },
     };

@@ -131,7 +131,7 @@ export class ZerokSync {
     const blobId = this.#call(() => this.#device.push(bytes, ...now()));
     const queued = this.#waitFor('the outbox', (e) => {
       if (e.type === 'push-queued' && e.blobIds.includes(blobId)) return true;
-      if (e.type === 'error' && e.blobId === blobId) throw asSyncError(e);
+      if (e.type === 'error' && e.blobId === blobId) throw asSyncError(e.error);
       return undefined;
     });
     const acked = this.#waitFor('the relay', (e) => e.type === 'push-acked' && e.blobId === blobId && e, null, PUSH_ACK_WAIT_MS);
@@ -338,8 +338,10 @@ export class ZerokSync {
 
   #dispatch(event) {
     for (const waiter of [...this.#waiters]) waiter(event);
-    const { kind: _kind, type, ...payload } = event;
-    if (type === 'status') payload.lastCursor = this.lastCursor();
+    const { kind: _kind, type, ...fields } = event;
+    if (type === 'status') fields.lastCursor = this.lastCursor();
+    // `error` handlers get a SyncError with the report's kind, as from the Tauri plugin.
+    const payload = type === 'error' ? asSyncError(fields.error) : fields;
     for (const handler of this.#listeners.get(type) ?? []) {
       try {
         handler(payload);

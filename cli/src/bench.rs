@@ -166,19 +166,19 @@ async fn raw_iroh_mib_s(mib: usize) -> Result<f64, Failure> {
     });
     let (conn, mut send, _recv) = net::dial(&client, *server.id().as_bytes(), &net::listen_addrs(&server))
         .await
-        .map_err(|e| Failure(format!("raw iroh dial: {e}")))?;
+        .map_err(|e| Failure::msg(&format!("raw iroh dial: {e}")))?;
     let chunk = vec![7u8; 64 * 1024];
     let started = Instant::now();
     for _ in 0..total / chunk.len() {
-        send.write_all(&chunk).await.map_err(|e| Failure(e.to_string()))?;
+        send.write_all(&chunk).await.map_err(|e| Failure::msg(&e.to_string()))?;
     }
-    send.finish().map_err(|e| Failure(e.to_string()))?;
+    send.finish().map_err(|e| Failure::msg(&e.to_string()))?;
     let (got, done) = receiver.await.ok().flatten().ok_or(Failure::msg("raw iroh receiver failed"))?;
     conn.close(0u32.into(), b"done");
     client.close().await;
     server.close().await;
     if got != total {
-        return Err(Failure(format!("raw iroh: received {got} of {total} bytes")));
+        return Err(Failure::msg(&format!("raw iroh: received {got} of {total} bytes")));
     }
     Ok(mib as f64 / done.duration_since(started).as_secs_f64())
 }
@@ -223,7 +223,7 @@ async fn pull_all(client: &SyncClient, count: u64) -> Result<f64, Failure> {
             return Ok(blobs.iter().map(|b| b.payload.len() as f64).sum());
         }
         if Instant::now() > deadline {
-            return Err(Failure(format!("pulled up to cursor {cursor} of {count}")));
+            return Err(Failure::msg(&format!("pulled up to cursor {cursor} of {count}")));
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

@@ -33,7 +33,7 @@ impl RelayProcess {
         let stdout = child.stdout.take().ok_or(Failure::msg("relay without stdout"))?;
         for line in std::io::BufReader::new(stdout).lines() {
             if let Some(text) = line?.strip_prefix("connection string: ") {
-                let info = zerok_transport_iroh::connection::parse(text).map_err(Failure)?;
+                let info = zerok_transport_iroh::connection::parse(text).map_err(|e| Failure::msg(&e))?;
                 return Ok(RelayProcess { child, info });
             }
         }
@@ -95,7 +95,7 @@ pub async fn concurrent_devices(
         });
     }
     while let Some(done) = pushing.join_next().await {
-        done.map_err(|e| Failure(e.to_string()))??;
+        done.map_err(|e| Failure::msg(&e.to_string()))??;
     }
     let pushes = devices as f64 * each as f64;
     let secs = started.elapsed().as_secs_f64();
@@ -129,11 +129,11 @@ async fn open_members(relay: &RelayInfo, dir: &Path, n: usize) -> Result<Vec<Syn
         if opening.len() >= 32
             && let Some(done) = opening.join_next().await
         {
-            clients.push(done.map_err(|e| Failure(e.to_string()))??);
+            clients.push(done.map_err(|e| Failure::msg(&e.to_string()))??);
         }
     }
     while let Some(done) = opening.join_next().await {
-        clients.push(done.map_err(|e| Failure(e.to_string()))??);
+        clients.push(done.map_err(|e| Failure::msg(&e.to_string()))??);
     }
     Ok(clients)
 }

@@ -6,7 +6,7 @@ use crate::Failure;
 
 /// Sends log lines at or above `filter` (`info`, or `warn,zerok=debug`) to stderr.
 pub fn init(filter: &str) -> Result<(), Failure> {
-    let targets: Targets = filter.parse().map_err(|e| Failure(format!("log filter {filter:?}: {e}")))?;
+    let targets: Targets = filter.parse().map_err(|e| Failure::msg(&format!("log filter {filter:?}: {e}")))?;
     let subscriber = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(false)
@@ -14,7 +14,7 @@ pub fn init(filter: &str) -> Result<(), Failure> {
         .finish();
     use tracing_subscriber::layer::SubscriberExt as _;
     tracing::subscriber::set_global_default(subscriber.with(targets))
-        .map_err(|e| Failure(format!("cannot set up logging: {e}")))
+        .map_err(|e| Failure::msg(&format!("cannot set up logging: {e}")))
 }
 
 /// Returns on Ctrl-C, or on SIGTERM (what service managers and container runtimes send).

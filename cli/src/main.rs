@@ -7,6 +7,7 @@ mod bench_scale;
 mod demo;
 mod logging;
 mod relay_settings;
+mod reports;
 mod spinner;
 
 use std::path::{Path, PathBuf};
@@ -110,19 +111,28 @@ struct DeviceArgs {
     data_dir: PathBuf,
 }
 
-/// A failure, shown as one line.
+/// A failure, shown as one line, and the exit status it gives (1, or
+/// [`reports::EXIT_REPORTED`] for a command that saw reports).
 #[derive(Debug)]
-pub struct Failure(String);
+pub struct Failure(String, u8);
 
 impl Failure {
-    fn msg(m: &str) -> Self {
-        Failure(m.to_owned())
+    pub fn msg(m: &str) -> Self {
+        Failure(m.to_owned(), 1)
+    }
+
+    fn reported(n: usize) -> Self {
+        let what = if n == 1 { "1 report" } else { &format!("{n} reports") };
+        Failure(
+            format!("{what} above: the relay misbehaved or data is missing (they stay listed in `zerok status`)"),
+            reports::EXIT_REPORTED,
+        )
     }
 }
 
 impl<E: std::error::Error> From<E> for Failure {
     fn from(e: E) -> Self {
-        Failure(e.to_string())
+        Failure(e.to_string(), 1)
     }
 }
 
@@ -139,9 +149,9 @@ fn main() -> std::process::ExitCode {
     };
     match runtime.block_on(run(cli.command)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(Failure(e)) => {
+        Err(Failure(e, code)) => {
             eprintln!("error: {e}");
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(code)
         }
     }
 }
@@ -156,47 +166,44 @@ async fn run(command: Cmd) -> Result<(), Failure> {
         }
         Cmd::Init { device, relay, admission_token } => {
             let client = open_with(&device.data_dir, &relay).await?;
+            let reports = reports::Reports::watch(&client, &device.data_dir);
             let spin = spinner::Spinner::start("creating the group on the relay");
             client.create_group(admission_token.map(String::into_bytes), WAIT).await?;
             drop(spin);
             println!("created a sync group; invite other devices with `zerok invite`");
             client.close(Duration::from_millis(500)).await;
-            Ok(())
+            reports.finish().await
         }
         Cmd::Invite { device } => invite(&device.data_dir).await,
         Cmd::Join { device, code, relay } => {
             let client = open_with(&device.data_dir, &relay).await?;
+            let reports = reports::Reports::watch(&client, &device.data_dir);
             let spin = spinner::Spinner::start("pairing through the relay");
             let confirmation = client.join_invite(&code, WAIT).await?;
             drop(spin);
             println!("joined; confirmation code {confirmation} (the inviting screen shows the same)");
             client.close(Duration::from_millis(500)).await;
-            Ok(())
+            reports.finish().await
         }
         Cmd::Push { device, file } => push(&device.data_dir, &file).await,
         Cmd::Pull { device, after } => {
             let client = open(&device.data_dir).await?;
+            let reports = reports::Reports::watch(&client, &device.data_dir);
             client.launch().await?;
             let spin = spinner::Spinner::start("syncing");
-            let _ = client.wait_synced(Duration::from_secs(10)).await;
+            let synced = client.wait_synced(Duration::from_secs(10)).await;
             drop(spin);
             for blob in client.pull(after, 10_000).await? {
                 println!("{}\t{}\t{}", blob.cursor, blob.sender.to_hex(), String::from_utf8_lossy(&blob.payload));
             }
             client.close(Duration::from_millis(500)).await;
-            Ok(())
+            reports.finish().await?;
+            synced.map_err(|_| {
+                Failure::msg("not synced within 10 s: what is printed may be incomplete (see `zerok status`)")
+            })
         }
         Cmd::Watch { device } => watch(&device.data_dir).await,
-        Cmd::Status { device } => {
-            let client = open(&device.data_dir).await?;
-            client.launch().await?;
-            let spin = spinner::Spinner::start("syncing");
-            let _ = client.wait_synced(Duration::from_secs(5)).await;
-            drop(spin);
-            println!("status {:?}, cursor {}", client.status(), client.last_cursor().await?);
-            client.close(Duration::from_millis(500)).await;
-            Ok(())
-        }
+        Cmd::Status { device } => status(&device.data_dir).await,
     }
 }
 
@@ -233,6 +240,7 @@ fn say(line: &str) {
 
 async fn invite(data_dir: &Path) -> Result<(), Failure> {
     let client = open(data_dir).await?;
+    let reports = reports::Reports::watch(&client, data_dir);
     client.launch().await?;
     let mut events = client.subscribe();
     let invite = client.create_invite(WAIT).await?;
@@ -254,7 +262,7 @@ async fn invite(data_dir: &Path) -> Result<(), Failure> {
     drop(spin);
     println!("invite closed");
     client.close(Duration::from_millis(500)).await;
-    Ok(())
+    reports.finish().await
 }
 
 async fn push(data_dir: &Path, file: &str) -> Result<(), Failure> {
@@ -266,6 +274,7 @@ async fn push(data_dir: &Path, file: &str) -> Result<(), Failure> {
         std::fs::read(file)?
     };
     let client = open(data_dir).await?;
+    let reports = reports::Reports::watch(&client, data_dir);
     let mut events = client.subscribe();
     client.launch().await?;
     let id = client.push(data).await?;
@@ -286,44 +295,83 @@ async fn push(data_dir: &Path, file: &str) -> Result<(), Failure> {
         _ => println!("queued on this device; it syncs when the relay is reachable"),
     }
     client.close(Duration::from_millis(500)).await;
-    Ok(())
+    reports.finish().await
 }
 
 async fn watch(data_dir: &Path) -> Result<(), Failure> {
     let client = open(data_dir).await?;
+    let reports = reports::Reports::watch(&client, data_dir);
     let mut events = client.subscribe();
+    // Only what arrives from now on, in arrival order (a cursor can name an older blob after
+    // a relay rollback).
+    let mut shown = client.arrivals(0, usize::MAX).await?.last().map_or(0, |(row, _)| *row);
     client.launch().await?;
     println!("watching; Ctrl-C to stop");
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             e = events.recv() => match e {
-                Ok(ClientEvent::BlobAvailable { cursor, .. }) => {
-                    for blob in client.pull(cursor.saturating_sub(1), 1).await? {
+                Ok(ClientEvent::BlobAvailable { .. }) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    for (row, blob) in client.arrivals(shown, 1_000).await? {
+                        shown = row;
                         println!("{}\t{}\t{}", blob.cursor, blob.sender.to_hex(), String::from_utf8_lossy(&blob.payload));
                     }
                 }
                 Ok(ClientEvent::Status(s)) => println!("status {s:?}"),
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Ok(_) => {}
                 Err(_) => break,
             }
         }
     }
     client.close(Duration::from_millis(500)).await;
-    Ok(())
+    reports.finish().await
+}
+
+/// The status from what the device saved, after a short sync: cursor, what it waits for, and
+/// the reports of its recent commands.
+async fn status(data_dir: &Path) -> Result<(), Failure> {
+    let client = open(data_dir).await?;
+    let reports = reports::Reports::watch(&client, data_dir);
+    client.launch().await?;
+    let spin = spinner::Spinner::start("syncing");
+    let _ = client.wait_synced(Duration::from_secs(5)).await;
+    drop(spin);
+    let snap = client.snapshot().await?;
+    let status = client.status();
+    client.close(Duration::from_millis(500)).await;
+    let seen = reports.finish().await;
+    println!("status {status:?}, cursor {} (saved), relay head {}", snap.cursor, snap.receiving.head);
+    if snap.unsent > 0 {
+        println!("waiting to send: {} blob(s) not yet stored by the relay", snap.unsent);
+    }
+    for (sender, seq) in &snap.receiving.missing {
+        println!(
+            "waiting for: blob {seq} of device {} ({} later blob(s) of it held back until it arrives)",
+            sender.to_hex().chars().take(8).collect::<String>(),
+            snap.receiving.gap_buffered
+        );
+    }
+    let recent = reports::recent(data_dir, 10);
+    if !recent.is_empty() {
+        println!("reports (most recent last; also in {}):", reports::log_path(data_dir).display());
+        for (_, line) in recent {
+            println!("  {line}");
+        }
+    }
+    seen
 }
 
 /// Opens a device that already knows its relay.
 async fn open(data_dir: &Path) -> Result<SyncClient, Failure> {
     let text = std::fs::read_to_string(data_dir.join("relay.txt")).map_err(|_| {
-        Failure(format!("{} is not set up: run `zerok init` or `zerok join` first", data_dir.display()))
+        Failure::msg(&format!("{} is not set up: run `zerok init` or `zerok join` first", data_dir.display()))
     })?;
     open_with(data_dir, &text).await
 }
 
 /// Opens a device and remembers its relay.
 async fn open_with(data_dir: &Path, relay: &str) -> Result<SyncClient, Failure> {
-    let info = connection::parse(relay).map_err(Failure)?;
+    let info = connection::parse(relay).map_err(|e| Failure::msg(&e))?;
     std::fs::create_dir_all(data_dir)?;
     std::fs::write(data_dir.join("relay.txt"), relay.trim())?;
     let bind = std::net::SocketAddr::from(([0, 0, 0, 0], 0));

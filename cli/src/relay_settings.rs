@@ -97,8 +97,8 @@ impl RelaySettings {
     /// Reads a TOML settings file.
     pub fn from_file(path: &Path) -> Result<Self, Failure> {
         let text = std::fs::read_to_string(path)
-            .map_err(|e| Failure(format!("cannot read the config file {}: {e}", path.display())))?;
-        toml::from_str(&text).map_err(|e| Failure(format!("config file {}: {}", path.display(), e.message())))
+            .map_err(|e| Failure::msg(&format!("cannot read the config file {}: {e}", path.display())))?;
+        toml::from_str(&text).map_err(|e| Failure::msg(&format!("config file {}: {}", path.display(), e.message())))
     }
 
     /// These settings, with the unset ones taken from `lower`.
@@ -168,10 +168,10 @@ impl RelaySettings {
             ("replay_guard_keys", limits.replay_guard_keys as u64),
         ];
         if let Some((name, _)) = at_least_one.iter().find(|(_, v)| *v == 0) {
-            return Err(Failure(format!("{name} must be at least 1")));
+            return Err(Failure::msg(&format!("{name} must be at least 1")));
         }
         if limits.max_envelope > d.max_envelope {
-            return Err(Failure(format!(
+            return Err(Failure::msg(&format!(
                 "max_envelope is at most {} (the largest blob a device seals)",
                 d.max_envelope
             )));

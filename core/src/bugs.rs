@@ -16,4 +16,7 @@ pub struct PlantedBugs {
     pub accept_seq_gap: bool,
     /// Client: seal a blob again (new nonce) when retrying it.
     pub reseal_on_retry: bool,
+    /// Client: after pruned history, wait for a sender's pruned blobs instead of starting its
+    /// chain at a trust point (a late joiner stays pending for ever).
+    pub no_trust_points: bool,
 }

@@ -10,7 +10,9 @@ fn caught_within_100_seeds(bugs: PlantedBugs) -> (u64, String) {
     // An honest relay keeps each sender's blobs in sequence order, so only a dishonest one
     // (the adversarial sweep's, whose seeds pass without bugs) shows a device a gap.
     let adversary_percent = if bugs.accept_seq_gap { 30 } else { 0 };
-    let scenario = Scenario { steps: 2_000, adversary_percent, bugs, ..Scenario::default() };
+    // Only a device that joins after a prune needs a trust point: every seed runs retention.
+    let retention_one_in = if bugs.no_trust_points { 1 } else { Scenario::default().retention_one_in };
+    let scenario = Scenario { steps: 2_000, adversary_percent, retention_one_in, bugs, ..Scenario::default() };
     for seed in 0..100 {
         if let Err(f) = run(seed, &scenario) {
             return (seed, f.violation.0);
@@ -35,7 +37,8 @@ planted!(
     cursor_reuse_after_restart,
     drop_outbox_on_crash,
     accept_seq_gap,
-    reseal_on_retry
+    reseal_on_retry,
+    no_trust_points
 );
 
 #[test]

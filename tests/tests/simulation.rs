@@ -19,35 +19,42 @@ fn sweep() {
         .map(|t| {
             let scenario = scenario.clone();
             std::thread::spawn(move || {
-                let (mut steps, mut mid_run_joins) = (0u64, 0u64);
+                let (mut steps, mut mid_run_joins, mut pruned_runs, mut trust_points) = (0u64, 0u64, 0u64, 0u64);
                 for seed in (first + t..first + seeds).step_by(threads as usize) {
                     match run(seed, &scenario) {
                         Ok(s) => {
                             steps += s.steps;
                             mid_run_joins += u64::from(s.joined_mid_run);
+                            pruned_runs += u64::from(s.retention);
+                            trust_points += s.trust_points;
                         }
                         Err(f) => return Err(f),
                     }
                 }
-                Ok((steps, mid_run_joins))
+                Ok((steps, mid_run_joins, pruned_runs, trust_points))
             })
         })
         .collect();
-    let (mut steps, mut mid_run_joins) = (0, 0);
+    let (mut steps, mut mid_run_joins, mut pruned_runs, mut trust_points) = (0, 0, 0, 0);
     for h in handles {
         match h.join().expect("worker panicked") {
-            Ok((s, j)) => {
+            Ok((s, j, p, t)) => {
                 steps += s;
                 mid_run_joins += j;
+                pruned_runs += p;
+                trust_points += t;
             }
             Err(f) => panic!("{f}"),
         }
     }
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
-        "simulated {seeds} seeds, {steps} steps in {secs:.1}s: {:.0} steps/s; {mid_run_joins} devices paired during faults",
+        "simulated {seeds} seeds, {steps} steps in {secs:.1}s: {:.0} steps/s; {mid_run_joins} devices paired during \
+         faults; {pruned_runs} runs with retention, {trust_points} trust points taken after pruning",
         steps as f64 / secs
     );
+    // The late-joiner path must be exercised, or this sweep proves nothing about it.
+    assert!(seeds < 100 || trust_points > 0, "no device joined after a prune in {seeds} seeds");
 }
 
 #[test]

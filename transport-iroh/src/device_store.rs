@@ -1,6 +1,8 @@
-//! A device's durable store on SQLite: its signing key, group membership, outbox, cursor and
-//! log chain value, other senders' chains, and the inbox of received blobs the app pulls from.
-//! Each core [`ClientStoreOp`] is one transaction. The file is readable by its owner only.
+//! A device's durable store on SQLite: its signing key, group membership, its own sealed blobs
+//! (the outbox; `sent` marks those the relay acknowledged, kept until the relay prunes past
+//! them), cursor and log chain value, other senders' chains, and the inbox of received blobs
+//! the app pulls from. Each core [`ClientStoreOp`] is one transaction. The file is readable by
+//! its owner only.
 
 use std::path::Path;
 
@@ -14,6 +16,7 @@ use crate::sql::{array, commit_batch, int, store_error, uint};
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox (push_id BLOB PRIMARY KEY, seq INTEGER NOT NULL, envelope BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS sent (push_id BLOB PRIMARY KEY, cursor INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS senders (device BLOB PRIMARY KEY, last_seq INTEGER NOT NULL, last_hash BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS inbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -37,6 +40,11 @@ impl DeviceDb {
     pub fn open(path: &Path) -> rusqlite::Result<Self> {
         let conn = crate::sql::open(path)?;
         conn.execute_batch(SCHEMA)?;
+        let has_last_cursor: bool =
+            conn.prepare("SELECT 1 FROM pragma_table_info('senders') WHERE name = 'last_cursor'")?.exists([])?;
+        if !has_last_cursor {
+            conn.execute_batch("ALTER TABLE senders ADD COLUMN last_cursor INTEGER NOT NULL DEFAULT 0")?;
+        }
         Ok(DeviceDb { conn })
     }
 
@@ -59,6 +67,7 @@ impl DeviceDb {
             cursor: self.meta_u64("cursor")?.unwrap_or(0),
             log_chain: self.meta("log_chain")?.map(array).transpose()?,
             highest_head: self.meta_u64("highest_head")?.unwrap_or(0),
+            trust_floor: self.meta_u64("trust_floor")?.unwrap_or(0),
             ..ClientState::default()
         };
         let mut outbox = self.conn.prepare("SELECT push_id, seq, envelope FROM outbox ORDER BY seq")?;
@@ -67,9 +76,16 @@ impl DeviceDb {
         })? {
             state.outbox.push(e?);
         }
-        let mut senders = self.conn.prepare("SELECT device, last_seq, last_hash FROM senders")?;
+        let mut sent_rows = self.conn.prepare("SELECT push_id, cursor FROM sent")?;
+        let sent = sent_rows
+            .query_map([], |r| Ok((array(r.get(0)?)?, uint(r.get(1)?))))?
+            .collect::<rusqlite::Result<std::collections::BTreeMap<[u8; 16], u64>>>()?;
+        kv::split_sent(&mut state, &sent);
+        let mut senders = self.conn.prepare("SELECT device, last_seq, last_hash, last_cursor FROM senders")?;
         for s in senders.query_map([], |r| {
-            Ok((DeviceId(array(r.get(0)?)?), SenderView { last_seq: uint(r.get(1)?), last_hash: array(r.get(2)?)? }))
+            let view =
+                SenderView { last_seq: uint(r.get(1)?), last_hash: array(r.get(2)?)?, last_cursor: uint(r.get(3)?) };
+            Ok((DeviceId(array(r.get(0)?)?), view))
         })? {
             let (d, v) = s?;
             state.senders.insert(d, v);
@@ -90,18 +106,32 @@ impl DeviceDb {
 
     /// Received blobs with `cursor > after`, in the order they were applied, at most `limit`.
     pub fn inbox(&self, after: u64, limit: usize) -> rusqlite::Result<Vec<ReceivedBlob>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT cursor, push_id, sender, seq, payload, stored_at_ms FROM inbox WHERE cursor > ?1 ORDER BY id LIMIT ?2",
-        )?;
+        let rows = self.received("cursor", after, limit)?;
+        Ok(rows.into_iter().map(|(_, b)| b).collect())
+    }
+
+    /// Received blobs in the order they arrived, after arrival number `after` (0: from the
+    /// first), at most `limit`, each with its arrival number. Unlike [`Self::inbox`] this never
+    /// shows an old blob again when a rolled-back relay reuses its cursor.
+    pub fn arrivals(&self, after: u64, limit: usize) -> rusqlite::Result<Vec<(u64, ReceivedBlob)>> {
+        self.received("id", after, limit)
+    }
+
+    /// Inbox rows with `column > after` in arrival order, with their arrival numbers.
+    fn received(&self, column: &str, after: u64, limit: usize) -> rusqlite::Result<Vec<(u64, ReceivedBlob)>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT id, cursor, push_id, sender, seq, payload, stored_at_ms FROM inbox WHERE {column} > ?1 ORDER BY id LIMIT ?2"
+        ))?;
         let rows = stmt.query_map(params![int(after), int(limit as u64)], |r| {
-            Ok(ReceivedBlob {
-                cursor: uint(r.get(0)?),
-                push_id: array(r.get(1)?)?,
-                sender: DeviceId(array(r.get(2)?)?),
-                seq: uint(r.get(3)?),
-                payload: r.get(4)?,
-                stored_at_ms: uint(r.get(5)?),
-            })
+            let blob = ReceivedBlob {
+                cursor: uint(r.get(1)?),
+                push_id: array(r.get(2)?)?,
+                sender: DeviceId(array(r.get(3)?)?),
+                seq: uint(r.get(4)?),
+                payload: r.get(5)?,
+                stored_at_ms: uint(r.get(6)?),
+            };
+            Ok((uint(r.get(0)?), blob))
         })?;
         rows.collect()
     }
@@ -125,6 +155,14 @@ fn set_meta(conn: &Connection, name: &str, value: &[u8]) -> rusqlite::Result<()>
     Ok(())
 }
 
+fn mark_sent(conn: &Connection, acked: &[([u8; 16], u64)]) -> rusqlite::Result<()> {
+    for (id, cursor) in acked {
+        conn.prepare_cached("INSERT OR REPLACE INTO sent (push_id, cursor) VALUES (?1, ?2)")?
+            .execute(params![id, int(*cursor)])?;
+    }
+    Ok(())
+}
+
 fn write(conn: &Connection, op: &ClientStoreOp) -> rusqlite::Result<()> {
     match op {
         ClientStoreOp::SaveMembership(m) => set_meta(conn, "membership", &kv::encode_membership(m)),
@@ -136,13 +174,25 @@ fn write(conn: &Connection, op: &ClientStoreOp) -> rusqlite::Result<()> {
             set_meta(conn, "next_seq", &next_seq.to_le_bytes())?;
             set_meta(conn, "last_hash", last_hash)
         }
-        ClientStoreOp::RemoveOutbox { push_ids } => {
+        ClientStoreOp::MarkSent { acked, highest_head } => {
+            mark_sent(conn, acked)?;
+            set_meta(conn, "highest_head", &highest_head.to_le_bytes())
+        }
+        ClientStoreOp::Requeue { push_ids } => {
             for id in push_ids {
+                conn.prepare_cached("DELETE FROM sent WHERE push_id = ?1")?.execute(params![id])?;
+            }
+            Ok(())
+        }
+        ClientStoreOp::ForgetSent { push_ids } => {
+            for id in push_ids {
+                conn.prepare_cached("DELETE FROM sent WHERE push_id = ?1")?.execute(params![id])?;
                 conn.prepare_cached("DELETE FROM outbox WHERE push_id = ?1")?.execute(params![id])?;
             }
             Ok(())
         }
-        ClientStoreOp::Deliver { blobs, cursor, log_chain, senders, highest_head } => {
+        ClientStoreOp::Deliver { blobs, cursor, log_chain, senders, highest_head, trust_floor, sent } => {
+            mark_sent(conn, sent)?;
             for b in blobs {
                 conn.prepare_cached(
                     "INSERT INTO inbox (cursor, push_id, sender, seq, payload, stored_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -151,9 +201,9 @@ fn write(conn: &Connection, op: &ClientStoreOp) -> rusqlite::Result<()> {
             }
             for (d, v) in senders {
                 conn.prepare_cached(
-                    "INSERT OR REPLACE INTO senders (device, last_seq, last_hash) VALUES (?1, ?2, ?3)",
+                    "INSERT OR REPLACE INTO senders (device, last_seq, last_hash, last_cursor) VALUES (?1, ?2, ?3, ?4)",
                 )?
-                .execute(params![d.0, int(v.last_seq), v.last_hash])?;
+                .execute(params![d.0, int(v.last_seq), v.last_hash, int(v.last_cursor)])?;
             }
             set_meta(conn, "cursor", &cursor.to_le_bytes())?;
             match log_chain {
@@ -162,7 +212,8 @@ fn write(conn: &Connection, op: &ClientStoreOp) -> rusqlite::Result<()> {
                     conn.execute("DELETE FROM meta WHERE name = 'log_chain'", [])?;
                 }
             }
-            set_meta(conn, "highest_head", &highest_head.to_le_bytes())
+            set_meta(conn, "highest_head", &highest_head.to_le_bytes())?;
+            set_meta(conn, "trust_floor", &trust_floor.to_le_bytes())
         }
     }
 }
@@ -204,25 +255,34 @@ mod tests {
                 payload: b"hi".to_vec(),
                 stored_at_ms: 11,
             };
-            let view = SenderView { last_seq: 1, last_hash: [6; 32] };
+            let view = SenderView { last_seq: 1, last_hash: [6; 32], last_cursor: 5 };
             db.apply(&ClientStoreOp::Deliver {
                 blobs: vec![blob],
                 cursor: 5,
                 log_chain: Some([12; 32]),
                 senders: vec![(DeviceId([3; 32]), view)],
                 highest_head: 6,
+                trust_floor: 3,
+                sent: Vec::new(),
             })
             .unwrap();
+            let second = OutboxEntry { push_id: [4; 16], seq: 2, envelope: vec![1; 8] };
+            db.apply(&ClientStoreOp::AppendOutbox { entries: vec![second], next_seq: 3, last_hash: [9; 32] }).unwrap();
+            db.apply(&ClientStoreOp::MarkSent { acked: vec![([1; 16], 7), ([4; 16], 8)], highest_head: 9 }).unwrap();
+            db.apply(&ClientStoreOp::Requeue { push_ids: vec![[4; 16]] }).unwrap();
             key.device_id()
         };
         let mut db = DeviceDb::open(&path).unwrap();
         assert_eq!(db.device_key(|| [0; 32]).unwrap().device_id(), key, "the key is created once");
         let state = db.load().unwrap();
         assert_eq!(state.membership, Some(membership));
-        assert_eq!((state.next_seq, state.last_hash, state.cursor), (2, [8; 32], 5));
-        assert_eq!((state.log_chain, state.highest_head), (Some([12; 32]), 6));
-        assert_eq!(state.outbox.len(), 1);
-        assert_eq!(state.senders.get(&DeviceId([3; 32])).map(|v| v.last_seq), Some(1));
+        assert_eq!((state.next_seq, state.last_hash, state.cursor), (3, [9; 32], 5));
+        assert_eq!((state.log_chain, state.highest_head, state.trust_floor), (Some([12; 32]), 9, 3));
+        assert_eq!(state.outbox.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2], "the requeued one is unsent");
+        assert_eq!(state.sent.keys().copied().collect::<Vec<_>>(), vec![7], "the sent one is kept at its cursor");
+        assert_eq!(state.senders.get(&DeviceId([3; 32])).map(|v| (v.last_seq, v.last_cursor)), Some((1, 5)));
+        db.apply(&ClientStoreOp::ForgetSent { push_ids: vec![[1; 16]] }).unwrap();
+        assert!(db.load().unwrap().sent.is_empty());
         assert_eq!(db.inbox(0, 10).unwrap().len(), 1);
         assert!(db.inbox(5, 10).unwrap().is_empty());
         #[cfg(unix)]

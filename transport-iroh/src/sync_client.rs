@@ -108,6 +108,7 @@ enum Ev {
 enum StoreReq {
     Apply(OpId, ClientStoreOp),
     Inbox { after: u64, limit: usize, reply: oneshot::Sender<rusqlite::Result<Vec<ReceivedBlob>>> },
+    Arrivals { after: u64, limit: usize, reply: oneshot::Sender<rusqlite::Result<Vec<(u64, ReceivedBlob)>>> },
 }
 
 /// A device syncing through a relay. Cheap to share by reference; every call is non-blocking
@@ -199,6 +200,14 @@ impl SyncClient {
     pub async fn pull(&self, after: u64, limit: usize) -> Result<Vec<ReceivedBlob>, ClientError> {
         let (reply, answer) = oneshot::channel();
         self.store.send(StoreReq::Inbox { after, limit, reply }).map_err(|_| ClientError::Stopped)?;
+        Ok(answer.await.map_err(|_| ClientError::Stopped)??)
+    }
+
+    /// Blobs received from other devices in the order they arrived, after arrival number
+    /// `after` (0: from the first), each with its arrival number: what a live view prints.
+    pub async fn arrivals(&self, after: u64, limit: usize) -> Result<Vec<(u64, ReceivedBlob)>, ClientError> {
+        let (reply, answer) = oneshot::channel();
+        self.store.send(StoreReq::Arrivals { after, limit, reply }).map_err(|_| ClientError::Stopped)?;
         Ok(answer.await.map_err(|_| ClientError::Stopped)??)
     }
 
@@ -387,6 +396,10 @@ fn spawn_store(mut db: DeviceDb, events: mpsc::UnboundedSender<Ev>) -> std::sync
                     StoreReq::Inbox { after, limit, reply } => {
                         commit(&mut db, &mut writes, &events);
                         let _ = reply.send(db.inbox(after, limit));
+                    }
+                    StoreReq::Arrivals { after, limit, reply } => {
+                        commit(&mut db, &mut writes, &events);
+                        let _ = reply.send(db.arrivals(after, limit));
                     }
                 }
             }

@@ -22,6 +22,9 @@ pub struct Scenario {
     /// Percent of served pages an adversarial relay tampers with (0: an honest relay); an
     /// adversarial relay also rolls its store back now and then.
     pub adversary_percent: u64,
+    /// One seed in this many runs its relay with retention on (a blob is pruned once every
+    /// member acknowledged it), so the device that pairs mid-run joins after a prune (0: never).
+    pub retention_one_in: u64,
     /// Deliberate bugs to switch on.
     #[cfg(feature = "planted-bugs")]
     pub bugs: zerok_core::bugs::PlantedBugs,
@@ -35,6 +38,7 @@ impl Default for Scenario {
             faults: true,
             heal_steps: 400_000,
             adversary_percent: 0,
+            retention_one_in: 4,
             #[cfg(feature = "planted-bugs")]
             bugs: Default::default(),
         }
@@ -66,6 +70,10 @@ pub struct Summary {
     pub members: usize,
     /// The last device joined during the fault phase.
     pub joined_mid_run: bool,
+    /// The relay pruned with every member's acknowledgement.
+    pub retention: bool,
+    /// Trust points devices reported (a sender's chain starting after pruned history).
+    pub trust_points: u64,
 }
 
 /// A failed run: the seed, and the broken invariant.
@@ -99,6 +107,10 @@ pub fn run(seed: u64, scenario: &Scenario) -> Result<Summary, Failure> {
     let mut world = World::new(seed, scenario.devices, NetConfig::default());
     #[cfg(feature = "planted-bugs")]
     world.plant(scenario.bugs);
+    let retention = scenario.retention_one_in > 0 && seed % scenario.retention_one_in == 1 % scenario.retention_one_in;
+    if retention {
+        world.set_retention_all_acked();
+    }
     let mut check = Checker::default();
     check.adversarial = scenario.adversary_percent > 0;
     // Each seed tries one family of attacks, so that one cannot hide another (a blob corrupted
@@ -198,6 +210,8 @@ pub fn run(seed: u64, scenario: &Scenario) -> Result<Summary, Failure> {
         ),
         members,
         joined_mid_run,
+        retention,
+        trust_points: check.trust_point_reports(),
     })
 }
 

@@ -155,9 +155,25 @@ pub struct DeviceStore {
 }
 
 impl DeviceStore {
+    /// Moves outbox entries to the sent log at the cursors they were acknowledged at.
+    fn mark_sent(&mut self, acked: &[([u8; 16], u64)]) {
+        for (push_id, cursor) in acked {
+            let entry = match self.state.outbox.iter().position(|e| e.push_id == *push_id) {
+                Some(pos) => Some(self.state.outbox.remove(pos)),
+                None => {
+                    let at = self.state.sent.iter().find(|(_, e)| e.push_id == *push_id).map(|(c, _)| *c);
+                    at.and_then(|c| self.state.sent.remove(&c))
+                }
+            };
+            if let Some(entry) = entry {
+                self.state.sent.insert(*cursor, entry);
+            }
+        }
+    }
+
     /// Applies one operation (at its completion time).
     pub fn apply(&mut self, op: &ClientStoreOp) -> Result<(), StoreError> {
-        if self.full && !matches!(op, ClientStoreOp::RemoveOutbox { .. }) {
+        if self.full && !matches!(op, ClientStoreOp::Requeue { .. } | ClientStoreOp::ForgetSent { .. }) {
             return Err(StoreError::Full);
         }
         match op {
@@ -167,8 +183,21 @@ impl DeviceStore {
                 self.state.next_seq = *next_seq;
                 self.state.last_hash = *last_hash;
             }
-            ClientStoreOp::RemoveOutbox { push_ids } => self.state.outbox.retain(|e| !push_ids.contains(&e.push_id)),
-            ClientStoreOp::Deliver { blobs, cursor, log_chain, senders, highest_head } => {
+            ClientStoreOp::MarkSent { acked, highest_head } => {
+                self.mark_sent(acked);
+                self.state.highest_head = *highest_head;
+            }
+            ClientStoreOp::Requeue { push_ids } => {
+                let (again, kept) = std::mem::take(&mut self.state.sent)
+                    .into_iter()
+                    .partition::<std::collections::BTreeMap<_, _>, _>(|(_, e)| push_ids.contains(&e.push_id));
+                self.state.sent = kept;
+                self.state.outbox.extend(again.into_values());
+                self.state.outbox.sort_by_key(|e| e.seq);
+            }
+            ClientStoreOp::ForgetSent { push_ids } => self.state.sent.retain(|_, e| !push_ids.contains(&e.push_id)),
+            ClientStoreOp::Deliver { blobs, cursor, log_chain, senders, highest_head, trust_floor, sent } => {
+                self.mark_sent(sent);
                 self.inbox.extend(blobs.iter().cloned());
                 self.state.cursor = *cursor;
                 self.state.log_chain = *log_chain;
@@ -176,6 +205,7 @@ impl DeviceStore {
                     self.state.senders.insert(*d, v.clone());
                 }
                 self.state.highest_head = *highest_head;
+                self.state.trust_floor = *trust_floor;
             }
         }
         Ok(())

@@ -714,6 +714,15 @@ impl World {
         self.drain_relay(obs);
     }
 
+    /// Runs the relay with retention on: a blob is pruned once every member acknowledged it.
+    /// Call before anything happens.
+    pub fn set_retention_all_acked(&mut self) {
+        self.relay.config.limits.retention_all_acked = true;
+        let seed = self.rng.bytes();
+        self.relay.relay =
+            Some(Relay::new(self.relay.config.clone(), seed, self.now_for(0), self.relay.store.snapshots()));
+    }
+
     /// A short description of every node, for failure reports.
     pub fn describe(&self) -> String {
         let mut out = format!(

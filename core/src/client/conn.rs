@@ -258,6 +258,7 @@ impl Client {
         }
         self.head = w.head.max(self.cursor);
         self.highest_head = self.highest_head.max(w.head);
+        self.forget_pruned(w.earliest);
         self.event(ClientEvent::Connected { head: w.head });
         self.push_hold = false;
         self.reset_liveness();

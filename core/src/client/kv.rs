@@ -5,10 +5,11 @@
 //! | key | value |
 //! | --- | --- |
 //! | `membership` | [`encode_membership`] |
-//! | `next_seq`, `cursor`, `highest_head` | u64, little endian |
+//! | `next_seq`, `cursor`, `highest_head`, `trust_floor` | u64, little endian |
 //! | `last_hash`, `log_chain` | 32 bytes |
-//! | `outbox/<push id hex>` | seq (u64 LE) then the envelope |
-//! | `sender/<device id hex>` | last seq (u64 LE) then the last hash |
+//! | `outbox/<push id hex>` | seq (u64 LE) then the envelope (every own blob kept) |
+//! | `sent/<push id hex>` | the cursor (u64 LE) it was acknowledged at: the outbox entry is sent |
+//! | `sender/<device id hex>` | last seq (u64 LE), the last hash, then the last cursor (u64 LE; absent in older records) |
 //!
 //! Received blobs go to a second table keyed by cursor ([`KvWrite::Inbox`]), so that a
 //! driver can read "after cursor N" as a key range.
@@ -66,14 +67,24 @@ pub fn writes(op: &ClientStoreOp) -> Vec<KvWrite> {
             out.push(put("last_hash", last_hash));
             out
         }
-        ClientStoreOp::RemoveOutbox { push_ids } => {
-            push_ids.iter().map(|id| KvWrite::Delete { key: outbox_key(id) }).collect()
+        ClientStoreOp::MarkSent { acked, highest_head } => {
+            let mut out = sent_writes(acked);
+            out.push(put("highest_head", &highest_head.to_le_bytes()));
+            out
         }
-        ClientStoreOp::Deliver { blobs, cursor, log_chain, senders, highest_head } => {
-            let mut out: Vec<KvWrite> =
-                blobs.iter().map(|b| KvWrite::Inbox { cursor: b.cursor, value: encode_blob(b) }).collect();
+        ClientStoreOp::Requeue { push_ids } => {
+            push_ids.iter().map(|id| KvWrite::Delete { key: sent_key(id) }).collect()
+        }
+        ClientStoreOp::ForgetSent { push_ids } => push_ids
+            .iter()
+            .flat_map(|id| [KvWrite::Delete { key: sent_key(id) }, KvWrite::Delete { key: outbox_key(id) }])
+            .collect(),
+        ClientStoreOp::Deliver { blobs, cursor, log_chain, senders, highest_head, trust_floor, sent } => {
+            let mut out = sent_writes(sent);
+            out.extend(blobs.iter().map(|b| KvWrite::Inbox { cursor: b.cursor, value: encode_blob(b) }));
             for (device, view) in senders {
-                let value = [&view.last_seq.to_le_bytes()[..], &view.last_hash].concat();
+                let value =
+                    [&view.last_seq.to_le_bytes()[..], &view.last_hash, &view.last_cursor.to_le_bytes()].concat();
                 out.push(KvWrite::Put { key: format!("sender/{}", hex(&device.0)), value });
             }
             out.push(put("cursor", &cursor.to_le_bytes()));
@@ -82,6 +93,7 @@ pub fn writes(op: &ClientStoreOp) -> Vec<KvWrite> {
                 None => KvWrite::Delete { key: "log_chain".into() },
             });
             out.push(put("highest_head", &highest_head.to_le_bytes()));
+            out.push(put("trust_floor", &trust_floor.to_le_bytes()));
             out
         }
     }
@@ -90,6 +102,7 @@ pub fn writes(op: &ClientStoreOp) -> Vec<KvWrite> {
 /// Reads the state back from every state record (in any order; unknown keys are ignored).
 pub fn load<'a>(records: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Result<ClientState, KvError> {
     let mut state = ClientState { next_seq: 1, ..ClientState::default() };
+    let mut sent = std::collections::BTreeMap::new();
     for (key, value) in records {
         let bad = || KvError(key.to_owned());
         match key {
@@ -97,6 +110,7 @@ pub fn load<'a>(records: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Resul
             "next_seq" => state.next_seq = u64_of(value).ok_or_else(bad)?,
             "cursor" => state.cursor = u64_of(value).ok_or_else(bad)?,
             "highest_head" => state.highest_head = u64_of(value).ok_or_else(bad)?,
+            "trust_floor" => state.trust_floor = u64_of(value).ok_or_else(bad)?,
             "last_hash" => state.last_hash = value.try_into().map_err(|_| bad())?,
             "log_chain" => state.log_chain = Some(value.try_into().map_err(|_| bad())?),
             _ => {
@@ -105,17 +119,40 @@ pub fn load<'a>(records: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Resul
                     let seq = u64::from_le_bytes(r.array().ok_or_else(bad)?);
                     let push_id = unhex(id).ok_or_else(bad)?;
                     state.outbox.push(OutboxEntry { push_id, seq, envelope: r.0.to_vec() });
+                } else if let Some(id) = key.strip_prefix("sent/") {
+                    sent.insert(unhex::<16>(id).ok_or_else(bad)?, u64_of(value).ok_or_else(bad)?);
                 } else if let Some(id) = key.strip_prefix("sender/") {
                     let mut r = Reader(value);
                     let last_seq = u64::from_le_bytes(r.array().ok_or_else(bad)?);
                     let last_hash = r.array().ok_or_else(bad)?;
-                    state.senders.insert(DeviceId(unhex(id).ok_or_else(bad)?), SenderView { last_seq, last_hash });
+                    let last_cursor = if r.0.is_empty() { 0 } else { u64::from_le_bytes(r.array().ok_or_else(bad)?) };
+                    let view = SenderView { last_seq, last_hash, last_cursor };
+                    state.senders.insert(DeviceId(unhex(id).ok_or_else(bad)?), view);
                 }
             }
         }
     }
     state.outbox.sort_by_key(|e| e.seq);
+    split_sent(&mut state, &sent);
     Ok(state)
+}
+
+/// Moves the outbox entries acknowledged at a cursor (`sent`: push id → cursor) from
+/// [`ClientState::outbox`] to [`ClientState::sent`]. Every store keeps one table of own blobs
+/// and marks the acknowledged ones.
+pub fn split_sent(state: &mut ClientState, sent: &std::collections::BTreeMap<[u8; 16], u64>) {
+    let (acked, waiting): (Vec<OutboxEntry>, Vec<OutboxEntry>) =
+        std::mem::take(&mut state.outbox).into_iter().partition(|e| sent.contains_key(&e.push_id));
+    state.outbox = waiting;
+    state.sent = acked.into_iter().filter_map(|e| Some((*sent.get(&e.push_id)?, e))).collect();
+}
+
+fn sent_writes(acked: &[([u8; 16], u64)]) -> Vec<KvWrite> {
+    acked.iter().map(|(id, cursor)| KvWrite::Put { key: sent_key(id), value: cursor.to_le_bytes().to_vec() }).collect()
+}
+
+fn sent_key(push_id: &[u8; 16]) -> String {
+    format!("sent/{}", hex(push_id))
 }
 
 fn outbox_key(push_id: &[u8; 16]) -> String {
@@ -272,7 +309,9 @@ mod tests {
         let entries: Vec<OutboxEntry> =
             (1..=3).map(|seq| OutboxEntry { push_id: [seq as u8; 16], seq, envelope: vec![9; seq as usize] }).collect();
         apply(&mut state, &mut inbox, &ClientStoreOp::AppendOutbox { entries, next_seq: 4, last_hash: [8; 32] });
-        apply(&mut state, &mut inbox, &ClientStoreOp::RemoveOutbox { push_ids: vec![[2; 16]] });
+        let mark = ClientStoreOp::MarkSent { acked: vec![([2; 16], 4), ([1; 16], 3)], highest_head: 5 };
+        apply(&mut state, &mut inbox, &mark);
+        apply(&mut state, &mut inbox, &ClientStoreOp::Requeue { push_ids: vec![[1; 16]] });
         let blob = ReceivedBlob {
             cursor: 5,
             push_id: [2; 16],
@@ -281,28 +320,41 @@ mod tests {
             payload: b"hi".to_vec(),
             stored_at_ms: 11,
         };
-        let view = SenderView { last_seq: 1, last_hash: [6; 32] };
+        let view = SenderView { last_seq: 1, last_hash: [6; 32], last_cursor: 5 };
         let deliver = |log_chain| ClientStoreOp::Deliver {
             blobs: vec![blob.clone()],
             cursor: 5,
             log_chain,
             senders: vec![(DeviceId([3; 32]), view.clone())],
             highest_head: 6,
+            trust_floor: 2,
+            sent: Vec::new(),
         };
         apply(&mut state, &mut inbox, &deliver(Some([12; 32])));
 
         let loaded = load(state.iter().map(|(k, v)| (k.as_str(), v.as_slice()))).unwrap();
         assert_eq!(loaded.membership, Some(m));
         assert_eq!((loaded.next_seq, loaded.last_hash, loaded.cursor), (4, [8; 32], 5));
-        assert_eq!((loaded.log_chain, loaded.highest_head), (Some([12; 32]), 6));
-        assert_eq!(loaded.outbox.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 3], "in order, acked one gone");
+        assert_eq!((loaded.log_chain, loaded.highest_head, loaded.trust_floor), (Some([12; 32]), 6, 2));
+        assert_eq!(loaded.outbox.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 3], "in order, the sent one apart");
         assert_eq!(loaded.outbox[1].envelope, vec![9; 3]);
+        assert_eq!(loaded.sent.iter().map(|(c, e)| (*c, e.seq)).collect::<Vec<_>>(), vec![(4, 2)], "requeued: unsent");
         assert_eq!(loaded.senders.get(&DeviceId([3; 32])), Some(&view));
         assert_eq!(inbox.get(&5).and_then(|v| decode_blob(v)).as_ref(), Some(&blob));
 
         apply(&mut state, &mut inbox, &deliver(None));
+        apply(&mut state, &mut inbox, &ClientStoreOp::ForgetSent { push_ids: vec![[2; 16]] });
         let loaded = load(state.iter().map(|(k, v)| (k.as_str(), v.as_slice()))).unwrap();
         assert_eq!(loaded.log_chain, None, "a forgotten chain value is deleted");
+        assert!(loaded.sent.is_empty() && loaded.outbox.len() == 2, "a forgotten sent blob is gone");
+    }
+
+    #[test]
+    fn sender_records_without_a_cursor_still_load() {
+        let old = [&7u64.to_le_bytes()[..], &[6; 32]].concat();
+        let key = format!("sender/{}", hex(&[3; 32]));
+        let loaded = load([(key.as_str(), old.as_slice())]).unwrap();
+        assert_eq!(loaded.senders.get(&DeviceId([3; 32])).map(|v| (v.last_seq, v.last_cursor)), Some((7, 0)));
     }
 
     #[test]

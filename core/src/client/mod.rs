@@ -316,6 +316,25 @@ pub enum ClientEvent {
         /// The oldest cursor still at the relay.
         earliest: u64,
     },
+    /// History was pruned before this device read it: this sender's chain starts here, and
+    /// its blobs before `seq` are not available to this device.
+    TrustPoint {
+        /// The sender.
+        sender: DeviceId,
+        /// The first of its blobs this device applies.
+        seq: u64,
+        /// Where that blob is stored.
+        cursor: u64,
+    },
+    /// The relay no longer holds this device's acknowledged blob at `cursor`, or serves it
+    /// altered: it is pushed again (the same envelope; other devices accept it as the same
+    /// blob).
+    LostAtRelay {
+        /// The blob's push id.
+        push_id: [u8; 16],
+        /// The cursor it was acknowledged at.
+        cursor: u64,
+    },
     /// The relay refused a request.
     RelayError {
         /// The coarse reason.
@@ -419,8 +438,9 @@ pub enum PairingFailure {
 enum OpKind {
     SaveMembership { membership: Box<Membership>, joined: bool },
     AppendOutbox { entries: Vec<OutboxEntry>, prev_seq: u64, prev_hash: [u8; 32], pushed: Vec<[u8; 16]> },
-    RemoveOutbox,
+    MarkSent,
     Requeue,
+    ForgetSent,
     Deliver { cursor: u64, log_chain: Option<[u8; 32]>, blobs: Vec<ReceivedBlob> },
 }
 
@@ -485,11 +505,19 @@ pub struct Client {
     waiting_since: Option<Instant>,
     /// The ping awaiting its pong.
     ping_nonce: Option<u64>,
-    acked: Vec<[u8; 16]>,
-    removing: bool,
-    /// This device's acknowledged blobs by cursor (recent ones), to check what the relay
-    /// serves and to push again what a rolled-back relay lost.
+    /// Acknowledged pushes (and their cursors) not yet marked sent in the store.
+    acked: Vec<([u8; 16], u64)>,
+    /// A `MarkSent` is being written.
+    marking: bool,
+    /// This device's acknowledged blobs by cursor (the durable sent log), to check what the
+    /// relay serves and to push again what it lost or altered. Kept until the relay prunes
+    /// past them.
     own_sent: BTreeMap<u64, OutboxEntry>,
+    /// Own pushes found in the log of the page being read, acknowledged by it: saved with its
+    /// `Deliver`.
+    page_sent: Vec<([u8; 16], u64)>,
+    /// Blobs the self-audit pushed again, with the cursor they were missing at.
+    healing: BTreeMap<[u8; 16], u64>,
     #[cfg(feature = "planted-bugs")]
     sent_once: std::collections::BTreeSet<[u8; 16]>,
     // pull side
@@ -497,6 +525,8 @@ pub struct Client {
     fetch_pos: u64,
     head: u64,
     highest_head: u64,
+    /// See [`ClientState::trust_floor`].
+    trust_floor: u64,
     log: LogView,
     /// A page broke the log chain: pull again only after the retry delay.
     page_rejected: bool,
@@ -536,18 +566,16 @@ impl core::fmt::Debug for Client {
     }
 }
 
-/// Own acknowledged cursors remembered for consistency checks.
-const OWN_CURSORS: usize = 4096;
-
 impl Client {
     /// A client over the durable `state` the driver loaded. `seed`: 32 bytes of real entropy.
     pub fn new(config: ClientConfig, state: ClientState, seed: [u8; 32], now: Now) -> Self {
         let cipher = state.membership.as_ref().map(|m| BlobCipher::new(&m.group_id, m.epoch, &m.epoch_secret));
         #[allow(unused_mut, reason = "mutated only with planted bugs")]
-        let mut receiver = Receiver::new(&state.senders, config.gap_blobs, config.gap_bytes);
+        let mut receiver = Receiver::new(&state.senders, state.trust_floor, config.gap_blobs, config.gap_bytes);
         #[cfg(feature = "planted-bugs")]
         {
             receiver.accept_gaps = config.bugs.accept_seq_gap;
+            receiver.no_trust_points = config.bugs.no_trust_points;
         }
         let backoff = Backoff::new(config.backoff_base, config.backoff_max);
         Client {
@@ -577,14 +605,17 @@ impl Client {
             waiting_since: None,
             ping_nonce: None,
             acked: Vec::new(),
-            removing: false,
-            own_sent: BTreeMap::new(),
+            marking: false,
+            own_sent: state.sent,
+            healing: BTreeMap::new(),
+            page_sent: Vec::new(),
             #[cfg(feature = "planted-bugs")]
             sent_once: std::collections::BTreeSet::new(),
             cursor: state.cursor,
             fetch_pos: state.cursor,
             head: state.cursor,
             highest_head: state.highest_head,
+            trust_floor: state.trust_floor,
             log: LogView::new(state.log_chain),
             page_rejected: false,
             rejected: None,
@@ -810,10 +841,13 @@ impl Client {
             OpKind::AppendOutbox { entries, prev_seq, prev_hash, pushed } => {
                 self.outbox_appended(entries, prev_seq, prev_hash, pushed, result)
             }
-            OpKind::Requeue => {}
-            OpKind::RemoveOutbox => {
-                self.removing = false;
-                self.flush_removals();
+            OpKind::Requeue | OpKind::ForgetSent => {}
+            OpKind::MarkSent => {
+                // On failure the entries stay unacknowledged in the store: marked again by the
+                // `Deliver` of the page that reads them, or pushed again after a restart and
+                // answered as duplicates.
+                self.marking = false;
+                self.flush_sent();
             }
             OpKind::Deliver { cursor, log_chain, blobs } => self.delivered(cursor, log_chain, blobs, result),
         }

@@ -99,7 +99,28 @@ impl ClientEvent {
             ClientEvent::RelayMisbehaved { cursor } => {
                 ("relayMisbehaved", format!("the relay served inconsistent data at cursor {cursor}"))
             }
+            ClientEvent::TrustPoint { sender, seq, cursor } => (
+                "trustPoint",
+                format!(
+                    "device {}'s blobs before its blob {seq} were pruned at the relay before this device read them; \
+                     its history here starts at cursor {cursor}",
+                    sender.to_hex().chars().take(8).collect::<String>()
+                ),
+            ),
+            ClientEvent::LostAtRelay { cursor, .. } => (
+                "lostAtRelay",
+                format!("the relay lost or altered this device's blob stored at cursor {cursor}; pushing it again"),
+            ),
             _ => return None,
         })
+    }
+
+    /// Whether the event shows the relay misbehaving, or data missing that the relay should
+    /// hold: every [`Self::background_error`] but a refused request or a failed pairing (retried
+    /// or answered where they happen) and pruned history (`truncated`, `trustPoint`: the
+    /// operator's retention, reported so the app can say so).
+    pub fn needs_attention(&self) -> bool {
+        self.background_error()
+            .is_some_and(|(kind, _)| !matches!(kind, "relayError" | "pairingFailed" | "truncated" | "trustPoint"))
     }
 }

@@ -1,6 +1,8 @@
 //! The receive rules: apply each sender's blobs strictly in sequence order, drop exact
 //! duplicates silently, report a different blob for a seen sequence number or a broken hash
-//! chain as equivocation, and hold early blobs in a bounded gap buffer.
+//! chain as equivocation, and hold early blobs in a bounded gap buffer. After history was
+//! pruned before this device read it, a sender's chain starts at its first blob from the trust
+//! floor on (a trust point): the blobs before it are gone for every device that did not have them.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -49,8 +51,8 @@ impl Chain {
         self.recent.iter().find(|(s, _)| *s == seq).map(|(_, h)| *h)
     }
 
-    fn apply(&mut self, seq: u64, hash: [u8; 32]) {
-        self.view = SenderView { last_seq: seq, last_hash: hash };
+    fn apply(&mut self, seq: u64, hash: [u8; 32], cursor: u64) {
+        self.view = SenderView { last_seq: seq, last_hash: hash, last_cursor: cursor };
         self.recent.push_back((seq, hash));
         if self.recent.len() > RECENT_HASHES {
             self.recent.pop_front();
@@ -67,12 +69,23 @@ pub(crate) struct Receiver {
     gap_bytes: usize,
     max_gap_blobs: usize,
     max_gap_bytes: usize,
+    /// See [`super::ClientState::trust_floor`].
+    trust_floor: u64,
+    /// Senders whose chain started at a trust point in the current page: (sender, seq, cursor).
+    trust_points: Vec<(DeviceId, u64, u64)>,
     #[cfg(feature = "planted-bugs")]
     pub accept_gaps: bool,
+    #[cfg(feature = "planted-bugs")]
+    pub no_trust_points: bool,
 }
 
 impl Receiver {
-    pub fn new(senders: &BTreeMap<DeviceId, SenderView>, max_gap_blobs: usize, max_gap_bytes: usize) -> Self {
+    pub fn new(
+        senders: &BTreeMap<DeviceId, SenderView>,
+        trust_floor: u64,
+        max_gap_blobs: usize,
+        max_gap_bytes: usize,
+    ) -> Self {
         let committed = senders
             .iter()
             .map(|(d, v)| (*d, Chain { view: v.clone(), recent: VecDeque::from([(v.last_seq, v.last_hash)]) }))
@@ -84,9 +97,24 @@ impl Receiver {
             gap_bytes: 0,
             max_gap_blobs,
             max_gap_bytes,
+            trust_floor,
+            trust_points: Vec::new(),
             #[cfg(feature = "planted-bugs")]
             accept_gaps: false,
+            #[cfg(feature = "planted-bugs")]
+            no_trust_points: false,
         }
+    }
+
+    /// History below `floor` was pruned before this device read it (see
+    /// [`super::ClientState::trust_floor`]).
+    pub fn set_trust_floor(&mut self, floor: u64) {
+        self.trust_floor = self.trust_floor.max(floor);
+    }
+
+    /// The trust points taken since the last call: (sender, first seq, its cursor).
+    pub fn take_trust_points(&mut self) -> Vec<(DeviceId, u64, u64)> {
+        std::mem::take(&mut self.trust_points)
     }
 
     fn chain(&self, sender: &DeviceId) -> Chain {
@@ -106,11 +134,19 @@ impl Receiver {
                 _ => Verdict::Duplicate,
             };
         }
+        // The sender's earlier blobs lie below the trust floor (pruned): its chain starts here.
+        let starts_late = seq > chain.view.last_seq + 1
+            && chain.view.last_cursor < self.trust_floor
+            && incoming.cursor >= self.trust_floor;
         #[cfg(feature = "planted-bugs")]
-        let early = seq > chain.view.last_seq + 1 && !self.accept_gaps;
+        let starts_late = starts_late && !self.no_trust_points;
+        #[cfg(feature = "planted-bugs")]
+        let early = seq > chain.view.last_seq + 1 && !self.accept_gaps && !starts_late;
         #[cfg(not(feature = "planted-bugs"))]
-        let early = seq > chain.view.last_seq + 1;
-        if early {
+        let early = seq > chain.view.last_seq + 1 && !starts_late;
+        if starts_late {
+            self.trust_points.push((sender, seq, incoming.cursor));
+        } else if early {
             return match self.gap.get(&(sender, seq)) {
                 Some(held) if held.blob.hash == incoming.blob.hash => Verdict::Duplicate,
                 Some(held) => Verdict::Equivocation { seq, known: held.blob.hash, got: incoming.blob.hash },
@@ -130,14 +166,14 @@ impl Receiver {
             return Verdict::Equivocation { seq, known: chain.view.last_hash, got: incoming.blob.prev_hash };
         }
         let mut applied = vec![deliverable(&incoming)];
-        chain.apply(seq, incoming.blob.hash);
+        chain.apply(seq, incoming.blob.hash, incoming.cursor);
         while let Some(next) = self.gap.remove(&(sender, chain.view.last_seq + 1)) {
             self.gap_bytes -= next.blob.payload.len();
             if next.blob.prev_hash != chain.view.last_hash {
                 break;
             }
             applied.push(deliverable(&next));
-            chain.apply(next.blob.seq, next.blob.hash);
+            chain.apply(next.blob.seq, next.blob.hash, next.cursor);
         }
         self.staged.insert(sender, chain);
         Verdict::Applied(applied)
@@ -168,6 +204,7 @@ impl Receiver {
     /// fetched again from the durable cursor).
     pub fn rollback(&mut self) {
         self.staged.clear();
+        self.trust_points.clear();
         self.gap.clear();
         self.gap_bytes = 0;
     }
@@ -231,7 +268,7 @@ mod tests {
 
     #[test]
     fn in_order_duplicates_and_gaps() {
-        let mut r = Receiver::new(&BTreeMap::new(), 10, 1000);
+        let mut r = Receiver::new(&BTreeMap::new(), 0, 10, 1000);
         assert_eq!(seqs(&r.receive(blob(1, 1, 11, 0))), vec![1]);
         assert_eq!(r.receive(blob(1, 1, 11, 0)), Verdict::Duplicate);
         assert_eq!(r.receive(blob(1, 3, 13, 12)), Verdict::Buffered);
@@ -245,7 +282,7 @@ mod tests {
 
     #[test]
     fn equivocation_is_reported_for_forks_and_broken_chains() {
-        let mut r = Receiver::new(&BTreeMap::new(), 10, 1000);
+        let mut r = Receiver::new(&BTreeMap::new(), 0, 10, 1000);
         r.receive(blob(1, 1, 11, 0));
         r.receive(blob(1, 2, 12, 11));
         assert!(
@@ -261,8 +298,24 @@ mod tests {
     }
 
     #[test]
+    fn after_pruning_each_sender_starts_at_its_first_blob_from_the_trust_floor() {
+        let known =
+            BTreeMap::from([(DeviceId([1; 32]), SenderView { last_seq: 1, last_hash: [11; 32], last_cursor: 11 })]);
+        let mut r = Receiver::new(&known, 0, 10, 1000);
+        r.set_trust_floor(40);
+        // Sender 1's blobs 2 and 3 (cursors 21, 31) were pruned; sender 2 was never seen.
+        assert_eq!(seqs(&r.receive(blob(1, 4, 14, 13))), vec![4], "a trust point at cursor 41");
+        assert_eq!(seqs(&r.receive(blob(2, 5, 25, 24))), vec![5], "a never-seen sender too");
+        assert_eq!(r.take_trust_points(), vec![(DeviceId([1; 32]), 4, 41), (DeviceId([2; 32]), 5, 52)]);
+        assert_eq!(r.receive(blob(1, 6, 16, 15)), Verdict::Buffered, "past the trust point gaps are gaps again");
+        assert!(matches!(r.receive(blob(2, 6, 26, 99)), Verdict::Equivocation { .. }), "and the chain is checked");
+        let mut below = Receiver::new(&BTreeMap::new(), 70, 10, 1000);
+        assert_eq!(below.receive(blob(1, 5, 15, 14)), Verdict::Buffered, "a blob below the floor is no trust point");
+    }
+
+    #[test]
     fn the_gap_buffer_is_bounded_and_pages_roll_back() {
-        let mut r = Receiver::new(&BTreeMap::new(), 2, 1000);
+        let mut r = Receiver::new(&BTreeMap::new(), 0, 2, 1000);
         assert_eq!(r.receive(blob(1, 3, 13, 12)), Verdict::Buffered);
         assert_eq!(r.receive(blob(1, 4, 14, 13)), Verdict::Buffered);
         assert_eq!(r.receive(blob(1, 5, 15, 14)), Verdict::Overflow);

@@ -60,6 +60,8 @@ pub struct SenderView {
     pub last_seq: u64,
     /// Chain hash of that blob (zero for none).
     pub last_hash: [u8; 32],
+    /// The relay cursor that blob was stored at (0: none, or not recorded).
+    pub last_cursor: u64,
 }
 
 /// A blob handed to the app, in the order applied.
@@ -90,6 +92,9 @@ pub struct ClientState {
     pub last_hash: [u8; 32],
     /// Sealed blobs not yet acknowledged, in sequence order.
     pub outbox: Vec<OutboxEntry>,
+    /// This device's acknowledged blobs, by the cursor the relay acknowledged them at: kept
+    /// until the relay has pruned past them, to push again whatever the relay loses or alters.
+    pub sent: BTreeMap<u64, OutboxEntry>,
     /// Every cursor up to here has been applied durably.
     pub cursor: u64,
     /// The relay log's chain value at `cursor` ([`crate::log`]); `None`: take the relay's
@@ -99,6 +104,10 @@ pub struct ClientState {
     pub senders: BTreeMap<DeviceId, SenderView>,
     /// The highest relay head ever seen (rollback detection).
     pub highest_head: u64,
+    /// The relay's earliest retained cursor when this device last skipped pruned history
+    /// (0: never). A sender whose last applied blob lies below it starts its chain at its first
+    /// blob from here on (a trust point).
+    pub trust_floor: u64,
 }
 
 /// A durable change the client needs.
@@ -115,9 +124,23 @@ pub enum ClientStoreOp {
         /// Chain hash of the last of them.
         last_hash: [u8; 32],
     },
-    /// The relay acknowledged these pushes: drop them from the outbox.
-    RemoveOutbox {
-        /// Acknowledged push ids.
+    /// The relay acknowledged these outbox entries at these cursors: keep them as sent (the
+    /// durable sent log) and raise the highest head seen, atomically.
+    MarkSent {
+        /// Push ids and the cursors they were acknowledged at.
+        acked: Vec<([u8; 16], u64)>,
+        /// The highest relay head seen (at least every acknowledged cursor).
+        highest_head: u64,
+    },
+    /// These sent blobs are to be pushed again (the relay lost or altered them): they are
+    /// unacknowledged outbox entries again.
+    Requeue {
+        /// Their push ids.
+        push_ids: Vec<[u8; 16]>,
+    },
+    /// These sent blobs are no longer needed (the relay pruned past them): drop them.
+    ForgetSent {
+        /// Their push ids.
         push_ids: Vec<[u8; 16]>,
     },
     /// Hand blobs to the app and set the cursor, atomically.
@@ -132,6 +155,11 @@ pub enum ClientStoreOp {
         senders: Vec<(DeviceId, SenderView)>,
         /// The highest relay head seen (reset to the relay's head after a rollback).
         highest_head: u64,
+        /// See [`ClientState::trust_floor`].
+        trust_floor: u64,
+        /// This device's outbox entries found in the log (their acknowledgement was lost): sent
+        /// at these cursors, as with [`ClientStoreOp::MarkSent`].
+        sent: Vec<([u8; 16], u64)>,
     },
 }
 

@@ -140,26 +140,51 @@ impl Client {
     /// pushing again this device's acknowledged blobs from cursor `lost_from` on.
     fn rewind(&mut self, to: u64, lost_from: u64, chain: Option<[u8; 32]>) {
         let lost: Vec<OutboxEntry> = self.own_sent.split_off(&lost_from).into_values().collect();
-        if !lost.is_empty() {
-            let mut entries = lost;
-            entries.sort_by_key(|e| e.seq);
-            for e in entries.iter().rev() {
-                self.outbox.push_front(e.clone());
-            }
-            let request = ClientStoreOp::AppendOutbox { entries, next_seq: self.next_seq, last_hash: self.last_hash };
-            self.store(request, OpKind::Requeue);
-            self.forget_in_flight();
-            self.transmit_outbox();
-        }
+        self.requeue(lost);
         self.cursor = self.cursor.min(to);
         self.fetch_pos = self.cursor;
         self.log.restart(chain);
         self.receiver.clear_gap();
         self.delivering = true;
-        let (cursor, highest_head) = (self.cursor, self.highest_head);
-        let request =
-            ClientStoreOp::Deliver { blobs: Vec::new(), cursor, log_chain: chain, senders: Vec::new(), highest_head };
+        let (cursor, highest_head, trust_floor) = (self.cursor, self.highest_head, self.trust_floor);
+        let request = ClientStoreOp::Deliver {
+            blobs: Vec::new(),
+            cursor,
+            log_chain: chain,
+            senders: Vec::new(),
+            highest_head,
+            trust_floor,
+            sent: Vec::new(),
+        };
         self.store(request, OpKind::Deliver { cursor, log_chain: chain, blobs: Vec::new() });
+    }
+
+    /// Pushes these acknowledged blobs again (the relay lost or altered them), ahead of
+    /// everything unsent: they are older.
+    pub(super) fn requeue(&mut self, mut entries: Vec<OutboxEntry>) {
+        if entries.is_empty() {
+            return;
+        }
+        entries.sort_by_key(|e| e.seq);
+        let push_ids = entries.iter().map(|e| e.push_id).collect();
+        self.acked.retain(|(id, _)| !entries.iter().any(|e| e.push_id == *id));
+        for e in entries.into_iter().rev() {
+            self.outbox.push_front(e);
+        }
+        self.store(ClientStoreOp::Requeue { push_ids }, OpKind::Requeue);
+        self.forget_in_flight();
+        self.transmit_outbox();
+    }
+
+    /// Forgets this device's sent blobs below `earliest`: the relay pruned them, so no copy of
+    /// them is left for it to lose.
+    pub(super) fn forget_pruned(&mut self, earliest: u64) {
+        let kept = self.own_sent.split_off(&earliest);
+        let pruned = std::mem::replace(&mut self.own_sent, kept);
+        if !pruned.is_empty() {
+            let push_ids = pruned.into_values().map(|e| e.push_id).collect();
+            self.store(ClientStoreOp::ForgetSent { push_ids }, OpKind::ForgetSent);
+        }
     }
 
     /// Planted bug: a push sent before is sealed again (new nonce) instead of resent as is.
@@ -186,10 +211,25 @@ impl Client {
     }
 
     pub(super) fn on_push_ack(&mut self, push_id: [u8; 16], cursor: u64) {
-        let Some(pos) = self.outbox.iter().position(|e| e.push_id == push_id) else {
+        if !self.acknowledged(push_id, cursor) {
             return;
+        }
+        self.acked.push((push_id, cursor));
+        self.flush_sent();
+        self.transmit_outbox();
+        if self.paused && self.unsent() == 0 && self.flush_deadline.is_some() {
+            self.flush_deadline = Some(self.now.mono);
+        }
+    }
+
+    /// The outbox entry `push_id` is durable at the relay at `cursor` (its `PushAck`, or found
+    /// in the log): it moves to the sent log. The caller persists that. False if it was not in
+    /// the outbox.
+    fn acknowledged(&mut self, push_id: [u8; 16], cursor: u64) -> bool {
+        let Some(pos) = self.outbox.iter().position(|e| e.push_id == push_id) else {
+            return false;
         };
-        let Some(entry) = self.outbox.remove(pos) else { return };
+        let Some(entry) = self.outbox.remove(pos) else { return false };
         if pos < self.in_flight {
             self.in_flight -= 1;
             self.in_flight_bytes = self.in_flight_bytes.saturating_sub(entry.envelope.len());
@@ -197,28 +237,28 @@ impl Client {
         self.failed = false;
         self.backoff.reset();
         self.push_window_now = (self.push_window_now + 1).min(self.config.push_window);
+        if self.healing.get(&push_id) == Some(&cursor) {
+            // Pushed again because the relay did not serve it, and acknowledged at the same place.
+            self.event(ClientEvent::RelayMisbehaved { cursor });
+        } else {
+            self.healing.remove(&push_id);
+        }
         // The acknowledged cursor is durable at the relay: its head can never honestly be lower.
         self.highest_head = self.highest_head.max(cursor);
         self.own_sent.insert(cursor, entry);
-        while self.own_sent.len() > super::OWN_CURSORS {
-            self.own_sent.pop_first();
-        }
-        self.acked.push(push_id);
-        self.flush_removals();
         self.event(ClientEvent::PushAcked { push_id, cursor });
-        self.transmit_outbox();
-        if self.paused && self.unsent() == 0 && self.flush_deadline.is_some() {
-            self.flush_deadline = Some(self.now.mono);
-        }
+        true
     }
 
-    pub(super) fn flush_removals(&mut self) {
-        if self.removing || self.acked.is_empty() {
+    /// Marks acknowledged pushes sent in the store, with the highest head seen (one write at a
+    /// time; acknowledgements arriving meanwhile go in the next).
+    pub(super) fn flush_sent(&mut self) {
+        if self.marking || self.acked.is_empty() {
             return;
         }
-        self.removing = true;
-        let push_ids = std::mem::take(&mut self.acked);
-        self.store(ClientStoreOp::RemoveOutbox { push_ids }, OpKind::RemoveOutbox);
+        self.marking = true;
+        let acked = std::mem::take(&mut self.acked);
+        self.store(ClientStoreOp::MarkSent { acked, highest_head: self.highest_head }, OpKind::MarkSent);
     }
 
     /// Asks for the next page if there is anything to fetch and nothing in progress.
@@ -240,11 +280,15 @@ impl Client {
     pub(super) fn on_truncated(&mut self, earliest: u64) {
         self.pulling = false;
         self.event(ClientEvent::Truncated { earliest });
+        self.forget_pruned(earliest);
         let from = earliest.saturating_sub(1);
         if from > self.fetch_pos {
-            // The history in between is gone: take the relay's word for the log there.
+            // The history in between is gone: take the relay's word for the log there, and
+            // start each sender's chain at its first blob from here on.
             self.fetch_pos = from;
             self.log.restart(None);
+            self.trust_floor = self.trust_floor.max(earliest);
+            self.receiver.set_trust_floor(earliest);
         }
         self.receiver.clear_gap();
         self.persist_page(Vec::new());
@@ -270,6 +314,10 @@ impl Client {
         let mut overflow: Option<u64> = None;
         let me = self.config.device.device_id();
         let mut complete = true;
+        // Cursors of this device's acknowledged blobs the page holds intact.
+        let mut served_own = Vec::new();
+        // This device's unacknowledged pushes the page holds.
+        let mut seen_unacked = Vec::new();
         for stored in page.blobs {
             if stored.cursor <= self.fetch_pos || stored.cursor > page.max_cursor {
                 self.event(ClientEvent::RelayMisbehaved { cursor: stored.cursor });
@@ -286,19 +334,25 @@ impl Client {
                     ClientEvent::Tampered { cursor }
                 });
                 let fingerprint = (cursor, served_hash(&stored));
-                if self.rejected == Some(fingerprint) {
-                    // Served the same way twice: broken at rest, not in flight. Skip it.
-                    self.log.skip(&stored);
-                    self.fetch_pos = cursor;
-                    continue;
+                if self.rejected != Some(fingerprint) {
+                    self.rejected = Some(fingerprint);
+                    complete = false;
+                    break;
                 }
-                self.rejected = Some(fingerprint);
-                complete = false;
-                break;
+                // Served the same way twice: broken at rest, not in flight. Skip it: its fields
+                // outside the envelope (push id, time) are unverifiable now. Its sender's
+                // self-audit finds it missing and pushes it again.
+                self.log.skip(&stored);
+                self.fetch_pos = cursor;
+                continue;
             }
             self.fetch_pos = stored.cursor;
-            if self.own_sent.get(&stored.cursor).is_some_and(|e| e.push_id != stored.push_id) {
-                self.event(ClientEvent::RelayMisbehaved { cursor: stored.cursor });
+            if self
+                .own_sent
+                .get(&stored.cursor)
+                .is_some_and(|e| e.push_id == stored.push_id && e.envelope == stored.envelope.0)
+            {
+                served_own.push(stored.cursor);
             }
             let Some(cipher) = &self.cipher else { return };
             let blob = match cipher.open(&stored.envelope) {
@@ -311,6 +365,14 @@ impl Client {
             if blob.sender == me {
                 if blob.seq >= self.next_seq {
                     self.event(ClientEvent::RelayMisbehaved { cursor: stored.cursor });
+                } else if self.outbox.iter().any(|e| e.push_id == stored.push_id && e.envelope == stored.envelope.0) {
+                    // Stored, but its acknowledgement was lost: the log acknowledges it.
+                    seen_unacked.push((stored.push_id, stored.cursor));
+                } else if served_own.last() == Some(&stored.cursor) {
+                    // Marked sent again with the page (its `MarkSent` may have failed): once
+                    // this device acknowledges the page the relay may prune the blob, and a
+                    // resend of it could no longer be recognised.
+                    self.page_sent.push((stored.push_id, stored.cursor));
                 }
                 continue;
             }
@@ -328,12 +390,22 @@ impl Client {
                 }
             }
         }
+        for (sender, seq, cursor) in self.receiver.take_trust_points() {
+            self.event(ClientEvent::TrustPoint { sender, seq, cursor });
+        }
         if !complete {
             self.page_rejected = true;
             self.retry_at = Some(self.now.mono + self.backoff.next(&mut self.rng));
         } else if !page.has_more && self.fetch_pos < page.max_cursor {
             self.fetch_pos = page.max_cursor;
         }
+        for (push_id, cursor) in seen_unacked {
+            if self.acknowledged(push_id, cursor) {
+                self.page_sent.push((push_id, cursor));
+                served_own.push(cursor);
+            }
+        }
+        self.audit_own(page.after, self.fetch_pos, &served_own);
         if let Some(dropped) = overflow {
             // Fetch again from below everything dropped: the blobs held in the gap buffer and
             // the one that did not fit. (Computed before the buffer is cleared: after, the
@@ -348,6 +420,30 @@ impl Client {
         }
     }
 
+    /// The self-audit: every acknowledged blob of this device in the stretch of log just read,
+    /// `(after, to]`, must be there, byte for byte. Whatever the relay lost or altered is pushed
+    /// again (once per relay answer: a relay that acknowledges it again at the same cursor and
+    /// still does not serve it is reported instead).
+    fn audit_own(&mut self, after: u64, to: u64, served: &[u64]) {
+        if to <= after {
+            return;
+        }
+        let lost: Vec<u64> =
+            self.own_sent.range(after + 1..=to).map(|(c, _)| *c).filter(|c| !served.contains(c)).collect();
+        let mut again = Vec::new();
+        for cursor in lost {
+            let Some(entry) = self.own_sent.get(&cursor) else { continue };
+            if self.healing.get(&entry.push_id) == Some(&cursor) {
+                continue;
+            }
+            let push_id = entry.push_id;
+            self.healing.insert(push_id, cursor);
+            self.event(ClientEvent::LostAtRelay { push_id, cursor });
+            again.extend(self.own_sent.remove(&cursor));
+        }
+        self.requeue(again);
+    }
+
     /// The cursor that may become durable: below any blob still held in the gap buffer.
     fn durable_target(&self) -> u64 {
         match self.receiver.lowest_buffered_cursor() {
@@ -358,7 +454,7 @@ impl Client {
 
     fn persist_page(&mut self, blobs: Vec<ReceivedBlob>) {
         let cursor = self.durable_target().max(self.cursor);
-        if blobs.is_empty() && cursor == self.cursor {
+        if blobs.is_empty() && cursor == self.cursor && self.page_sent.is_empty() {
             return self.after_page();
         }
         self.delivering = true;
@@ -369,6 +465,8 @@ impl Client {
             log_chain,
             senders: self.receiver.staged_views(),
             highest_head: self.highest_head,
+            trust_floor: self.trust_floor,
+            sent: std::mem::take(&mut self.page_sent),
         };
         self.store(request, OpKind::Deliver { cursor, log_chain, blobs });
     }
