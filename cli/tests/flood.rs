@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use zerok_transport_iroh::{ClientOptions, SyncClient, net, os_seed};
 
+#[allow(dead_code, reason = "each test binary uses part of the shared support")]
 mod support;
 use support::{relay_info, start_relay};
 

@@ -13,7 +13,7 @@ use zerok_core::client::ClientEvent;
 use zerok_transport_iroh::{ClientOptions, SyncClient};
 
 mod support;
-use support::{relay_info, start_relay};
+use support::{free_udp_port, relay_info, start_relay};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -25,10 +25,6 @@ fn stored_at(relay_dir: &std::path::Path, push_id: &[u8; 16]) -> String {
         Ok(out) => format!("{:?}", String::from_utf8_lossy(&out.stdout).trim()),
         Err(_) => "(no sqlite3)".into(),
     }
-}
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

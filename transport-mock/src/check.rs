@@ -44,7 +44,8 @@ pub struct Checker {
     relay_push_ids: BTreeMap<[u8; 16], u64>,
     verified: BTreeSet<[u8; 16]>,
     last_applied: BTreeMap<(usize, DeviceId), u64>,
-    /// Reported trust points (device, sender, seq): where a sender's chain may start anew.
+    /// Reported trust points and blobs given up (device, sender, seq): where a sender's chain
+    /// may start anew.
     trust_points: BTreeSet<(usize, DeviceId, u64)>,
     delivered: BTreeMap<usize, BTreeSet<[u8; 16]>>,
     /// Invite short codes seen, for the workload.
@@ -254,18 +255,23 @@ impl Observer for Checker {
                 }
             }
             ClientEvent::InviteReady { short_code, .. } => self.invites.push((device, short_code.clone())),
-            ClientEvent::TrustPoint { sender, seq, .. } => {
-                self.trust_points.insert((device, *sender, *seq));
-            }
             ClientEvent::Tampered { .. }
             | ClientEvent::Rollback { .. }
             | ClientEvent::Forked { .. }
             | ClientEvent::Equivocation { .. }
             | ClientEvent::RelayMisbehaved { .. }
             | ClientEvent::LostAtRelay { .. }
+            | ClientEvent::BlobsLost { .. }
                 if !self.adversarial =>
             {
                 self.fail(format!("device {device} accuses an honest relay: {event:?}"));
+            }
+            ClientEvent::TrustPoint { sender, seq, .. } => {
+                self.trust_points.insert((device, *sender, *seq));
+            }
+            // Given up on (an adversarial relay withheld them): the chain may jump past them.
+            ClientEvent::BlobsLost { sender, to_seq, .. } => {
+                self.trust_points.insert((device, *sender, to_seq + 1));
             }
             ClientEvent::Tampered { cursor } => {
                 self.tampered_seen.insert((device, *cursor));

@@ -192,6 +192,8 @@ impl World {
                 let mut config =
                     ClientConfig::new(DeviceSigningKey::generate(&mut rng), rng.bytes(), relay_info.clone());
                 config.backoff_max = Duration::from_secs(5);
+                // Within the heal phase: a gap nobody fills is given up, not waited on for ever.
+                config.gap_patience = Duration::from_secs(30);
                 let client = Client::new(config.clone(), Default::default(), rng.bytes(), now);
                 Device {
                     client: Some(client),

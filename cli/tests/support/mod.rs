@@ -46,3 +46,8 @@ pub fn start_relay(dir: &std::path::Path, args: &[&str]) -> (RelayProcess, Strin
 pub fn relay_info(conn: &str) -> RelayInfo {
     zerok_core::connection::parse(conn).expect("a connection string")
 }
+
+/// A UDP port free on loopback now (for a relay restarted on the same address).
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0").expect("a free port").local_addr().expect("its address").port()
+}

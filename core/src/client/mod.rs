@@ -93,6 +93,10 @@ pub struct ClientConfig {
     pub gap_bytes: usize,
     /// How long invites stay valid.
     pub invite_ttl: Duration,
+    /// How long a device that has read the whole log waits for a sender's missing blob (for
+    /// the sender to push it again) before it gives up on it and applies that sender's later
+    /// blobs ([`ClientEvent::BlobsLost`]).
+    pub gap_patience: Duration,
     /// Deliberate bugs, for proving the simulator's checks.
     #[cfg(feature = "planted-bugs")]
     pub bugs: crate::bugs::PlantedBugs,
@@ -117,6 +121,7 @@ impl ClientConfig {
             gap_blobs: 1024,
             gap_bytes: 16 * 1024 * 1024,
             invite_ttl: Duration::from_secs(600),
+            gap_patience: Duration::from_secs(3600),
             #[cfg(feature = "planted-bugs")]
             bugs: Default::default(),
         }
@@ -381,6 +386,16 @@ pub enum ClientEvent {
         /// Proof: this device's chain value there, and the one the relay stated.
         proof: ([u8; 32], [u8; 32]),
     },
+    /// A sender's blobs never arrived within [`ClientConfig::gap_patience`] of reading the
+    /// whole log: they are given up, and the sender's later blobs apply from `to_seq + 1`.
+    BlobsLost {
+        /// The sender.
+        sender: DeviceId,
+        /// The first sequence number given up.
+        from_seq: u64,
+        /// The last.
+        to_seq: u64,
+    },
     /// A sender's blob is missing although the relay's head has passed it.
     Withheld {
         /// The sender.
@@ -536,6 +551,10 @@ pub struct Client {
     delivering: bool,
     receiver: Receiver,
     withheld_reported: bool,
+    /// When the gaps still open at the head are given up ([`ClientConfig::gap_patience`]).
+    give_up_at: Option<Instant>,
+    /// The patience ran out while a page was in progress: give up at the head.
+    gap_overdue: bool,
     // pairing
     pairing: Option<Pairing>,
     saving_membership: bool,
@@ -623,6 +642,8 @@ impl Client {
             delivering: false,
             receiver,
             withheld_reported: false,
+            give_up_at: None,
+            gap_overdue: false,
             pairing: None,
             saving_membership: false,
             status: None,
@@ -723,6 +744,7 @@ impl Client {
             self.flush_deadline,
             self.pairing.as_ref().and_then(Pairing::deadline),
             self.liveness_deadline(),
+            self.give_up_at,
         ]
         .into_iter()
         .flatten()
@@ -791,6 +813,9 @@ impl Client {
         if self.retry_at.is_some_and(|d| d <= now) {
             self.retry_at = None;
             self.sync_cycle();
+        }
+        if self.give_up_at.is_some_and(|d| d <= now) {
+            self.gap_patience_over();
         }
         self.phase_timeout();
         self.liveness_timeout();

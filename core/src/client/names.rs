@@ -107,6 +107,13 @@ impl ClientEvent {
                     sender.to_hex().chars().take(8).collect::<String>()
                 ),
             ),
+            ClientEvent::BlobsLost { sender, from_seq, to_seq } => (
+                "blobsLost",
+                format!(
+                    "device {}'s blobs {from_seq} to {to_seq} never arrived; its later blobs are applied without them",
+                    sender.to_hex().chars().take(8).collect::<String>()
+                ),
+            ),
             ClientEvent::LostAtRelay { cursor, .. } => (
                 "lostAtRelay",
                 format!("the relay lost or altered this device's blob stored at cursor {cursor}; pushing it again"),

@@ -167,6 +167,12 @@ impl Receiver {
         }
         let mut applied = vec![deliverable(&incoming)];
         chain.apply(seq, incoming.blob.hash, incoming.cursor);
+        self.drain(sender, chain, &mut applied);
+        Verdict::Applied(applied)
+    }
+
+    /// Applies the buffered blobs that follow `chain` in order, and stages it.
+    fn drain(&mut self, sender: DeviceId, mut chain: Chain, applied: &mut Vec<ReceivedBlob>) {
         while let Some(next) = self.gap.remove(&(sender, chain.view.last_seq + 1)) {
             self.gap_bytes -= next.blob.payload.len();
             if next.blob.prev_hash != chain.view.last_hash {
@@ -176,7 +182,26 @@ impl Receiver {
             chain.apply(next.blob.seq, next.blob.hash, next.cursor);
         }
         self.staged.insert(sender, chain);
-        Verdict::Applied(applied)
+    }
+
+    /// Gives up waiting for the blobs missing before each sender's buffered ones: its chain
+    /// starts again at its lowest buffered blob. Returns the blobs that apply now, and for
+    /// each sender the sequence numbers given up (first, last).
+    pub fn give_up(&mut self) -> (Vec<ReceivedBlob>, Vec<(DeviceId, u64, u64)>) {
+        let (mut applied, mut lost) = (Vec::new(), Vec::new());
+        for (sender, missing_seq) in self.missing() {
+            let Some(first) = self.gap.range((sender, 0)..=(sender, u64::MAX)).next().map(|((_, seq), _)| *seq) else {
+                continue;
+            };
+            let Some(start) = self.gap.remove(&(sender, first)) else { continue };
+            self.gap_bytes -= start.blob.payload.len();
+            lost.push((sender, missing_seq, first - 1));
+            let mut chain = self.chain(&sender);
+            applied.push(deliverable(&start));
+            chain.apply(first, start.blob.hash, start.cursor);
+            self.drain(sender, chain, &mut applied);
+        }
+        (applied, lost)
     }
 
     /// The lowest cursor still held in the gap buffer: the durable cursor must stay below it.
@@ -311,6 +336,20 @@ mod tests {
         assert!(matches!(r.receive(blob(2, 6, 26, 99)), Verdict::Equivocation { .. }), "and the chain is checked");
         let mut below = Receiver::new(&BTreeMap::new(), 70, 10, 1000);
         assert_eq!(below.receive(blob(1, 5, 15, 14)), Verdict::Buffered, "a blob below the floor is no trust point");
+    }
+
+    #[test]
+    fn giving_up_on_a_gap_starts_the_sender_again_at_its_first_buffered_blob() {
+        let mut r = Receiver::new(&BTreeMap::new(), 0, 10, 1000);
+        assert_eq!(seqs(&r.receive(blob(1, 1, 11, 0))), vec![1]);
+        assert_eq!(r.receive(blob(1, 4, 14, 13)), Verdict::Buffered);
+        assert_eq!(r.receive(blob(1, 5, 15, 14)), Verdict::Buffered);
+        let (applied, lost) = r.give_up();
+        assert_eq!(applied.iter().map(|b| b.seq).collect::<Vec<_>>(), vec![4, 5]);
+        assert_eq!(lost, vec![(DeviceId([1; 32]), 2, 3)]);
+        assert_eq!((r.buffered(), r.missing()), (0, vec![]));
+        assert_eq!(seqs(&r.receive(blob(1, 6, 16, 15))), vec![6], "the chain goes on from there");
+        assert_eq!(r.receive(blob(1, 2, 12, 11)), Verdict::Duplicate, "a blob given up arrives too late");
     }
 
     #[test]

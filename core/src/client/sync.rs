@@ -119,12 +119,14 @@ impl Client {
         self.in_flight_bytes = 0;
     }
 
-    /// The relay's head is below what it showed before: it lost history. Push again what this
-    /// device knows it lost, and follow the relay's new numbering from its head.
+    /// The relay's head is below what it showed before: it lost history. Push again every sent
+    /// blob of this device (the relay answers those it still holds as duplicates: which ones
+    /// survived is unknown, since other devices' resends may already fill the cursors below its
+    /// head), and follow the relay's new numbering from its head.
     pub(super) fn recover_from_rollback(&mut self, head: u64) {
         self.highest_head = head;
         let chain = if self.cursor <= head { self.log.chain_at(self.cursor) } else { None };
-        self.rewind(head, head + 1, chain);
+        self.rewind(head, chain);
     }
 
     /// The relay's log does not extend what it showed this device: read it again from the
@@ -133,13 +135,13 @@ impl Client {
     pub(super) fn recover_from_fork(&mut self, proof: ([u8; 32], [u8; 32])) {
         self.event(ClientEvent::Forked { cursor: self.fetch_pos, proof });
         let genesis = self.membership.as_ref().map(|m| crate::log::genesis(m.group_id.expose()));
-        self.rewind(0, 0, genesis);
+        self.rewind(0, genesis);
     }
 
     /// Reads the relay's log again from `to` (whose chain value is `chain`, if known), after
-    /// pushing again this device's acknowledged blobs from cursor `lost_from` on.
-    fn rewind(&mut self, to: u64, lost_from: u64, chain: Option<[u8; 32]>) {
-        let lost: Vec<OutboxEntry> = self.own_sent.split_off(&lost_from).into_values().collect();
+    /// pushing again every sent blob of this device.
+    fn rewind(&mut self, to: u64, chain: Option<[u8; 32]>) {
+        let lost: Vec<OutboxEntry> = std::mem::take(&mut self.own_sent).into_values().collect();
         self.requeue(lost);
         self.cursor = self.cursor.min(to);
         self.fetch_pos = self.cursor;
@@ -513,13 +515,48 @@ impl Client {
         if self.fetch_pos < self.head {
             return self.pull_now();
         }
-        if self.receiver.buffered() > 0 && !self.withheld_reported {
-            self.withheld_reported = true;
-            for (sender, missing_seq) in self.receiver.missing() {
-                self.event(ClientEvent::Withheld { sender, missing_seq });
+        if self.receiver.buffered() == 0 {
+            self.give_up_at = None;
+            self.gap_overdue = false;
+            self.withheld_reported = false;
+        } else {
+            if std::mem::take(&mut self.gap_overdue) {
+                return self.give_up_gaps();
+            }
+            // Read to the head with a gap open: report it, and wait for its sender to push it
+            // again (its self-audit) for at most the patience.
+            self.give_up_at.get_or_insert(self.now.mono + self.config.gap_patience);
+            if !self.withheld_reported {
+                self.withheld_reported = true;
+                for (sender, missing_seq) in self.receiver.missing() {
+                    self.event(ClientEvent::Withheld { sender, missing_seq });
+                }
             }
         }
         self.progress();
+    }
+
+    /// The patience for the gaps open at the head ran out: give up on them now, or once this
+    /// device is back at the head with them (a page is on its way or being saved, or a
+    /// reconnect emptied the gap buffer to read it again).
+    pub(super) fn gap_patience_over(&mut self) {
+        self.give_up_at = None;
+        if self.delivering || self.pulling || self.receiver.buffered() == 0 {
+            self.gap_overdue = true;
+        } else {
+            self.give_up_gaps();
+        }
+    }
+
+    /// Each sender with buffered blobs goes on from its lowest one, and what was missing before
+    /// it is reported lost.
+    fn give_up_gaps(&mut self) {
+        self.withheld_reported = false;
+        let (applied, lost) = self.receiver.give_up();
+        for (sender, from_seq, to_seq) in lost {
+            self.event(ClientEvent::BlobsLost { sender, from_seq, to_seq });
+        }
+        self.persist_page(applied);
     }
 
     pub(super) fn create_group(&mut self, admission_token: Option<Vec<u8>>) -> Result<(), CommandError> {

@@ -605,3 +605,66 @@ fn a_full_gap_buffer_fetches_again_below_what_it_dropped() {
     assert_eq!(delivered, vec![1, 2, 3, 4], "every blob once, in the sender's order");
     assert_eq!(a.client.cursor(), 4);
 }
+
+#[test]
+fn a_gap_nobody_fills_is_given_up_after_the_patience_and_its_sender_goes_on() {
+    use crate::envelope::{BlobCipher, BlobKind, ChainLink};
+    use crate::wire::{Blobs, Bytes, StoredBlob};
+
+    let mut a = Rig::new();
+    a.cmd(Command::CreateGroup { admission_token: None }).unwrap();
+    let m = a.client.membership().cloned().unwrap();
+    let mut rng = CoreRng::from_seed([3; 32]);
+    let sender = DeviceSigningKey::generate(&mut rng);
+    let cipher = BlobCipher::new(&m.group_id, m.epoch, &m.epoch_secret);
+    let mut prev_hash = [0; 32];
+    let mut sealed = Vec::new();
+    for seq in 1..=3u64 {
+        let s = cipher.seal(&sender, ChainLink { seq, prev_hash }, BlobKind::Data, &[seq as u8], &mut rng).unwrap();
+        prev_hash = s.hash;
+        sealed.push(s.envelope);
+    }
+    // The relay withholds the sender's first blob; its second and third are at cursors 1, 2.
+    let genesis = crate::log::genesis(m.group_id.expose());
+    let mut chain = genesis;
+    let mut blobs = Vec::new();
+    for (i, seq) in [2u64, 3].into_iter().enumerate() {
+        let mut b = StoredBlob {
+            cursor: i as u64 + 1,
+            push_id: [seq as u8; 16],
+            stored_at_ms: 0,
+            envelope: Bytes(sealed[seq as usize - 1].clone()),
+            chain: [0; 32],
+        };
+        b.chain = crate::log::link(&chain, &b);
+        chain = b.chain;
+        blobs.push(b);
+    }
+    let mut config = a.client.config.clone();
+    config.device = DeviceSigningKey::generate(&mut rng);
+    config.gap_patience = Duration::from_secs(60);
+    let state = ClientState { membership: Some(m.clone()), ..ClientState::default() };
+    a.client = Client::new(config, state, [10; 32], a.now);
+    a.black_hole = true;
+    a.events.clear();
+    a.client.pulling = true;
+    a.client.on_blobs(Blobs { after: 0, prev_chain: genesis, blobs, has_more: false, max_cursor: 2 });
+    a.pump();
+    let delivered = |a: &Rig| -> Vec<u64> {
+        a.events
+            .iter()
+            .filter_map(|e| {
+                if let ClientEvent::BlobAvailable { push_id, .. } = e { Some(u64::from(push_id[0])) } else { None }
+            })
+            .collect()
+    };
+    assert!(a.events.iter().any(|e| matches!(e, ClientEvent::Withheld { missing_seq: 1, .. })), "{:?}", a.events);
+    assert!(delivered(&a).is_empty(), "blobs 2 and 3 wait for blob 1");
+    a.advance(Duration::from_secs(30));
+    assert!(!a.events.iter().any(|e| matches!(e, ClientEvent::BlobsLost { .. })), "still within the patience");
+    a.advance(Duration::from_secs(31));
+    let lost: Vec<_> = a.events.iter().filter(|e| matches!(e, ClientEvent::BlobsLost { .. })).collect();
+    assert_eq!(lost, [&ClientEvent::BlobsLost { sender: sender.device_id(), from_seq: 1, to_seq: 1 }]);
+    assert_eq!(delivered(&a), vec![2, 3], "the sender's later blobs apply, in order");
+    assert_eq!(a.client.cursor(), 2);
+}
