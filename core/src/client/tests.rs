@@ -540,36 +540,12 @@ fn nothing_is_sealed_for_a_group_that_is_not_durable_yet() {
 /// with a consistent log chain, to a device whose gap buffer holds two.
 #[test]
 fn a_full_gap_buffer_fetches_again_below_what_it_dropped() {
-    use crate::envelope::{BlobCipher, BlobKind, ChainLink};
-    use crate::wire::{Blobs, Bytes, StoredBlob};
+    use crate::wire::Blobs;
 
     let mut a = Rig::new();
     a.cmd(Command::CreateGroup { admission_token: None }).unwrap();
-    let m = a.client.membership().cloned().unwrap();
     let mut rng = CoreRng::from_seed([3; 32]);
-    let sender = DeviceSigningKey::generate(&mut rng);
-    let cipher = BlobCipher::new(&m.group_id, m.epoch, &m.epoch_secret);
-    let mut prev_hash = [0; 32];
-    let mut sealed = Vec::new();
-    for seq in 1..=4u64 {
-        let s = cipher.seal(&sender, ChainLink { seq, prev_hash }, BlobKind::Data, &[seq as u8], &mut rng).unwrap();
-        prev_hash = s.hash;
-        sealed.push(s.envelope);
-    }
-    let mut chain = crate::log::genesis(m.group_id.expose());
-    let mut log = Vec::new();
-    for (i, seq) in [2u64, 3, 4, 1].into_iter().enumerate() {
-        let mut b = StoredBlob {
-            cursor: i as u64 + 1,
-            push_id: [seq as u8; 16],
-            stored_at_ms: 0,
-            envelope: Bytes(sealed[seq as usize - 1].clone()),
-            chain: [0; 32],
-        };
-        b.chain = crate::log::link(&chain, &b);
-        chain = b.chain;
-        log.push(b);
-    }
+    let (_, m, log) = foreign_log(&a, &mut rng, 4, &[2, 3, 4, 1]);
     let page = |after: u64| Blobs {
         after,
         prev_chain: if after == 0 { crate::log::genesis(m.group_id.expose()) } else { log[after as usize - 1].chain },
@@ -595,51 +571,20 @@ fn a_full_gap_buffer_fetches_again_below_what_it_dropped() {
             break;
         }
     }
-    let delivered: Vec<u64> = a
-        .events
-        .iter()
-        .filter_map(
-            |e| if let ClientEvent::BlobAvailable { push_id, .. } = e { Some(u64::from(push_id[0])) } else { None },
-        )
-        .collect();
-    assert_eq!(delivered, vec![1, 2, 3, 4], "every blob once, in the sender's order");
+    assert_eq!(delivered_seqs(&a), vec![1, 2, 3, 4], "every blob once, in the sender's order");
     assert_eq!(a.client.cursor(), 4);
 }
 
 #[test]
 fn a_gap_nobody_fills_is_given_up_after_the_patience_and_its_sender_goes_on() {
-    use crate::envelope::{BlobCipher, BlobKind, ChainLink};
-    use crate::wire::{Blobs, Bytes, StoredBlob};
+    use crate::wire::Blobs;
 
     let mut a = Rig::new();
     a.cmd(Command::CreateGroup { admission_token: None }).unwrap();
-    let m = a.client.membership().cloned().unwrap();
     let mut rng = CoreRng::from_seed([3; 32]);
-    let sender = DeviceSigningKey::generate(&mut rng);
-    let cipher = BlobCipher::new(&m.group_id, m.epoch, &m.epoch_secret);
-    let mut prev_hash = [0; 32];
-    let mut sealed = Vec::new();
-    for seq in 1..=3u64 {
-        let s = cipher.seal(&sender, ChainLink { seq, prev_hash }, BlobKind::Data, &[seq as u8], &mut rng).unwrap();
-        prev_hash = s.hash;
-        sealed.push(s.envelope);
-    }
     // The relay withholds the sender's first blob; its second and third are at cursors 1, 2.
+    let (sender, m, blobs) = foreign_log(&a, &mut rng, 3, &[2, 3]);
     let genesis = crate::log::genesis(m.group_id.expose());
-    let mut chain = genesis;
-    let mut blobs = Vec::new();
-    for (i, seq) in [2u64, 3].into_iter().enumerate() {
-        let mut b = StoredBlob {
-            cursor: i as u64 + 1,
-            push_id: [seq as u8; 16],
-            stored_at_ms: 0,
-            envelope: Bytes(sealed[seq as usize - 1].clone()),
-            chain: [0; 32],
-        };
-        b.chain = crate::log::link(&chain, &b);
-        chain = b.chain;
-        blobs.push(b);
-    }
     let mut config = a.client.config.clone();
     config.device = DeviceSigningKey::generate(&mut rng);
     config.gap_patience = Duration::from_secs(60);
@@ -659,12 +604,60 @@ fn a_gap_nobody_fills_is_given_up_after_the_patience_and_its_sender_goes_on() {
             .collect()
     };
     assert!(a.events.iter().any(|e| matches!(e, ClientEvent::Withheld { missing_seq: 1, .. })), "{:?}", a.events);
-    assert!(delivered(&a).is_empty(), "blobs 2 and 3 wait for blob 1");
+    assert!(delivered_seqs(&a).is_empty(), "blobs 2 and 3 wait for blob 1");
     a.advance(Duration::from_secs(30));
     assert!(!a.events.iter().any(|e| matches!(e, ClientEvent::BlobsLost { .. })), "still within the patience");
     a.advance(Duration::from_secs(31));
     let lost: Vec<_> = a.events.iter().filter(|e| matches!(e, ClientEvent::BlobsLost { .. })).collect();
     assert_eq!(lost, [&ClientEvent::BlobsLost { sender: sender.device_id(), from_seq: 1, to_seq: 1 }]);
-    assert_eq!(delivered(&a), vec![2, 3], "the sender's later blobs apply, in order");
+    assert_eq!(delivered_seqs(&a), vec![2, 3], "the sender's later blobs apply, in order");
     assert_eq!(a.client.cursor(), 2);
+}
+
+/// Another device of `a`'s group (its key from `rng`) seals blobs 1..=n, and a relay log holds
+/// those of `order` (by sequence number) at cursors 1, 2, ... with a consistent chain.
+fn foreign_log(
+    a: &Rig,
+    rng: &mut CoreRng,
+    n: u64,
+    order: &[u64],
+) -> (DeviceSigningKey, Membership, Vec<crate::wire::StoredBlob>) {
+    use crate::envelope::{BlobCipher, BlobKind, ChainLink};
+    use crate::wire::{Bytes, StoredBlob};
+
+    let m = a.client.membership().cloned().unwrap();
+    let sender = DeviceSigningKey::generate(rng);
+    let cipher = BlobCipher::new(&m.group_id, m.epoch, &m.epoch_secret);
+    let mut prev_hash = [0; 32];
+    let mut sealed = Vec::new();
+    for seq in 1..=n {
+        let s = cipher.seal(&sender, ChainLink { seq, prev_hash }, BlobKind::Data, &[seq as u8], rng).unwrap();
+        prev_hash = s.hash;
+        sealed.push(s.envelope);
+    }
+    let mut chain = crate::log::genesis(m.group_id.expose());
+    let mut log = Vec::new();
+    for (i, seq) in order.iter().enumerate() {
+        let mut b = StoredBlob {
+            cursor: i as u64 + 1,
+            push_id: [*seq as u8; 16],
+            stored_at_ms: 0,
+            envelope: Bytes(sealed[*seq as usize - 1].clone()),
+            chain: [0; 32],
+        };
+        b.chain = crate::log::link(&chain, &b);
+        chain = b.chain;
+        log.push(b);
+    }
+    (sender, m, log)
+}
+
+/// The push ids (here: sequence numbers) of the blobs delivered to the app, in order.
+fn delivered_seqs(a: &Rig) -> Vec<u64> {
+    a.events
+        .iter()
+        .filter_map(
+            |e| if let ClientEvent::BlobAvailable { push_id, .. } = e { Some(u64::from(push_id[0])) } else { None },
+        )
+        .collect()
 }
