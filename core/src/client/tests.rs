@@ -595,14 +595,6 @@ fn a_gap_nobody_fills_is_given_up_after_the_patience_and_its_sender_goes_on() {
     a.client.pulling = true;
     a.client.on_blobs(Blobs { after: 0, prev_chain: genesis, blobs, has_more: false, max_cursor: 2 });
     a.pump();
-    let delivered = |a: &Rig| -> Vec<u64> {
-        a.events
-            .iter()
-            .filter_map(|e| {
-                if let ClientEvent::BlobAvailable { push_id, .. } = e { Some(u64::from(push_id[0])) } else { None }
-            })
-            .collect()
-    };
     assert!(a.events.iter().any(|e| matches!(e, ClientEvent::Withheld { missing_seq: 1, .. })), "{:?}", a.events);
     assert!(delivered_seqs(&a).is_empty(), "blobs 2 and 3 wait for blob 1");
     a.advance(Duration::from_secs(30));
