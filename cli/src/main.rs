@@ -347,7 +347,7 @@ async fn status(data_dir: &Path) -> Result<(), Failure> {
     for (sender, seq) in &snap.receiving.missing {
         println!(
             "waiting for: blob {seq} of device {} ({} later blob(s) of it held back until it arrives)",
-            sender.to_hex().chars().take(8).collect::<String>(),
+            sender.short_hex(),
             snap.receiving.gap_buffered
         );
     }

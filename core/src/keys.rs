@@ -76,7 +76,7 @@ secret_bytes!(
 impl GroupId {
     /// Lower-case hex of the first 4 bytes, for humans telling groups apart; not an identifier.
     pub fn short_hex(&self) -> String {
-        self.0.iter().take(4).map(|b| format!("{b:02x}")).collect()
+        short_hex(&self.0)
     }
 }
 
@@ -135,6 +135,11 @@ impl DeviceId {
     /// Lower-case hex of the whole key.
     pub fn to_hex(&self) -> String {
         self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Lower-case hex of the first 4 bytes, for humans telling devices apart; not an identifier.
+    pub fn short_hex(&self) -> String {
+        short_hex(&self.0)
     }
 }
 
@@ -207,6 +212,11 @@ fn hex_prefix(bytes: &[u8; 32]) -> String {
     let mut s: String = bytes.iter().take(6).map(|b| format!("{b:02x}")).collect();
     s.push('…');
     s
+}
+
+/// Lower-case hex of the first 4 bytes of a key or id.
+fn short_hex(bytes: &[u8]) -> String {
+    bytes.iter().take(4).map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -540,8 +540,6 @@ pub struct Client {
     fetch_pos: u64,
     head: u64,
     highest_head: u64,
-    /// See [`ClientState::trust_floor`].
-    trust_floor: u64,
     log: LogView,
     /// A page broke the log chain: pull again only after the retry delay.
     page_rejected: bool,
@@ -634,7 +632,6 @@ impl Client {
             fetch_pos: state.cursor,
             head: state.cursor,
             highest_head: state.highest_head,
-            trust_floor: state.trust_floor,
             log: LogView::new(state.log_chain),
             page_rejected: false,
             rejected: None,

@@ -104,14 +104,14 @@ impl ClientEvent {
                 format!(
                     "device {}'s blobs before its blob {seq} were pruned at the relay before this device read them; \
                      its history here starts at cursor {cursor}",
-                    sender.to_hex().chars().take(8).collect::<String>()
+                    sender.short_hex()
                 ),
             ),
             ClientEvent::BlobsLost { sender, from_seq, to_seq } => (
                 "blobsLost",
                 format!(
                     "device {}'s blobs {from_seq} to {to_seq} never arrived; its later blobs are applied without them",
-                    sender.to_hex().chars().take(8).collect::<String>()
+                    sender.short_hex()
                 ),
             ),
             ClientEvent::LostAtRelay { cursor, .. } => (

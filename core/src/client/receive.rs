@@ -112,6 +112,11 @@ impl Receiver {
         self.trust_floor = self.trust_floor.max(floor);
     }
 
+    /// See [`super::ClientState::trust_floor`].
+    pub fn trust_floor(&self) -> u64 {
+        self.trust_floor
+    }
+
     /// The trust points taken since the last call: (sender, first seq, its cursor).
     pub fn take_trust_points(&mut self) -> Vec<(DeviceId, u64, u64)> {
         std::mem::take(&mut self.trust_points)
@@ -134,16 +139,15 @@ impl Receiver {
                 _ => Verdict::Duplicate,
             };
         }
+        let ahead = seq > chain.view.last_seq + 1;
         // The sender's earlier blobs lie below the trust floor (pruned): its chain starts here.
-        let starts_late = seq > chain.view.last_seq + 1
-            && chain.view.last_cursor < self.trust_floor
-            && incoming.cursor >= self.trust_floor;
+        let starts_late = ahead && chain.view.last_cursor < self.trust_floor && incoming.cursor >= self.trust_floor;
         #[cfg(feature = "planted-bugs")]
         let starts_late = starts_late && !self.no_trust_points;
         #[cfg(feature = "planted-bugs")]
-        let early = seq > chain.view.last_seq + 1 && !self.accept_gaps && !starts_late;
+        let early = ahead && !self.accept_gaps && !starts_late;
         #[cfg(not(feature = "planted-bugs"))]
-        let early = seq > chain.view.last_seq + 1 && !starts_late;
+        let early = ahead && !starts_late;
         if starts_late {
             self.trust_points.push((sender, seq, incoming.cursor));
         } else if early {

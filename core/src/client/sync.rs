@@ -148,7 +148,7 @@ impl Client {
         self.log.restart(chain);
         self.receiver.clear_gap();
         self.delivering = true;
-        let (cursor, highest_head, trust_floor) = (self.cursor, self.highest_head, self.trust_floor);
+        let (cursor, highest_head, trust_floor) = (self.cursor, self.highest_head, self.receiver.trust_floor());
         let request = ClientStoreOp::Deliver {
             blobs: Vec::new(),
             cursor,
@@ -289,7 +289,6 @@ impl Client {
             // start each sender's chain at its first blob from here on.
             self.fetch_pos = from;
             self.log.restart(None);
-            self.trust_floor = self.trust_floor.max(earliest);
             self.receiver.set_trust_floor(earliest);
         }
         self.receiver.clear_gap();
@@ -467,7 +466,7 @@ impl Client {
             log_chain,
             senders: self.receiver.staged_views(),
             highest_head: self.highest_head,
-            trust_floor: self.trust_floor,
+            trust_floor: self.receiver.trust_floor(),
             sent: std::mem::take(&mut self.page_sent),
         };
         self.store(request, OpKind::Deliver { cursor, log_chain, blobs });
