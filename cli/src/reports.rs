@@ -41,7 +41,7 @@ impl Shown {
             if event.needs_attention() {
                 self.reports.fetch_add(1, Ordering::SeqCst);
             }
-            if !matches!(kind, "relayError" | "pairingFailed") {
+            if event.is_report() {
                 append(&self.log, &line);
             }
             eprintln!("{line}");

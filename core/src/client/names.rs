@@ -122,12 +122,17 @@ impl ClientEvent {
         })
     }
 
+    /// Whether the event is a report worth keeping for the user: every
+    /// [`Self::background_error`] but a refused request or a failed pairing, which are retried or
+    /// answered where they happen.
+    pub fn is_report(&self) -> bool {
+        self.background_error().is_some_and(|(kind, _)| !matches!(kind, "relayError" | "pairingFailed"))
+    }
+
     /// Whether the event shows the relay misbehaving, or data missing that the relay should
-    /// hold: every [`Self::background_error`] but a refused request or a failed pairing (retried
-    /// or answered where they happen) and pruned history (`truncated`, `trustPoint`: the
+    /// hold: every [`Self::is_report`] but pruned history (`truncated`, `trustPoint`: the
     /// operator's retention, reported so the app can say so).
     pub fn needs_attention(&self) -> bool {
-        self.background_error()
-            .is_some_and(|(kind, _)| !matches!(kind, "relayError" | "pairingFailed" | "truncated" | "trustPoint"))
+        self.is_report() && !matches!(self, ClientEvent::Truncated { .. } | ClientEvent::TrustPoint { .. })
     }
 }
