@@ -212,3 +212,62 @@ fn a_relay_restored_from_an_older_backup_gets_back_every_blob_its_pushers_still_
         assert_eq!(got, theirs);
     }
 }
+
+/// The relay's blob rows, oldest first: (cursor, envelope length).
+fn stored_rows(relay_dir: &Path) -> Vec<(i64, usize)> {
+    let db = rusqlite::Connection::open(relay_dir.join("relay.db")).unwrap();
+    let mut stmt = db.prepare("SELECT cursor, length(envelope) FROM blobs ORDER BY cursor").unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as usize))).unwrap().map(Result::unwrap).collect()
+}
+
+#[test]
+fn a_relay_whose_database_was_damaged_at_rest_heals_and_every_device_gets_every_blob_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay_dir = dir.path().join("relay");
+    let bind = format!("127.0.0.1:{}", free_udp_port());
+    let (relay, conn) = start_relay(&relay_dir, &["--bind", &bind]);
+    let (alice, bob, carol) = (dir.path().join("alice"), dir.path().join("bob"), dir.path().join("carol"));
+    ok(zerok(&alice, &["init", "--relay", &conn], b""));
+    pair(&alice, &bob, &conn);
+    for p in ["a1", "a2", "a3"] {
+        push(&alice, p);
+    }
+    for p in ["b1", "b2"] {
+        push(&bob, p);
+    }
+    for d in [&alice, &bob] {
+        ok(zerok(d, &["pull"], b""));
+    }
+    drop(relay);
+    // At rest: a2's row is deleted (the head stays), and a byte of b1's envelope flips.
+    let rows = stored_rows(&relay_dir);
+    assert_eq!(rows.len(), 5);
+    let db = rusqlite::Connection::open(relay_dir.join("relay.db")).unwrap();
+    db.execute("DELETE FROM blobs WHERE cursor = ?1", [rows[1].0]).unwrap();
+    let (b1, len) = rows[3];
+    let mut envelope: Vec<u8> =
+        db.query_row("SELECT envelope FROM blobs WHERE cursor = ?1", [b1], |r| r.get(0)).unwrap();
+    envelope[len / 2] ^= 0x20;
+    db.execute("UPDATE blobs SET envelope = ?2 WHERE cursor = ?1", rusqlite::params![b1, envelope]).unwrap();
+    drop(db);
+
+    let (_relay, _) = start_relay(&relay_dir, &["--bind", &bind]);
+    for d in [&alice, &bob] {
+        let out = zerok(d, &["pull"], b"");
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(3), "the relay lost acknowledged blobs: a failing exit\n{stdout}\n{stderr}");
+        assert!(stderr.contains("report: "), "{stderr}");
+    }
+    push(&alice, "a4");
+    pair(&alice, &carol, &conn);
+    let (stdout, stderr) = ok(zerok(&carol, &["pull"], b""));
+    let mut got = pulled(&stdout);
+    got.sort();
+    assert_eq!(got, ["a1", "a2", "a3", "a4", "b1", "b2"], "a new device gets every blob once\n{stderr}");
+    for (d, theirs) in [(&alice, ["b1", "b2"].as_slice()), (&bob, ["a1", "a2", "a3", "a4"].as_slice())] {
+        let (stdout, stderr) = ok(zerok(d, &["pull", "--after", "0"], b""));
+        let mut got = pulled(&stdout);
+        got.sort();
+        assert_eq!(got, theirs, "{stderr}");
+    }
+}

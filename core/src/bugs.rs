@@ -19,4 +19,11 @@ pub struct PlantedBugs {
     /// Client: after pruned history, wait for a sender's pruned blobs instead of starting its
     /// chain at a trust point (a late joiner stays pending for ever).
     pub no_trust_points: bool,
+    /// Relay store (simulator): open a store damaged at rest without checking and repairing
+    /// its log chain (every reader stops at the damage).
+    pub no_store_repair: bool,
+    /// Client: say `Synced` as soon as the relay's head matches the cursor, before the page
+    /// that checks the relay's log arrived (a rewritten history goes unnoticed by a device
+    /// that exits once synced).
+    pub synced_before_checked: bool,
 }

@@ -19,42 +19,84 @@ fn sweep() {
         .map(|t| {
             let scenario = scenario.clone();
             std::thread::spawn(move || {
-                let (mut steps, mut mid_run_joins, mut pruned_runs, mut trust_points) = (0u64, 0u64, 0u64, 0u64);
+                let mut totals = Totals::default();
                 for seed in (first + t..first + seeds).step_by(threads as usize) {
                     match run(seed, &scenario) {
-                        Ok(s) => {
-                            steps += s.steps;
-                            mid_run_joins += u64::from(s.joined_mid_run);
-                            pruned_runs += u64::from(s.retention);
-                            trust_points += s.trust_points;
-                        }
+                        Ok(s) => totals.add(&s),
                         Err(f) => return Err(f),
                     }
                 }
-                Ok((steps, mid_run_joins, pruned_runs, trust_points))
+                Ok(totals)
             })
         })
         .collect();
-    let (mut steps, mut mid_run_joins, mut pruned_runs, mut trust_points) = (0, 0, 0, 0);
+    let mut t = Totals::default();
     for h in handles {
         match h.join().expect("worker panicked") {
-            Ok((s, j, p, t)) => {
-                steps += s;
-                mid_run_joins += j;
-                pruned_runs += p;
-                trust_points += t;
-            }
+            Ok(part) => t.merge(&part),
             Err(f) => panic!("{f}"),
         }
     }
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
-        "simulated {seeds} seeds, {steps} steps in {secs:.1}s: {:.0} steps/s; {mid_run_joins} devices paired during \
-         faults; {pruned_runs} runs with retention, {trust_points} trust points taken after pruning",
-        steps as f64 / secs
+        "simulated {seeds} seeds, {} steps in {secs:.1}s: {:.0} steps/s; {} devices paired during faults; {} runs \
+         with retention, {} trust points taken after pruning; {} runs with a damaged relay store: {} damages, {} \
+         rows lost; {} exits of short-lived devices",
+        t.steps,
+        t.steps as f64 / secs,
+        t.mid_run_joins,
+        t.pruned_runs,
+        t.trust_points,
+        t.damaged_runs,
+        t.damages,
+        t.rows_lost,
+        t.short_lived_exits
     );
-    // The late-joiner path must be exercised, or this sweep proves nothing about it.
-    assert!(seeds < 100 || trust_points > 0, "no device joined after a prune in {seeds} seeds");
+    // Each new path must be exercised, or this sweep proves nothing about it.
+    if seeds >= 100 {
+        assert!(t.trust_points > 0, "no device joined after a prune in {seeds} seeds");
+        assert!(t.damages > 0 && t.rows_lost > 0, "no relay store was damaged in {seeds} seeds");
+        assert!(t.short_lived_exits > 0, "no short-lived device exited in {seeds} seeds");
+    }
+}
+
+/// What a sweep did, summed over its seeds.
+#[derive(Default)]
+struct Totals {
+    steps: u64,
+    mid_run_joins: u64,
+    pruned_runs: u64,
+    trust_points: u64,
+    damaged_runs: u64,
+    damages: u64,
+    rows_lost: u64,
+    short_lived_exits: u64,
+}
+
+impl Totals {
+    fn add(&mut self, s: &zerok_transport_mock::scenario::Summary) {
+        self.merge(&Totals {
+            steps: s.steps,
+            mid_run_joins: u64::from(s.joined_mid_run),
+            pruned_runs: u64::from(s.retention),
+            trust_points: s.trust_points,
+            damaged_runs: u64::from(s.damage.0 > 0),
+            damages: s.damage.0,
+            rows_lost: s.damage.1,
+            short_lived_exits: s.short_lived_exits,
+        });
+    }
+
+    fn merge(&mut self, o: &Totals) {
+        self.steps += o.steps;
+        self.mid_run_joins += o.mid_run_joins;
+        self.pruned_runs += o.pruned_runs;
+        self.trust_points += o.trust_points;
+        self.damaged_runs += o.damaged_runs;
+        self.damages += o.damages;
+        self.rows_lost += o.rows_lost;
+        self.short_lived_exits += o.short_lived_exits;
+    }
 }
 
 #[test]

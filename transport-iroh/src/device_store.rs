@@ -240,6 +240,7 @@ mod tests {
                 addrs: vec!["127.0.0.1:9".into()],
             },
             pending_creation: Some(PendingCreation { admission_token: Some(b"tok".to_vec()) }),
+            introduced: Vec::new(),
         };
         let key = {
             let mut db = DeviceDb::open(&path).unwrap();

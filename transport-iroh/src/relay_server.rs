@@ -81,7 +81,17 @@ impl RelayServer {
     pub async fn start(config: RelayServerConfig) -> Result<Self, RelayError> {
         std::fs::create_dir_all(&config.data_dir)?;
         let (iroh_secret, noise_secret) = load_identity(&config.data_dir.join("relay.key"))?;
-        let db = RelayDb::open(&config.data_dir.join("relay.db"))?;
+        let mut db = RelayDb::open(&config.data_dir.join("relay.db"))?;
+        for (group_id, repair) in db.repair_chains()? {
+            let dropped: Vec<String> = repair.dropped.iter().map(u64::to_string).collect();
+            tracing::warn!(target: "zerok::relay",
+                group = %zerok_core::keys::GroupId::from_bytes(group_id).short_hex(),
+                dropped = %dropped.join(","),
+                relinked = repair.relinked.len(),
+                "the store was damaged at rest: rows its log chain cannot vouch for are dropped and the log is linked again; \
+                 devices that read past the damage report a fork, and the pushers of dropped rows push them again"
+            );
+        }
         let snapshots = db.snapshots()?;
         let snapshot_count = snapshots.len();
         let endpoint = net::bind(iroh_secret, config.bind, true).await?;

@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 type Db = Connection;
 use zerok_core::io::StoreError;
-use zerok_core::relay::{GroupSnapshot, RESTORED_PUSH_IDS, RelayStoreOp, RelayStoreResult};
+use zerok_core::relay::{ChainCheck, ChainRepair, GroupSnapshot, RESTORED_PUSH_IDS, RelayStoreOp, RelayStoreResult};
 use zerok_core::wire::{Bytes, StoredBlob};
 
 use crate::sql::{array, commit_batch, exec, int, query_row, store_error, uint};
@@ -20,7 +20,8 @@ CREATE TABLE IF NOT EXISTS groups (
     head_chain BLOB,
     pruned_chain BLOB,
     stored_bytes INTEGER,
-    stored_blobs INTEGER
+    stored_blobs INTEGER,
+    earliest INTEGER
 );
 CREATE TABLE IF NOT EXISTS members (
     group_id BLOB NOT NULL REFERENCES groups(id),
@@ -60,6 +61,7 @@ impl RelayDb {
         let conn = crate::sql::open(path)?;
         conn.execute_batch(SCHEMA)?;
         count_stored_once(&conn)?;
+        record_earliest_once(&conn)?;
         Ok(RelayDb { conn })
     }
 
@@ -71,6 +73,63 @@ impl RelayDb {
             Err(e) => Err(store_error(&e)),
         });
         Batch { results: results.into_iter().map(|r| r.unwrap_or_else(RelayStoreResult::Failed)).collect(), fatal }
+    }
+
+    /// Checks every group's log chain, row by row, and repairs a log damaged at rest (rows
+    /// deleted or altered while the relay was stopped): see [`ChainCheck`]. Returns each
+    /// repair made, for the operator's log. Reads every stored blob once.
+    pub fn repair_chains(&mut self) -> rusqlite::Result<Vec<([u8; 32], ChainRepair)>> {
+        type GroupRow = (Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>);
+        let groups: Vec<GroupRow> = self
+            .conn
+            .prepare("SELECT id, head_chain, pruned_chain FROM groups")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut repairs = Vec::new();
+        for (id, head_chain, pruned_chain) in groups {
+            let group_id: [u8; 32] = array(id)?;
+            let mut check = ChainCheck::new(&group_id, pruned_chain.map(array).transpose()?);
+            let mut rows = self.conn.prepare(
+                "SELECT cursor, push_id, stored_at_ms, envelope, chain FROM blobs WHERE group_id = ?1 ORDER BY cursor",
+            )?;
+            let mut rows = rows.query(params![group_id])?;
+            while let Some(r) = rows.next()? {
+                match stored_blob(r) {
+                    Ok(blob) => check.row(&blob),
+                    // A column of the wrong size: damaged past reading.
+                    Err(_) => check.unreadable(uint(r.get(0)?)),
+                }
+            }
+            if let Some(repair) = check.finish(head_chain.map(array).transpose()?) {
+                repairs.push((group_id, repair));
+            }
+        }
+        if repairs.is_empty() {
+            return Ok(repairs);
+        }
+        let tx = self.conn.transaction()?;
+        for (group_id, repair) in &repairs {
+            for cursor in &repair.dropped {
+                exec(&tx, "DELETE FROM blobs WHERE group_id = ?1 AND cursor = ?2", params![group_id, int(*cursor)])?;
+            }
+            for (cursor, chain) in &repair.relinked {
+                exec(
+                    &tx,
+                    "UPDATE blobs SET chain = ?3 WHERE group_id = ?1 AND cursor = ?2",
+                    params![group_id, int(*cursor), chain],
+                )?;
+            }
+            exec(
+                &tx,
+                "UPDATE groups SET head_chain = ?2,
+                    stored_bytes = (SELECT COALESCE(SUM(length(envelope)), 0) FROM blobs WHERE group_id = ?1),
+                    stored_blobs = (SELECT COUNT(*) FROM blobs WHERE group_id = ?1)
+                 WHERE id = ?1",
+                params![group_id, repair.head_chain],
+            )?;
+        }
+        tx.commit()?;
+        Ok(repairs)
     }
 
     /// What the relay loads at start.
@@ -115,7 +174,7 @@ impl RelayDb {
                 keys,
                 head,
                 chain: chain.map(array).transpose()?,
-                earliest: earliest.map_or(head + 1, uint),
+                earliest,
                 bytes: uint(bytes),
                 blobs: uint(blobs),
                 acked,
@@ -164,12 +223,34 @@ fn count_stored_once(conn: &Connection) -> rusqlite::Result<()> {
     )
 }
 
-fn earliest_cursor(tx: &Db, group_id: &[u8; 32]) -> rusqlite::Result<Option<i64>> {
-    query_row(tx, "SELECT MIN(cursor) FROM blobs WHERE group_id = ?1", params![group_id], |r| r.get(0))
+/// Records each group's oldest retained cursor if an older version left it to be derived from
+/// the rows: from then on only pruning moves it, so rows a repair drops (damaged at rest, to be
+/// pushed again) never look pruned.
+fn record_earliest_once(conn: &Connection) -> rusqlite::Result<()> {
+    let has_column: bool =
+        conn.query_row("SELECT COUNT(*) FROM pragma_table_info('groups') WHERE name = 'earliest'", [], |r| {
+            r.get::<_, i64>(0).map(|n| n > 0)
+        })?;
+    if !has_column {
+        conn.execute_batch("ALTER TABLE groups ADD COLUMN earliest INTEGER")?;
+    }
+    conn.execute_batch(
+        "UPDATE groups SET earliest = COALESCE((SELECT MIN(cursor) FROM blobs WHERE group_id = groups.id), head + 1)
+         WHERE earliest IS NULL",
+    )
+}
+
+/// The oldest cursor pruning kept.
+fn earliest_cursor(tx: &Db, group_id: &[u8; 32]) -> rusqlite::Result<u64> {
+    query_row(tx, "SELECT earliest FROM groups WHERE id = ?1", params![group_id], |r| r.get::<_, i64>(0)).map(uint)
 }
 
 fn create_group(tx: &Db, group_id: &[u8; 32], key: &[u8; 32]) -> rusqlite::Result<RelayStoreResult> {
-    exec(tx, "INSERT OR IGNORE INTO groups (id, stored_bytes, stored_blobs) VALUES (?1, 0, 0)", params![group_id])?;
+    exec(
+        tx,
+        "INSERT OR IGNORE INTO groups (id, stored_bytes, stored_blobs, earliest) VALUES (?1, 0, 0, 1)",
+        params![group_id],
+    )?;
     exec(tx, "INSERT OR IGNORE INTO members (group_id, access_key) VALUES (?1, ?2)", params![group_id, key])?;
     Ok(RelayStoreResult::Done)
 }
@@ -242,15 +323,7 @@ fn read(
         "SELECT cursor, push_id, stored_at_ms, envelope, chain FROM blobs
          WHERE group_id = ?1 AND cursor > ?2 AND cursor <= ?3 ORDER BY cursor LIMIT ?4",
     )?;
-    let rows = stmt.query_map(params![group_id, int(after), int(up_to), i64::from(limit) + 1], |r| {
-        Ok(StoredBlob {
-            cursor: uint(r.get(0)?),
-            push_id: array(r.get(1)?)?,
-            stored_at_ms: uint(r.get(2)?),
-            envelope: Bytes(r.get(3)?),
-            chain: array(r.get(4)?)?,
-        })
-    })?;
+    let rows = stmt.query_map(params![group_id, int(after), int(up_to), i64::from(limit) + 1], stored_blob)?;
     let (mut blobs, mut bytes, mut more) = (Vec::new(), 0usize, false);
     for row in rows {
         let b = row?;
@@ -262,6 +335,17 @@ fn read(
         blobs.push(b);
     }
     Ok(RelayStoreResult::Blobs { prev_chain: prev_chain.map(array).transpose()?, blobs, more })
+}
+
+/// A blob row selected as `cursor, push_id, stored_at_ms, envelope, chain`.
+fn stored_blob(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredBlob> {
+    Ok(StoredBlob {
+        cursor: uint(r.get(0)?),
+        push_id: array(r.get(1)?)?,
+        stored_at_ms: uint(r.get(2)?),
+        envelope: Bytes(r.get(3)?),
+        chain: array(r.get(4)?)?,
+    })
 }
 
 fn prune(tx: &Db, group_id: &[u8; 32], before: u64, stored_before_ms: u64) -> rusqlite::Result<RelayStoreResult> {
@@ -296,9 +380,10 @@ fn prune(tx: &Db, group_id: &[u8; 32], before: u64, stored_before_ms: u64) -> ru
         exec(tx, "DELETE FROM blobs WHERE group_id = ?1 AND cursor < ?2", params![group_id, keep_from])?;
         exec(
             tx,
-            "UPDATE groups SET pruned_chain = ?2, stored_bytes = stored_bytes - ?3, stored_blobs = stored_blobs - ?4
+            "UPDATE groups SET pruned_chain = ?2, stored_bytes = stored_bytes - ?3, stored_blobs = stored_blobs - ?4,
+                earliest = MAX(earliest, ?5)
              WHERE id = ?1",
-            params![group_id, chain, bytes, blobs],
+            params![group_id, chain, bytes, blobs, keep_from],
         )?;
     }
     let earliest = earliest_cursor(tx, group_id)?;
@@ -306,11 +391,7 @@ fn prune(tx: &Db, group_id: &[u8; 32], before: u64, stored_before_ms: u64) -> ru
         query_row(tx, "SELECT stored_bytes, stored_blobs FROM groups WHERE id = ?1", params![group_id], |r| {
             Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
         })?;
-    Ok(RelayStoreResult::Pruned {
-        earliest: earliest.map_or(uint(head) + 1, uint),
-        bytes: uint(bytes),
-        blobs: uint(blobs),
-    })
+    Ok(RelayStoreResult::Pruned { earliest, bytes: uint(bytes), blobs: uint(blobs) })
 }
 
 #[cfg(test)]
@@ -376,5 +457,58 @@ mod tests {
         let append = [RelayStoreOp::Append { group_id: GROUP, blob: blob(2, 50), prev_cursor: 1 }];
         assert!(db.execute(&append).fatal.is_none());
         assert_eq!(counts(&db), (1, 300, 2));
+    }
+
+    /// Appends `n` blobs whose chain values link, as the relay assigns them.
+    fn linked(db: &mut RelayDb, n: u64) {
+        let mut prev = zerok_core::log::genesis(&GROUP);
+        let mut ops = vec![RelayStoreOp::CreateGroup { group_id: GROUP, key: [2; 32] }];
+        for c in 1..=n {
+            let mut b = blob(c, 100);
+            b.chain = zerok_core::log::link(&prev, &b);
+            prev = b.chain;
+            ops.push(RelayStoreOp::Append { group_id: GROUP, blob: b, prev_cursor: c - 1 });
+        }
+        assert!(db.execute(&ops).fatal.is_none());
+    }
+
+    #[test]
+    fn a_log_damaged_at_rest_is_repaired_at_open_without_looking_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.db");
+        let mut db = RelayDb::open(&path).unwrap();
+        linked(&mut db, 6);
+        assert!(db.repair_chains().unwrap().is_empty(), "an intact log is left alone");
+        db.conn
+            .execute_batch("DELETE FROM blobs WHERE cursor = 1; UPDATE blobs SET envelope = x'00' WHERE cursor = 4;")
+            .unwrap();
+        drop(db);
+        let mut db = RelayDb::open(&path).unwrap();
+        let repairs = db.repair_chains().unwrap();
+        assert_eq!(repairs.len(), 1);
+        assert_eq!(repairs[0].1.dropped, [2, 4], "the row after the deleted one, and the altered one");
+        assert_eq!(counts(&db), (1, 300, 3), "nothing was pruned: history still starts at cursor 1");
+        let read =
+            db.execute(&[RelayStoreOp::Read { group_id: GROUP, after: 0, up_to: 6, limit: 10, max_bytes: 1 << 20 }]);
+        let RelayStoreResult::Blobs { prev_chain, blobs, .. } = &read.results[0] else { panic!("{:?}", read.results) };
+        let mut chain = prev_chain.unwrap_or_else(|| zerok_core::log::genesis(&GROUP));
+        for b in blobs {
+            assert_eq!(zerok_core::log::link(&chain, b), b.chain, "cursor {} extends the log again", b.cursor);
+            chain = b.chain;
+        }
+        assert_eq!(db.snapshots().unwrap()[0].chain, Some(chain), "the head states the repaired chain");
+        assert!(db.repair_chains().unwrap().is_empty(), "a repaired log stays repaired");
+    }
+
+    #[test]
+    fn a_database_from_before_the_earliest_column_derives_it_once_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.db");
+        let mut db = RelayDb::open(&path).unwrap();
+        linked(&mut db, 3);
+        db.conn.execute_batch("DELETE FROM blobs WHERE cursor = 1; ALTER TABLE groups DROP COLUMN earliest;").unwrap();
+        drop(db);
+        let db = RelayDb::open(&path).unwrap();
+        assert_eq!(counts(&db).0, 2, "what an older relay pruned is where its oldest row is");
     }
 }

@@ -73,6 +73,20 @@ pub struct Checker {
     /// The relay misbehaves on purpose: its own promises (durability, cursors) are void, and
     /// only what devices guarantee by themselves is checked.
     pub adversarial: bool,
+    /// The honest relay's store was damaged at rest (a backup restored, a row deleted or
+    /// altered): devices rightly report what it lost, and its own past promises (the cursors
+    /// it acknowledged, never reusing one) hold only for what survived.
+    pub damaged: bool,
+    /// Acknowledged pushes the relay lost to damage: their pushers must push them again.
+    /// (The cursor it was acknowledged at.)
+    lost_to_damage: BTreeMap<[u8; 16], u64>,
+    /// Pushes pruned before a damage (every member had them): a backup restored later may
+    /// lack them, and nobody holds them to push again.
+    settled: BTreeSet<[u8; 16]>,
+    /// Each device's id, by index.
+    pub device_ids: Vec<DeviceId>,
+    /// The push of each (device, sequence number).
+    by_seq: BTreeMap<(usize, u64), [u8; 16]>,
     violations: Vec<Violation>,
 }
 
@@ -126,7 +140,85 @@ impl Checker {
                 None => self.violations.push(Violation(format!("acked blob at cursor {cursor} is lost"))),
             }
         }
+        self.check_synced_views(world);
         self.check_bounds(world);
+    }
+
+    /// The honest relay's store was damaged and repaired (`before` is what it held): forget
+    /// the relay's promises about what it lost. Returns the rows lost.
+    pub fn relay_damaged(&mut self, before: &crate::stores::RelayStore, world: &World) -> u64 {
+        self.damaged = true;
+        let store = &world.relay.store;
+        let pruned = |cursor: u64| before.groups.values().any(|g| cursor < g.earliest.max(1));
+        // Pruned before the damage, every member had it: settled for good, whatever a restored
+        // backup holds (its pusher forgot it once it was pruned).
+        let settled: Vec<[u8; 16]> = self.acked.iter().filter(|(_, c)| pruned(**c)).map(|(p, _)| *p).collect();
+        for push_id in settled {
+            self.acked.remove(&push_id);
+            self.settled.insert(push_id);
+        }
+        let held = |push_id: &[u8; 16], cursor: u64| {
+            store.groups.values().any(|g| g.blobs.get(&cursor).is_some_and(|b| b.push_id == *push_id))
+        };
+        let lost: Vec<([u8; 16], u64)> =
+            self.acked.iter().filter(|(p, c)| !held(p, **c)).map(|(p, c)| (*p, *c)).collect();
+        for (push_id, cursor) in lost {
+            self.acked.remove(&push_id);
+            self.verified.remove(&push_id);
+            self.lost_to_damage.insert(push_id, cursor);
+        }
+        // A backup restored over a damaged store can bring back what an earlier damage lost.
+        let back: Vec<([u8; 16], u64)> = self
+            .lost_to_damage
+            .keys()
+            .filter_map(|p| store.groups.values().find_map(|g| g.blobs.values().find(|b| b.push_id == *p)))
+            .map(|b| (b.push_id, b.cursor))
+            .collect();
+        for (push_id, cursor) in back {
+            self.lost_to_damage.remove(&push_id);
+            self.acked.insert(push_id, cursor);
+        }
+        // A restored backup hands out again the cursors above its head.
+        let head = store.groups.values().map(|g| g.head).max().unwrap_or(0);
+        let kept = |p: &[u8; 16], c: u64| held(p, c) || (pruned(c) && c <= head);
+        self.relay_cursors.retain(|c, p| kept(p, *c));
+        // Nor can it recognise a resend of what it pruned (its pusher may not have heard yet).
+        self.relay_push_ids.retain(|p, c| held(p, *c));
+        self.stored_order.clear();
+        let rows = |s: &crate::stores::RelayStore| s.groups.values().map(|g| g.blobs.len() as u64).sum::<u64>();
+        rows(before).saturating_sub(rows(store))
+    }
+
+    /// A device that says it is synced has checked its view of the log against the relay's:
+    /// its durable chain value at its cursor is the relay's there.
+    fn check_synced_views(&mut self, world: &World) {
+        for (i, d) in world.devices.iter().enumerate() {
+            let (Some(c), Some(m), Some(chain)) = (&d.client, &d.store.state.membership, d.store.state.log_chain)
+            else {
+                continue;
+            };
+            if c.status() != SyncStatus::Synced || c.is_paused() {
+                continue;
+            }
+            let group_id = *m.group_id.expose();
+            let Some(g) = world.relay.store.groups.get(&group_id) else { continue };
+            let cursor = d.store.state.cursor;
+            if cursor + 1 < g.earliest {
+                continue;
+            }
+            let relay = g
+                .blobs
+                .range(..=cursor)
+                .next_back()
+                .map(|(_, b)| b.chain)
+                .or(g.pruned_chain)
+                .unwrap_or_else(|| zerok_core::log::genesis(&group_id));
+            if cursor > g.head || relay != chain {
+                self.fail(format!(
+                    "device {i} says synced on a view of the log the relay no longer has (cursor {cursor})"
+                ));
+            }
+        }
     }
 
     fn check_bounds(&mut self, world: &World) {
@@ -198,8 +290,25 @@ impl Checker {
             return self.check_corruption_reported(world);
         }
         for push_id in self.outboxed.keys() {
-            if !self.acked.contains_key(push_id) {
-                self.violations.push(Violation("a durably queued push was never acknowledged".into()));
+            if !self.acked.contains_key(push_id)
+                && !self.settled.contains(push_id)
+                && !self.pruned_since(push_id, world)
+            {
+                let what = if self.lost_to_damage.contains_key(push_id) {
+                    "a push the relay lost to damage was never pushed again"
+                } else {
+                    "a durably queued push was never acknowledged"
+                };
+                let pusher = self.pushes.get(push_id).map(|(_, d)| *d);
+                let kept = pusher.map(|d| {
+                    let state = &world.devices[d].store.state;
+                    let sent = state.sent.values().any(|e| e.push_id == *push_id);
+                    let queued = state.outbox.iter().any(|e| e.push_id == *push_id);
+                    (sent, queued)
+                });
+                self.violations.push(Violation(format!(
+                    "{what} (pushed by device {pusher:?}; (in its sent log, in its outbox): {kept:?})"
+                )));
                 break;
             }
         }
@@ -214,14 +323,18 @@ impl Checker {
             let got = self.delivered.get(&i).cloned().unwrap_or_default();
             // Below its trust floor the relay had pruned history before this device read it.
             let floor = d.store.state.trust_floor;
-            let missing = self
+            let missing: Vec<u64> = self
                 .acked
                 .iter()
                 .filter(|(p, _)| self.pushes.get(*p).is_some_and(|(_, from)| *from != i))
                 .filter(|(p, cursor)| **cursor >= floor && !got.contains(*p))
-                .count();
-            if missing > 0 {
-                self.violations.push(Violation(format!("device {i} misses {missing} blobs after healing")));
+                .map(|(_, cursor)| *cursor)
+                .collect();
+            if !missing.is_empty() {
+                let n = missing.len();
+                self.violations.push(Violation(format!(
+                    "device {i} misses {n} blobs after healing (at cursors {missing:?}; its trust floor {floor})"
+                )));
             }
         }
     }
@@ -262,7 +375,7 @@ impl Observer for Checker {
             | ClientEvent::RelayMisbehaved { .. }
             | ClientEvent::LostAtRelay { .. }
             | ClientEvent::BlobsLost { .. }
-                if !self.adversarial =>
+                if !self.adversarial && !self.damage_explains(event) =>
             {
                 self.fail(format!("device {device} accuses an honest relay: {event:?}"));
             }
@@ -296,6 +409,7 @@ impl Observer for Checker {
         match op {
             ClientStoreOp::AppendOutbox { entries, .. } => {
                 for e in entries {
+                    self.by_seq.insert((device, e.seq), e.push_id);
                     let hash = *blake3::hash(&e.envelope).as_bytes();
                     self.outboxed.insert(e.push_id, hash);
                     let nonce: [u8; 24] = e.envelope.get(5..29).and_then(|n| n.try_into().ok()).unwrap_or([0; 24]);
@@ -346,7 +460,10 @@ impl Observer for Checker {
             {
                 self.fail(format!("the relay accepted a duplicate push (cursor {first}, again at {})", blob.cursor));
             }
-            if let Some(&(device, place)) = self.push_order.get(&blob.push_id) {
+            // A push the relay lost to damage is pushed again once its pusher finds it missing,
+            // after newer ones.
+            let order = self.push_order.get(&blob.push_id).filter(|_| !self.lost_to_damage.contains_key(&blob.push_id));
+            if let Some(&(device, place)) = order {
                 let highest = *self.stored_order.entry(device).or_insert(place);
                 if place < highest {
                     self.fail(format!(
@@ -356,6 +473,42 @@ impl Observer for Checker {
                 }
                 self.stored_order.insert(device, highest.max(place));
             }
+        }
+    }
+}
+
+impl Checker {
+    /// A push the relay lost to damage, whose place the relay pruned since, after every member
+    /// but its pusher had applied it: nobody needs it pushed again (a device that joins later
+    /// starts after pruned history).
+    fn pruned_since(&self, push_id: &[u8; 16], world: &World) -> bool {
+        let Some(cursor) = self.lost_to_damage.get(push_id) else { return false };
+        let pusher = self.pushes.get(push_id).map(|(_, d)| *d);
+        let earliest = world.relay.store.groups.values().map(|g| g.earliest).max().unwrap_or(1);
+        *cursor < earliest
+            && world.devices.iter().enumerate().all(|(i, d)| {
+                Some(i) == pusher
+                    || d.store.state.membership.is_none()
+                    || d.store.state.trust_floor > *cursor
+                    || self.delivered.get(&i).is_some_and(|got| got.contains(push_id))
+            })
+    }
+
+    fn damage_explains(&self, event: &ClientEvent) -> bool {
+        self.damaged && self.reports_damage(event)
+    }
+
+    /// What a device rightly reports when an honest relay's store lost history: the head went
+    /// back, the log was linked again, one of its own blobs is missing, or blobs nobody holds
+    /// any more (pruned, then missing from a restored backup) are given up.
+    fn reports_damage(&self, event: &ClientEvent) -> bool {
+        match event {
+            ClientEvent::Rollback { .. } | ClientEvent::Forked { .. } | ClientEvent::LostAtRelay { .. } => true,
+            ClientEvent::BlobsLost { sender, from_seq, to_seq } => {
+                let Some(d) = self.device_ids.iter().position(|id| id == sender) else { return false };
+                (*from_seq..=*to_seq).all(|seq| self.by_seq.get(&(d, seq)).is_some_and(|p| self.settled.contains(p)))
+            }
+            _ => false,
         }
     }
 }

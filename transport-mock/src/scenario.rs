@@ -25,6 +25,13 @@ pub struct Scenario {
     /// One seed in this many runs its relay with retention on (a blob is pruned once every
     /// member acknowledged it), so the device that pairs mid-run joins after a prune (0: never).
     pub retention_one_in: u64,
+    /// One seed in this many runs an honest relay whose store is damaged between restarts:
+    /// restored from an older backup, a row deleted, a byte flipped (0: never).
+    pub damage_one_in: u64,
+    /// One seed in this many has a device that lives as short-lived processes do (a CLI
+    /// command, an app the OS keeps killing): it exits as soon as it is synced and starts
+    /// again for its next action (0: never).
+    pub short_lived_one_in: u64,
     /// Deliberate bugs to switch on.
     #[cfg(feature = "planted-bugs")]
     pub bugs: zerok_core::bugs::PlantedBugs,
@@ -39,6 +46,8 @@ impl Default for Scenario {
             heal_steps: 400_000,
             adversary_percent: 0,
             retention_one_in: 4,
+            damage_one_in: 4,
+            short_lived_one_in: 3,
             #[cfg(feature = "planted-bugs")]
             bugs: Default::default(),
         }
@@ -74,6 +83,11 @@ pub struct Summary {
     pub retention: bool,
     /// Trust points devices reported (a sender's chain starting after pruned history).
     pub trust_points: u64,
+    /// Times the honest relay's store was damaged (restored from a backup, a row deleted, a
+    /// byte flipped), and rows its chain check dropped.
+    pub damage: (u64, u64),
+    /// Exits of the short-lived device.
+    pub short_lived_exits: u64,
 }
 
 /// A failed run: the seed, and the broken invariant.
@@ -111,8 +125,16 @@ pub fn run(seed: u64, scenario: &Scenario) -> Result<Summary, Failure> {
     if retention {
         world.set_retention_all_acked();
     }
+    let damaged = scenario.adversary_percent == 0
+        && scenario.damage_one_in > 0
+        && seed % scenario.damage_one_in == 2 % scenario.damage_one_in;
+    let short_lived = (scenario.short_lived_one_in > 0 && seed.is_multiple_of(scenario.short_lived_one_in))
+        .then_some(1)
+        .filter(|&d| d < scenario.devices);
     let mut check = Checker::default();
     check.adversarial = scenario.adversary_percent > 0;
+    check.device_ids = world.devices.iter().map(|d| d.config.device.device_id()).collect();
+    let mut damage = Damage::default();
     // Each seed tries one family of attacks, so that one cannot hide another (a blob corrupted
     // at rest stalls its sender's chain on every device, and a stalled device cannot be shown
     // another history).
@@ -164,6 +186,12 @@ pub fn run(seed: u64, scenario: &Scenario) -> Result<Summary, Failure> {
         if let Some(family) = family {
             adversary_step(&mut world, &mut check, family);
         }
+        if damaged {
+            damage.step(&mut world, &mut check);
+        }
+        if let Some(d) = short_lived {
+            damage.short_lived(&mut world, &mut check, d);
+        }
         world.advance(&mut check);
         check.check_world(&world);
         if let Some(v) = check.first_violation() {
@@ -212,6 +240,8 @@ pub fn run(seed: u64, scenario: &Scenario) -> Result<Summary, Failure> {
         joined_mid_run,
         retention,
         trust_points: check.trust_point_reports(),
+        damage: (damage.done, damage.dropped),
+        short_lived_exits: damage.exits,
     })
 }
 
@@ -306,6 +336,70 @@ fn adversary_step(world: &mut World, check: &mut Checker, family: Family) {
                 16..=23 => world.devices.iter_mut().for_each(|d| d.partitioned = false),
                 _ => {}
             }
+        }
+    }
+}
+
+/// What befalls an honest relay's disk, and the short-lived device.
+#[derive(Default)]
+struct Damage {
+    done: u64,
+    dropped: u64,
+    exits: u64,
+}
+
+impl Damage {
+    /// Now and then the operator takes a backup; more rarely the relay's store is damaged
+    /// while it is down: the backup restored over it, a row deleted, a byte flipped.
+    fn step(&mut self, world: &mut World, check: &mut Checker) {
+        let roll = world.rng.below(2000);
+        if roll < 10 && world.relay_head() > 0 {
+            world.snapshot_relay();
+        }
+        if !(10..14).contains(&roll) || world.relay_head() == 0 {
+            return;
+        }
+        let before = world.relay.store.clone();
+        let damaged = match world.rng.below(3) {
+            0 => world.restore_backup(check),
+            kind => {
+                world.damage_relay(check, |store, rng| {
+                    let Some(g) = store.groups.values_mut().next() else { return };
+                    let cursors: Vec<u64> = g.blobs.keys().copied().collect();
+                    let Some(&cursor) = cursors.get(rng.below(cursors.len().max(1) as u64) as usize) else { return };
+                    if kind == 1 {
+                        g.blobs.remove(&cursor);
+                    } else if let Some(b) = g.blobs.get_mut(&cursor) {
+                        let field: &mut [u8] = match rng.below(4) {
+                            0 => &mut b.chain,
+                            1 => &mut b.push_id,
+                            _ => &mut b.envelope.0,
+                        };
+                        if !field.is_empty() {
+                            let bit = rng.below(field.len() as u64 * 8) as usize;
+                            field[bit / 8] ^= 1 << (bit % 8);
+                        }
+                    }
+                });
+                true
+            }
+        };
+        if damaged {
+            self.done += 1;
+            self.dropped += check.relay_damaged(&before, world);
+        }
+    }
+
+    /// The short-lived device exits once synced (not while pairing), and starts again now and
+    /// then, as its user runs the next command.
+    fn short_lived(&mut self, world: &mut World, check: &mut Checker, d: usize) {
+        match &world.devices[d].client {
+            Some(c) if c.membership().is_some() && c.status() == SyncStatus::Synced && !c.pairing_in_progress() => {
+                self.exits += 1;
+                world.crash_device(d, check);
+            }
+            None if world.rng.below(40) == 0 => world.restart_device(d, check),
+            _ => {}
         }
     }
 }

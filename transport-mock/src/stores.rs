@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use zerok_core::client::{ClientState, ClientStoreOp, ReceivedBlob};
 use zerok_core::io::StoreError;
-use zerok_core::relay::{GroupSnapshot, RESTORED_PUSH_IDS, RelayStoreOp, RelayStoreResult};
+use zerok_core::relay::{ChainCheck, GroupSnapshot, RESTORED_PUSH_IDS, RelayStoreOp, RelayStoreResult};
 use zerok_core::wire::StoredBlob;
 
 /// One group's durable rows at the relay.
@@ -105,18 +105,45 @@ impl RelayStore {
             }
             RelayStoreOp::Prune { group_id, before, stored_before_ms } => {
                 let Some(g) = self.groups.get_mut(group_id) else { return RelayStoreResult::Failed(StoreError::Io) };
+                let mut pruned = false;
                 while let Some(entry) = g.blobs.first_entry() {
                     let b = entry.get();
                     if *entry.key() >= *before && b.stored_at_ms >= *stored_before_ms {
                         break;
                     }
                     g.pruned_chain = Some(entry.remove().chain);
+                    pruned = true;
                 }
-                g.earliest = g.blobs.keys().next().copied().unwrap_or(g.head + 1).max(g.earliest);
+                // Only pruning moves it: rows a repair dropped are not pruned history.
+                if pruned {
+                    g.earliest = g.blobs.keys().next().copied().unwrap_or(g.head + 1).max(g.earliest);
+                }
                 let bytes = g.blobs.values().map(|b| b.envelope.len() as u64).sum();
                 RelayStoreResult::Pruned { earliest: g.earliest, bytes, blobs: g.blobs.len() as u64 }
             }
         }
+    }
+
+    /// What a real store does when it opens: checks each group's log chain and repairs a log
+    /// damaged at rest. Returns how many rows were dropped.
+    pub fn repair(&mut self) -> usize {
+        let mut dropped = 0;
+        for (group_id, g) in &mut self.groups {
+            let mut check = ChainCheck::new(group_id, g.pruned_chain);
+            g.blobs.values().for_each(|b| check.row(b));
+            let Some(repair) = check.finish(g.head_chain) else { continue };
+            for cursor in &repair.dropped {
+                g.blobs.remove(cursor);
+            }
+            for (cursor, chain) in &repair.relinked {
+                if let Some(b) = g.blobs.get_mut(cursor) {
+                    b.chain = *chain;
+                }
+            }
+            g.head_chain = Some(repair.head_chain);
+            dropped += repair.dropped.len();
+        }
+        dropped
     }
 
     /// What the relay loads at start.

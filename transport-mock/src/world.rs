@@ -192,8 +192,9 @@ impl World {
                 let mut config =
                     ClientConfig::new(DeviceSigningKey::generate(&mut rng), rng.bytes(), relay_info.clone());
                 config.backoff_max = Duration::from_secs(5);
-                // Within the heal phase: a gap nobody fills is given up, not waited on for ever.
-                config.gap_patience = Duration::from_secs(30);
+                // Within the heal phase, and longer than a full relay disk asks devices to wait (30 s):
+                // a gap nobody fills is given up, not waited on for ever.
+                config.gap_patience = Duration::from_secs(120);
                 let client = Client::new(config.clone(), Default::default(), rng.bytes(), now);
                 Device {
                     client: Some(client),
@@ -693,15 +694,32 @@ impl World {
     }
 
     fn restore_snapshot(&mut self, attack: crate::adversary::Attack, obs: &mut dyn Observer) -> bool {
-        let Some(old) = self.snapshot.take() else { return false };
-        self.crash_relay(obs);
-        let full = self.relay.store.full;
-        self.relay.store = old;
-        self.relay.store.full = full;
-        self.restart_relay(obs);
+        if !self.restore_backup(obs) {
+            return false;
+        }
         if let Some(adv) = &mut self.adversary {
             *adv.done.entry(attack).or_insert(0) += 1;
         }
+        true
+    }
+
+    /// The honest relay's store is damaged while it is down: crash, `damage`, restart (the
+    /// store checks and repairs its log chain as it opens).
+    pub fn damage_relay(&mut self, obs: &mut dyn Observer, damage: impl FnOnce(&mut RelayStore, &mut CoreRng)) {
+        self.crash_relay(obs);
+        damage(&mut self.relay.store, &mut self.rng);
+        self.restart_relay(obs);
+    }
+
+    /// The operator restores the backup kept by [`Self::snapshot_relay`], keeping the disk's
+    /// full flag; returns whether there was one.
+    pub fn restore_backup(&mut self, obs: &mut dyn Observer) -> bool {
+        let Some(old) = self.snapshot.take() else { return false };
+        self.damage_relay(obs, |store, _| {
+            let full = store.full;
+            *store = old;
+            store.full = full;
+        });
         true
     }
 
@@ -709,6 +727,14 @@ impl World {
     pub fn restart_relay(&mut self, obs: &mut dyn Observer) {
         if self.relay.relay.is_some() {
             return;
+        }
+        // An honest relay's store checks its log chain as it opens (a lying one would not).
+        #[cfg(feature = "planted-bugs")]
+        let repair = self.adversary.is_none() && !self.bugs.no_store_repair;
+        #[cfg(not(feature = "planted-bugs"))]
+        let repair = self.adversary.is_none();
+        if repair {
+            self.relay.store.repair();
         }
         let snapshots = self.relay.store.snapshots();
         let seed = self.rng.bytes();

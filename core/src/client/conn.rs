@@ -256,12 +256,14 @@ impl Client {
             self.event(ClientEvent::Rollback { head: w.head, highest_seen: self.highest_head });
             self.recover_from_rollback(w.head);
         }
+        self.unchecked = true;
         self.head = w.head.max(self.cursor);
         self.highest_head = self.highest_head.max(w.head);
         self.forget_pruned(w.earliest);
         self.event(ClientEvent::Connected { head: w.head });
         self.push_hold = false;
         self.reset_liveness();
+        self.register_introduced_again();
         self.transmit_outbox();
         self.pull_now();
         self.pairing_member_online();

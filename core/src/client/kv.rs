@@ -197,13 +197,20 @@ pub fn encode_membership(m: &Membership) -> Vec<u8> {
     let addrs = m.relay.addrs.join("\n");
     out.extend_from_slice(&u32::try_from(addrs.len()).unwrap_or(u32::MAX).to_le_bytes());
     out.extend_from_slice(addrs.as_bytes());
+    // Tags 0 and 1 may be followed by the introduced keys; tag 2 (a token running to the end)
+    // is only read, tag 5 is its length-prefixed successor.
     match &m.pending_creation {
         None => out.push(0),
         Some(PendingCreation { admission_token: None }) => out.push(1),
         Some(PendingCreation { admission_token: Some(t) }) => {
-            out.push(2);
+            out.push(5);
+            out.extend_from_slice(&u32::try_from(t.len()).unwrap_or(u32::MAX).to_le_bytes());
             out.extend_from_slice(t);
         }
+    }
+    if !m.introduced.is_empty() {
+        out.extend_from_slice(&u32::try_from(m.introduced.len()).unwrap_or(u32::MAX).to_le_bytes());
+        m.introduced.iter().for_each(|k| out.extend_from_slice(k));
     }
     out
 }
@@ -222,8 +229,19 @@ pub fn decode_membership(b: &[u8]) -> Option<Membership> {
     let pending_creation = match r.take(1)? {
         [0] => None,
         [1] => Some(PendingCreation { admission_token: None }),
-        _ => Some(PendingCreation { admission_token: Some(r.0.to_vec()) }),
+        [5] => {
+            let len = u32::from_le_bytes(r.array()?) as usize;
+            Some(PendingCreation { admission_token: Some(r.take(len)?.to_vec()) })
+        }
+        _ => Some(PendingCreation { admission_token: Some(std::mem::take(&mut r.0).to_vec()) }),
     };
+    let mut introduced = Vec::new();
+    if !r.0.is_empty() {
+        let count = u32::from_le_bytes(r.array()?) as usize;
+        for _ in 0..count {
+            introduced.push(r.array()?);
+        }
+    }
     let addrs = addrs.split('\n').filter(|a| !a.is_empty()).map(str::to_owned).collect();
     Some(Membership {
         group_id,
@@ -232,6 +250,7 @@ pub fn decode_membership(b: &[u8]) -> Option<Membership> {
         access_key,
         relay: RelayInfo { endpoint_id, noise_key, addrs },
         pending_creation,
+        introduced,
     })
 }
 
@@ -298,7 +317,22 @@ mod tests {
                 addrs: vec!["127.0.0.1:9".into(), "ws://127.0.0.1:8/sync".into()],
             },
             pending_creation: Some(PendingCreation { admission_token: Some(b"tok".to_vec()) }),
+            introduced: vec![[6; 32], [7; 32]],
         }
+    }
+
+    #[test]
+    fn a_membership_record_of_an_older_version_reads_with_no_introduced_keys() {
+        let mut m = membership();
+        m.introduced.clear();
+        let mut old = encode_membership(&Membership { pending_creation: None, ..m.clone() });
+        assert_eq!(old.pop(), Some(0), "no pending creation, no keys: the record ends with its tag");
+        old.push(2);
+        old.extend_from_slice(b"tok");
+        assert_eq!(decode_membership(&old), Some(m), "tag 2: the token runs to the end");
+        let mut with_keys = membership();
+        with_keys.pending_creation = None;
+        assert_eq!(decode_membership(&encode_membership(&with_keys)), Some(with_keys));
     }
 
     #[test]

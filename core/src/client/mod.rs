@@ -452,6 +452,7 @@ pub enum PairingFailure {
 
 enum OpKind {
     SaveMembership { membership: Box<Membership>, joined: bool },
+    SaveIntroduced { membership: Box<Membership>, access_key: [u8; 32] },
     AppendOutbox { entries: Vec<OutboxEntry>, prev_seq: u64, prev_hash: [u8; 32], pushed: Vec<[u8; 16]> },
     MarkSent,
     Requeue,
@@ -514,6 +515,11 @@ pub struct Client {
     push_window_now: usize,
     /// The relay refused a request: nothing more is pushed until the retry.
     push_hold: bool,
+    /// No page has checked the relay's log statement since this connection's Welcome or the
+    /// last rewind: the device is not synced until one has.
+    unchecked: bool,
+    /// Introduced access keys registered again on this connection, not yet answered.
+    reregistering: std::collections::BTreeSet<[u8; 32]>,
     /// When the relay was last heard from on this connection.
     heard: Instant,
     /// Since when an answer has been expected with nothing heard.
@@ -618,6 +624,8 @@ impl Client {
             in_flight_bytes: 0,
             push_window_now: config.push_window,
             push_hold: false,
+            unchecked: true,
+            reregistering: Default::default(),
             heard: now.mono,
             waiting_since: None,
             ping_nonce: None,
@@ -780,6 +788,7 @@ impl Client {
     fn sync_cycle(&mut self) {
         self.push_hold = false;
         if self.phase.is_online() {
+            self.resend_registrations();
             self.transmit_outbox();
             self.pull_now();
             self.progress();
@@ -837,8 +846,20 @@ impl Client {
             online: self.phase.is_online(),
             failed: self.failed,
             unsent: self.unsent() > 0,
-            behind: self.cursor < self.head,
+            // Not synced until a page checked the relay's log since connecting (or rewinding):
+            // one may reveal a rewritten history.
+            behind: self.cursor < self.head || self.delivering || (self.unchecked && !self.synced_before_checked()),
         }
+    }
+
+    #[cfg(feature = "planted-bugs")]
+    fn synced_before_checked(&self) -> bool {
+        self.config.bugs.synced_before_checked
+    }
+
+    #[cfg(not(feature = "planted-bugs"))]
+    fn synced_before_checked(&self) -> bool {
+        false
     }
 
     fn update_status(&mut self) {
@@ -860,6 +881,7 @@ impl Client {
         };
         match kind {
             OpKind::SaveMembership { membership, joined } => self.membership_saved(*membership, joined, result),
+            OpKind::SaveIntroduced { membership, access_key } => self.introduced_saved(*membership, access_key, result),
             OpKind::AppendOutbox { entries, prev_seq, prev_hash, pushed } => {
                 self.outbox_appended(entries, prev_seq, prev_hash, pushed, result)
             }

@@ -21,6 +21,10 @@ const TAG_HANDSHAKE: u8 = 2;
 const TAG_TRANSPORT: u8 = 3;
 /// Failed joiner attempts before the inviter closes the invite.
 const MAX_FAILURES: u8 = 3;
+
+/// Most introduced access keys a device keeps to register again (the membership record stays
+/// small; issue 16's membership log will carry every member's key).
+const MAX_INTRODUCED: usize = 256;
 /// A joiner gives up after this long.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -211,6 +215,9 @@ impl Client {
     }
 
     pub(super) fn on_pairing_frame(&mut self, frame: Frame) {
+        if let Frame::DeviceRegistered(r) = &frame {
+            self.reregistering.remove(&r.access_key);
+        }
         match (&self.pairing, frame) {
             (Some(Pairing::Inviter { .. }), Frame::SlotRegistered(_)) => self.invite_ready(),
             (Some(Pairing::Inviter { .. }), Frame::SlotOpen(_)) => self.set_inviter_step(InviterStep::Spake),
@@ -219,7 +226,7 @@ impl Client {
                 SlotCloseReason::Expired | SlotCloseReason::Cancelled => self.invite_closed(),
                 _ => self.set_inviter_step(InviterStep::Waiting),
             },
-            (Some(Pairing::Inviter { .. }), Frame::DeviceRegistered(r)) => self.send_welcome(r.access_key),
+            (Some(Pairing::Inviter { .. }), Frame::DeviceRegistered(r)) => self.save_introduced(r.access_key),
             (Some(Pairing::Joiner { .. }), Frame::SlotMessage(m)) => self.joiner_message(&m.data),
             (Some(Pairing::Joiner { .. }), Frame::SlotClose(c)) => {
                 let reason = if c.reason == SlotCloseReason::Failed {
@@ -359,14 +366,13 @@ impl Client {
             return;
         };
         let slot = code.slot();
-        let InviterStep::Registering2 { mut session, access_key, device } =
-            std::mem::replace(step, InviterStep::Waiting)
+        if !matches!(step, InviterStep::Registering2 { access_key, .. } if *access_key == registered) {
+            return;
+        }
+        let InviterStep::Registering2 { mut session, device, .. } = std::mem::replace(step, InviterStep::Waiting)
         else {
             return;
         };
-        if access_key != registered {
-            return;
-        }
         let Some(m) = &self.membership else { return };
         let welcome = GroupWelcome {
             group_id: m.group_id.clone(),
@@ -384,6 +390,61 @@ impl Client {
         self.event(ClientEvent::DeviceAdded { device: crate::keys::DeviceId(device) });
         self.pairing = None;
         self.event(ClientEvent::InviteClosed);
+    }
+
+    /// The relay registered the joiner's access key: this device records it durably (the
+    /// newest [`MAX_INTRODUCED`]) before it lets the joiner in, so it can register the key
+    /// again should the relay forget it (see [`Self::register_introduced_again`]).
+    fn save_introduced(&mut self, access_key: [u8; 32]) {
+        let Some(Pairing::Inviter { step: InviterStep::Registering2 { access_key: expected, .. }, .. }) = &self.pairing
+        else {
+            return;
+        };
+        let Some(m) = self.membership.as_ref().filter(|_| *expected == access_key) else {
+            // Another key's registration (one registered again after a rewritten history).
+            return;
+        };
+        let mut m = m.clone();
+        m.introduced.retain(|k| *k != access_key);
+        m.introduced.push(access_key);
+        let excess = m.introduced.len().saturating_sub(MAX_INTRODUCED);
+        m.introduced.drain(..excess);
+        let request = super::ClientStoreOp::SaveMembership(Box::new(m.clone()));
+        self.store(request, super::OpKind::SaveIntroduced { membership: Box::new(m), access_key });
+    }
+
+    pub(super) fn introduced_saved(
+        &mut self,
+        membership: Membership,
+        access_key: [u8; 32],
+        result: super::StoreResult,
+    ) {
+        if result.is_err() {
+            // Not let in unrecorded: the joiner is told the invite is gone and can ask again.
+            let Some(Pairing::Inviter { code, .. }) = &self.pairing else { return };
+            let slot = code.slot();
+            self.send_frame(&Frame::SlotClose(SlotClose { slot, reason: SlotCloseReason::Cancelled }));
+            self.pairing = None;
+            self.event(ClientEvent::PairingFailed { reason: PairingFailure::Storage });
+            return self.event(ClientEvent::InviteClosed);
+        }
+        self.membership = Some(membership);
+        self.send_welcome(access_key);
+    }
+
+    /// At every connection: registers again the access keys of the devices this one invited
+    /// (a relay restored from a backup older than a pairing forgot them, and a device refused
+    /// at the door cannot say so). Idempotent, and answered without a write when known.
+    pub(super) fn register_introduced_again(&mut self) {
+        self.reregistering = self.membership.iter().flat_map(|m| m.introduced.iter().copied()).collect();
+        self.resend_registrations();
+    }
+
+    /// Sends the registrations not yet answered (again, after the relay refused a request).
+    pub(super) fn resend_registrations(&mut self) {
+        for access_key in self.reregistering.clone() {
+            self.send_frame(&Frame::RegisterDevice(RegisterDevice { access_key }));
+        }
     }
 
     fn attempt_failed(&mut self, slot: u32) {
@@ -455,6 +516,7 @@ impl Client {
                     access_key: access_key.clone(),
                     relay: RelayInfo { endpoint_id: w.relay_endpoint, noise_key: w.relay_key, addrs: w.relay_addrs },
                     pending_creation: None,
+                    introduced: Vec::new(),
                 };
                 self.drop_connection(DisconnectReason::Local);
                 self.phase = super::conn::Phase::Idle;

@@ -33,6 +33,10 @@ pub struct Membership {
     /// While the group is not yet confirmed at the relay: the creation request (with the
     /// relay's admission token, if it needs one). Cleared once the relay welcomed us.
     pub pending_creation: Option<PendingCreation>,
+    /// Relay access keys this device registered for the devices it invited. A relay restored
+    /// from a backup older than a pairing forgets the key; this device registers it again
+    /// at every connection, so the device it invited is not locked out.
+    pub introduced: Vec<[u8; 32]>,
 }
 
 /// A group creation the relay has not confirmed yet.

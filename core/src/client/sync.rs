@@ -122,11 +122,18 @@ impl Client {
     /// The relay's head is below what it showed before: it lost history. Push again every sent
     /// blob of this device (the relay answers those it still holds as duplicates: which ones
     /// survived is unknown, since other devices' resends may already fill the cursors below its
-    /// head), and follow the relay's new numbering from its head.
+    /// head). A device whose cursor is at or below the new head goes on from it, checking the
+    /// log against its chain value there; one above it knows no chain value below the head, and
+    /// the history there may be new (other devices' resends, after a restore to an older
+    /// backup, fill the cursors again): it reads the log again from the start.
     pub(super) fn recover_from_rollback(&mut self, head: u64) {
         self.highest_head = head;
-        let chain = if self.cursor <= head { self.log.chain_at(self.cursor) } else { None };
-        self.rewind(head, chain);
+        if self.cursor <= head {
+            let chain = self.log.chain_at(self.cursor);
+            return self.rewind(head, chain);
+        }
+        let genesis = self.membership.as_ref().map(|m| crate::log::genesis(m.group_id.expose()));
+        self.rewind(0, genesis);
     }
 
     /// The relay's log does not extend what it showed this device: read it again from the
@@ -147,6 +154,7 @@ impl Client {
         self.fetch_pos = self.cursor;
         self.log.restart(chain);
         self.receiver.clear_gap();
+        self.unchecked = true;
         self.delivering = true;
         let (cursor, highest_head, trust_floor) = (self.cursor, self.highest_head, self.receiver.trust_floor());
         let request = ClientStoreOp::Deliver {
@@ -239,10 +247,9 @@ impl Client {
         self.failed = false;
         self.backoff.reset();
         self.push_window_now = (self.push_window_now + 1).min(self.config.push_window);
-        if self.healing.get(&push_id) == Some(&cursor) {
-            // Pushed again because the relay did not serve it, and acknowledged at the same place.
-            self.event(ClientEvent::RelayMisbehaved { cursor });
-        } else {
+        if self.healing.get(&push_id) != Some(&cursor) {
+            // Stored anew: a later audit judges that place afresh. Acknowledged at the same place
+            // (a restored backup may hold it there again), the next audit decides.
             self.healing.remove(&push_id);
         }
         // The acknowledged cursor is durable at the relay: its head can never honestly be lower.
@@ -310,6 +317,7 @@ impl Client {
             return self.recover_from_fork((known, page.prev_chain));
         }
         self.log.start_page(page.prev_chain);
+        self.unchecked = false;
         let mut delivered: Vec<ReceivedBlob> = Vec::new();
         // The cursor of the first blob dropped because the gap buffer was full.
         let mut overflow: Option<u64> = None;
@@ -429,12 +437,19 @@ impl Client {
         if to <= after {
             return;
         }
+        for cursor in served {
+            if let Some(entry) = self.own_sent.get(cursor) {
+                self.healing.remove(&entry.push_id);
+            }
+        }
         let lost: Vec<u64> =
             self.own_sent.range(after + 1..=to).map(|(c, _)| *c).filter(|c| !served.contains(c)).collect();
         let mut again = Vec::new();
         for cursor in lost {
             let Some(entry) = self.own_sent.get(&cursor) else { continue };
             if self.healing.get(&entry.push_id) == Some(&cursor) {
+                // Pushed again, acknowledged at the same place, and still not served there.
+                self.event(ClientEvent::RelayMisbehaved { cursor });
                 continue;
             }
             let push_id = entry.push_id;
@@ -511,7 +526,7 @@ impl Client {
         if std::mem::take(&mut self.page_rejected) {
             return self.progress();
         }
-        if self.fetch_pos < self.head {
+        if self.fetch_pos < self.head || self.unchecked {
             return self.pull_now();
         }
         if self.receiver.buffered() == 0 {
@@ -569,6 +584,7 @@ impl Client {
             access_key: NoiseKeypair::generate(&mut self.rng),
             relay: self.config.relay.clone(),
             pending_creation: Some(super::PendingCreation { admission_token }),
+            introduced: Vec::new(),
         };
         self.enabled = true;
         self.save_membership(membership, false);

@@ -225,6 +225,25 @@ fn create_group_then_push_is_acknowledged_and_synced() {
 }
 
 #[test]
+fn a_reconnected_device_is_synced_only_once_the_relay_answered_its_pull() {
+    let mut r = Rig::new();
+    r.cmd(Command::CreateGroup { admission_token: None }).unwrap();
+    r.cmd(Command::Push(b"hello".to_vec())).unwrap();
+    r.cmd(Command::SyncNow).unwrap();
+    assert_eq!(r.client.cursor(), 1);
+    let conn = r.conn.unwrap();
+    r.input(ClientInput::Disconnected { conn });
+    r.events.clear();
+    r.advance(Duration::from_secs(120));
+    assert!(r.events.iter().any(|e| matches!(e, ClientEvent::Connected { head: 1 })));
+    // The Welcome's head equals the saved cursor, but the page that checks the relay's log
+    // (a rewritten one would be found there) comes after it.
+    let statuses = r.statuses();
+    assert_eq!(statuses.last(), Some(&SyncStatus::Synced));
+    assert_eq!(statuses.get(statuses.len().wrapping_sub(2)), Some(&SyncStatus::Pending), "{statuses:?}");
+}
+
+#[test]
 fn pushes_in_flight_are_bounded_by_count_and_by_bytes() {
     let mut r = Rig::with_config(|c| c.push_window = 3);
     r.cmd(Command::CreateGroup { admission_token: None }).unwrap();

@@ -64,17 +64,20 @@ impl Relay {
 
     fn welcome(&mut self, conn: ConnId, role: &Role, acked_cursor: u64) {
         let (head, earliest) = match role {
-            Role::Member { group, key } => match self.groups.get_mut(group) {
+            Role::Member { group, .. } => match self.groups.get_mut(group) {
                 Some(g) => {
                     g.online.insert(conn);
-                    let acked = g.acked.entry(*key).or_insert(0);
-                    *acked = (*acked).max(acked_cursor.min(g.head));
                     (g.head, g.earliest)
                 }
                 None => (0, 1),
             },
             Role::Pairing => (0, 1),
         };
+        if let Role::Member { group, key } = role {
+            // The device's cursor as it says hello counts as an acknowledgement (its last `Ack`
+            // may have been lost as it closed): saved, and retention may act on it.
+            self.ack(*group, *key, acked_cursor);
+        }
         let limits = &self.config.limits;
         let welcome = Welcome {
             version: PROTOCOL_VERSION,
@@ -91,8 +94,11 @@ impl Relay {
             return;
         };
         if !session.push_order.arrive(push.push_id) {
-            // Sent after a push that was refused: it comes again, after that one.
-            return;
+            // First sent after a push that was refused: not stored before that one. Refused
+            // too, so the device sends it again: not waiting for its answer is not enough, as
+            // a device that puts older pushes in front of its outbox (healing a lost blob)
+            // sends them after the refused one's first arrival and before its resend.
+            return self.send_error(conn, ErrorCode::Unavailable, Duration::ZERO);
         }
         let limits = &self.config.limits;
         if push.envelope.len() > limits.max_envelope {

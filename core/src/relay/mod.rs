@@ -31,10 +31,12 @@ mod group;
 mod handshake;
 mod limits;
 mod push_order;
+mod repair;
 mod slots;
 mod store;
 
 pub use limits::{RelayLimits, TokenBucket};
+pub use repair::{ChainCheck, ChainRepair};
 pub use store::{GroupSnapshot, RESTORED_PUSH_IDS, RelayStoreOp, RelayStoreResult};
 
 use std::collections::{BTreeMap, VecDeque};

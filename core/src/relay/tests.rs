@@ -409,11 +409,13 @@ fn after_a_refused_push_later_ones_wait_for_its_resend() {
     w.push(&mut a, 1, 100);
     w.complete_all(RelayStoreResult::Failed(StoreError::Io));
     assert_eq!(error_code(&w.frames(&mut a)), Some(ErrorCode::Unavailable));
-    // Pushes sent before the device heard of the failure are dropped, not stored.
+    // Pushes sent before the device heard of the failure are refused, not stored.
     w.push(&mut a, 2, 100);
     w.push(&mut a, 3, 100);
     assert!(w.stores.is_empty(), "nothing is stored ahead of the failed push");
-    assert!(w.frames(&mut a).is_empty());
+    let refusals: Vec<Option<ErrorCode>> =
+        w.frames(&mut a).iter().map(|f| error_code(std::slice::from_ref(f))).collect();
+    assert_eq!(refusals, [Some(ErrorCode::Unavailable); 2], "each is refused, so the device sends it again");
     // The device resends in order from the failed one: all of it is taken.
     for id in 1..=3 {
         w.push(&mut a, id, 100);
@@ -511,4 +513,25 @@ fn pushes_behind_a_doomed_one_wait_from_the_moment_it_is_doomed() {
         .filter_map(|(_, op)| if let RelayStoreOp::Append { blob, .. } = op { Some(blob.push_id[0]) } else { None })
         .collect();
     assert_eq!(ids, vec![2, 3], "in b's order once it resends");
+}
+
+/// Regression (the late-joiner test on the real binaries): a CLI command's last `Ack` is often
+/// lost as it exits, and the cursor its next `Hello` carries was neither saved nor acted on, so
+/// retention waited for an acknowledgement that never came.
+#[test]
+fn the_cursor_a_device_says_hello_with_is_saved_as_its_acknowledgement() {
+    let mut w = World::new(RelayLimits { retention_all_acked: true, ..RelayLimits::default() });
+    let k = NoiseKeypair::generate(&mut w.rng);
+    let mut a = w.member(&k, true);
+    for id in 1..=3 {
+        w.push(&mut a, id, 100);
+    }
+    w.complete_all(RelayStoreResult::Done);
+    w.frames(&mut a);
+    let mut again = w.connect(&k, Intent::Member);
+    w.frames(&mut again);
+    w.send(&mut again, Frame::Hello(Hello { min_version: 1, max_version: 1, acked_cursor: 2 }));
+    let saved = w.stores.iter().any(|(_, op)| matches!(op, RelayStoreOp::SaveAck { cursor: 2, .. }));
+    let pruned = w.stores.iter().any(|(_, op)| matches!(op, RelayStoreOp::Prune { before: 3, .. }));
+    assert!(saved && pruned, "{:?}", w.stores);
 }
