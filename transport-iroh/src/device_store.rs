@@ -45,6 +45,11 @@ impl DeviceDb {
         if !has_last_cursor {
             conn.execute_batch("ALTER TABLE senders ADD COLUMN last_cursor INTEGER NOT NULL DEFAULT 0")?;
         }
+        let has_given_up: bool =
+            conn.prepare("SELECT 1 FROM pragma_table_info('senders') WHERE name = 'given_up'")?.exists([])?;
+        if !has_given_up {
+            conn.execute_batch("ALTER TABLE senders ADD COLUMN given_up BLOB NOT NULL DEFAULT x''")?;
+        }
         Ok(DeviceDb { conn })
     }
 
@@ -81,10 +86,17 @@ impl DeviceDb {
             .query_map([], |r| Ok((array(r.get(0)?)?, uint(r.get(1)?))))?
             .collect::<rusqlite::Result<std::collections::BTreeMap<[u8; 16], u64>>>()?;
         kv::split_sent(&mut state, &sent);
-        let mut senders = self.conn.prepare("SELECT device, last_seq, last_hash, last_cursor FROM senders")?;
+        let mut senders =
+            self.conn.prepare("SELECT device, last_seq, last_hash, last_cursor, given_up FROM senders")?;
         for s in senders.query_map([], |r| {
-            let view =
-                SenderView { last_seq: uint(r.get(1)?), last_hash: array(r.get(2)?)?, last_cursor: uint(r.get(3)?) };
+            let view = SenderView {
+                last_seq: uint(r.get(1)?),
+                last_hash: array(r.get(2)?)?,
+                last_cursor: uint(r.get(3)?),
+                given_up: kv::decode_given_up(&r.get::<_, Vec<u8>>(4)?).ok_or_else(|| {
+                    rusqlite::Error::InvalidColumnType(4, "given_up".into(), rusqlite::types::Type::Blob)
+                })?,
+            };
             Ok((DeviceId(array(r.get(0)?)?), view))
         })? {
             let (d, v) = s?;
@@ -201,9 +213,16 @@ fn write(conn: &Connection, op: &ClientStoreOp) -> rusqlite::Result<()> {
             }
             for (d, v) in senders {
                 conn.prepare_cached(
-                    "INSERT OR REPLACE INTO senders (device, last_seq, last_hash, last_cursor) VALUES (?1, ?2, ?3, ?4)",
+                    "INSERT OR REPLACE INTO senders (device, last_seq, last_hash, last_cursor, given_up)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
                 )?
-                .execute(params![d.0, int(v.last_seq), v.last_hash, int(v.last_cursor)])?;
+                .execute(params![
+                    d.0,
+                    int(v.last_seq),
+                    v.last_hash,
+                    int(v.last_cursor),
+                    kv::encode_given_up(&v.given_up)
+                ])?;
             }
             set_meta(conn, "cursor", &cursor.to_le_bytes())?;
             match log_chain {
@@ -256,7 +275,12 @@ mod tests {
                 payload: b"hi".to_vec(),
                 stored_at_ms: 11,
             };
-            let view = SenderView { last_seq: 1, last_hash: [6; 32], last_cursor: 5 };
+            let view = SenderView {
+                last_seq: 1,
+                last_hash: [6; 32],
+                last_cursor: 5,
+                given_up: vec![zerok_core::client::GivenUp { next_seq: 3, to_seq: 4, prev_hash: [2; 32] }],
+            };
             db.apply(&ClientStoreOp::Deliver {
                 blobs: vec![blob],
                 cursor: 5,
@@ -281,7 +305,10 @@ mod tests {
         assert_eq!((state.log_chain, state.highest_head, state.trust_floor), (Some([12; 32]), 9, 3));
         assert_eq!(state.outbox.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2], "the requeued one is unsent");
         assert_eq!(state.sent.keys().copied().collect::<Vec<_>>(), vec![7], "the sent one is kept at its cursor");
-        assert_eq!(state.senders.get(&DeviceId([3; 32])).map(|v| (v.last_seq, v.last_cursor)), Some((1, 5)));
+        assert_eq!(
+            state.senders.get(&DeviceId([3; 32])).map(|v| (v.last_seq, v.last_cursor, v.given_up.len())),
+            Some((1, 5, 1))
+        );
         db.apply(&ClientStoreOp::ForgetSent { push_ids: vec![[1; 16]] }).unwrap();
         assert!(db.load().unwrap().sent.is_empty());
         assert_eq!(db.inbox(0, 10).unwrap().len(), 1);

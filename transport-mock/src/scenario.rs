@@ -133,7 +133,6 @@ pub fn run(seed: u64, scenario: &Scenario) -> Result<Summary, Failure> {
         .filter(|&d| d < scenario.devices);
     let mut check = Checker::default();
     check.adversarial = scenario.adversary_percent > 0;
-    check.device_ids = world.devices.iter().map(|d| d.config.device.device_id()).collect();
     let mut damage = Damage::default();
     // Each seed tries one family of attacks, so that one cannot hide another (a blob corrupted
     // at rest stalls its sender's chain on every device, and a stalled device cannot be shown

@@ -9,7 +9,7 @@
 //! | `last_hash`, `log_chain` | 32 bytes |
 //! | `outbox/<push id hex>` | seq (u64 LE) then the envelope (every own blob kept) |
 //! | `sent/<push id hex>` | the cursor (u64 LE) it was acknowledged at: the outbox entry is sent |
-//! | `sender/<device id hex>` | last seq (u64 LE), the last hash, then the last cursor (u64 LE; absent in older records) |
+//! | `sender/<device id hex>` | last seq (u64 LE), the last hash, then the last cursor (u64 LE; absent in older records), then its given-up stretches ([`encode_given_up`]; absent when none) |
 //!
 //! Received blobs go to a second table keyed by cursor ([`KvWrite::Inbox`]), so that a
 //! driver can read "after cursor N" as a key range.
@@ -17,7 +17,7 @@
 use data_encoding::HEXLOWER;
 
 use super::state::{
-    ClientState, ClientStoreOp, Membership, OutboxEntry, PendingCreation, ReceivedBlob, RelayInfo, SenderView,
+    ClientState, ClientStoreOp, GivenUp, Membership, OutboxEntry, PendingCreation, ReceivedBlob, RelayInfo, SenderView,
 };
 use crate::keys::{DeviceId, EpochSecret, GroupId, NoiseKeypair, NoisePublic, NoiseSecret};
 
@@ -83,8 +83,13 @@ pub fn writes(op: &ClientStoreOp) -> Vec<KvWrite> {
             let mut out = sent_writes(sent);
             out.extend(blobs.iter().map(|b| KvWrite::Inbox { cursor: b.cursor, value: encode_blob(b) }));
             for (device, view) in senders {
-                let value =
-                    [&view.last_seq.to_le_bytes()[..], &view.last_hash, &view.last_cursor.to_le_bytes()].concat();
+                let value = [
+                    &view.last_seq.to_le_bytes()[..],
+                    &view.last_hash,
+                    &view.last_cursor.to_le_bytes(),
+                    &encode_given_up(&view.given_up),
+                ]
+                .concat();
                 out.push(KvWrite::Put { key: format!("sender/{}", hex(&device.0)), value });
             }
             out.push(put("cursor", &cursor.to_le_bytes()));
@@ -126,7 +131,8 @@ pub fn load<'a>(records: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Resul
                     let last_seq = u64::from_le_bytes(r.array().ok_or_else(bad)?);
                     let last_hash = r.array().ok_or_else(bad)?;
                     let last_cursor = if r.0.is_empty() { 0 } else { u64::from_le_bytes(r.array().ok_or_else(bad)?) };
-                    let view = SenderView { last_seq, last_hash, last_cursor };
+                    let given_up = decode_given_up(r.0).ok_or_else(bad)?;
+                    let view = SenderView { last_seq, last_hash, last_cursor, given_up };
                     state.senders.insert(DeviceId(unhex(id).ok_or_else(bad)?), view);
                 }
             }
@@ -254,6 +260,30 @@ pub fn decode_membership(b: &[u8]) -> Option<Membership> {
     })
 }
 
+/// A sender's given-up stretches as bytes (empty for none): each next seq and last seq (u64
+/// LE) and the hash the next must link to. Shared with the SQLite store's `given_up` column.
+pub fn encode_given_up(stretches: &[GivenUp]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(stretches.len() * 48);
+    for g in stretches {
+        out.extend_from_slice(&g.next_seq.to_le_bytes());
+        out.extend_from_slice(&g.to_seq.to_le_bytes());
+        out.extend_from_slice(&g.prev_hash);
+    }
+    out
+}
+
+/// Reads [`encode_given_up`]'s bytes.
+pub fn decode_given_up(b: &[u8]) -> Option<Vec<GivenUp>> {
+    let mut r = Reader(b);
+    let mut out = Vec::new();
+    while !r.0.is_empty() {
+        let next_seq = u64::from_le_bytes(r.array()?);
+        let to_seq = u64::from_le_bytes(r.array()?);
+        out.push(GivenUp { next_seq, to_seq, prev_hash: r.array()? });
+    }
+    Some(out)
+}
+
 fn u64_of(value: &[u8]) -> Option<u64> {
     Some(u64::from_le_bytes(value.try_into().ok()?))
 }
@@ -354,7 +384,12 @@ mod tests {
             payload: b"hi".to_vec(),
             stored_at_ms: 11,
         };
-        let view = SenderView { last_seq: 1, last_hash: [6; 32], last_cursor: 5 };
+        let view = SenderView {
+            last_seq: 1,
+            last_hash: [6; 32],
+            last_cursor: 5,
+            given_up: vec![GivenUp { next_seq: 3, to_seq: 4, prev_hash: [2; 32] }],
+        };
         let deliver = |log_chain| ClientStoreOp::Deliver {
             blobs: vec![blob.clone()],
             cursor: 5,

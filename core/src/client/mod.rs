@@ -39,7 +39,7 @@ mod sync;
 
 pub use backoff::Backoff;
 pub use state::{
-    ClientState, ClientStoreOp, Membership, OutboxEntry, PendingCreation, ReceivedBlob, RelayInfo, SenderView,
+    ClientState, ClientStoreOp, GivenUp, Membership, OutboxEntry, PendingCreation, ReceivedBlob, RelayInfo, SenderView,
     StoreResult,
 };
 pub use status::SyncStatus;
@@ -386,8 +386,9 @@ pub enum ClientEvent {
         /// Proof: this device's chain value there, and the one the relay stated.
         proof: ([u8; 32], [u8; 32]),
     },
-    /// A sender's blobs never arrived within [`ClientConfig::gap_patience`] of reading the
-    /// whole log: they are given up, and the sender's later blobs apply from `to_seq + 1`.
+    /// A sender's blobs did not arrive within [`ClientConfig::gap_patience`] of reading the
+    /// whole log: they are given up, and the sender's later blobs apply from `to_seq + 1`. A
+    /// given-up blob that arrives later (its sender pushed it again) is still applied, in order.
     BlobsLost {
         /// The sender.
         sender: DeviceId,

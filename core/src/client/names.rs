@@ -110,7 +110,8 @@ impl ClientEvent {
             ClientEvent::BlobsLost { sender, from_seq, to_seq } => (
                 "blobsLost",
                 format!(
-                    "device {}'s blobs {from_seq} to {to_seq} never arrived; its later blobs are applied without them",
+                    "device {}'s blobs {from_seq} to {to_seq} did not arrive in time; its later blobs are applied \
+                     without them (they are still applied if they arrive)",
                     sender.short_hex()
                 ),
             ),

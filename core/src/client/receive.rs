@@ -6,12 +6,15 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use super::state::{ReceivedBlob, SenderView};
+use super::state::{GivenUp, ReceivedBlob, SenderView};
 use crate::envelope::OpenedBlob;
 use crate::keys::DeviceId;
 
 /// Chain hashes remembered per sender for equivocation checks on old sequence numbers.
 const RECENT_HASHES: usize = 64;
+
+/// Given-up stretches kept open to late arrivals per sender (the oldest is closed first).
+pub(crate) const GIVEN_UP_STRETCHES: usize = 8;
 
 /// A blob that decrypted and verified, with where the relay stored it.
 #[derive(Clone, Debug)]
@@ -52,7 +55,9 @@ impl Chain {
     }
 
     fn apply(&mut self, seq: u64, hash: [u8; 32], cursor: u64) {
-        self.view = SenderView { last_seq: seq, last_hash: hash, last_cursor: cursor };
+        self.view.last_seq = seq;
+        self.view.last_hash = hash;
+        self.view.last_cursor = cursor;
         self.recent.push_back((seq, hash));
         if self.recent.len() > RECENT_HASHES {
             self.recent.pop_front();
@@ -136,7 +141,8 @@ impl Receiver {
                 Some(known) if known != incoming.blob.hash => {
                     Verdict::Equivocation { seq, known, got: incoming.blob.hash }
                 }
-                _ => Verdict::Duplicate,
+                Some(_) => Verdict::Duplicate,
+                None => self.late(sender, chain, &incoming),
             };
         }
         let ahead = seq > chain.view.last_seq + 1;
@@ -188,9 +194,26 @@ impl Receiver {
         self.staged.insert(sender, chain);
     }
 
+    /// A blob below the sender's chain that this device has no hash for: applied if it is the
+    /// next of a stretch given up on (it links to the blob before it), else a duplicate (a
+    /// device remembers only its last hashes).
+    fn late(&mut self, sender: DeviceId, mut chain: Chain, incoming: &Incoming) -> Verdict {
+        let blob = &incoming.blob;
+        let Some(g) = chain.view.given_up.iter_mut().find(|g| g.next_seq == blob.seq && g.prev_hash == blob.prev_hash)
+        else {
+            return Verdict::Duplicate;
+        };
+        g.next_seq += 1;
+        g.prev_hash = blob.hash;
+        chain.view.given_up.retain(|g| g.next_seq <= g.to_seq);
+        self.staged.insert(sender, chain);
+        Verdict::Applied(vec![deliverable(incoming)])
+    }
+
     /// Gives up waiting for the blobs missing before each sender's buffered ones: its chain
-    /// starts again at its lowest buffered blob. Returns the blobs that apply now, and for
-    /// each sender the sequence numbers given up (first, last).
+    /// starts again at its lowest buffered blob, and the stretch given up stays open to late
+    /// arrivals (at most [`GIVEN_UP_STRETCHES`] per sender). Returns the blobs that apply now,
+    /// and for each sender the sequence numbers given up (first, last).
     pub fn give_up(&mut self) -> (Vec<ReceivedBlob>, Vec<(DeviceId, u64, u64)>) {
         let (mut applied, mut lost) = (Vec::new(), Vec::new());
         for (sender, missing_seq) in self.missing() {
@@ -201,6 +224,10 @@ impl Receiver {
             self.gap_bytes -= start.blob.payload.len();
             lost.push((sender, missing_seq, first - 1));
             let mut chain = self.chain(&sender);
+            let stretch = GivenUp { next_seq: missing_seq, to_seq: first - 1, prev_hash: chain.view.last_hash };
+            chain.view.given_up.push(stretch);
+            let excess = chain.view.given_up.len().saturating_sub(GIVEN_UP_STRETCHES);
+            chain.view.given_up.drain(..excess);
             applied.push(deliverable(&start));
             chain.apply(first, start.blob.hash, start.cursor);
             self.drain(sender, chain, &mut applied);
@@ -328,8 +355,10 @@ mod tests {
 
     #[test]
     fn after_pruning_each_sender_starts_at_its_first_blob_from_the_trust_floor() {
-        let known =
-            BTreeMap::from([(DeviceId([1; 32]), SenderView { last_seq: 1, last_hash: [11; 32], last_cursor: 11 })]);
+        let known = BTreeMap::from([(
+            DeviceId([1; 32]),
+            SenderView { last_seq: 1, last_hash: [11; 32], last_cursor: 11, given_up: Vec::new() },
+        )]);
         let mut r = Receiver::new(&known, 0, 10, 1000);
         r.set_trust_floor(40);
         // Sender 1's blobs 2 and 3 (cursors 21, 31) were pruned; sender 2 was never seen.
@@ -353,7 +382,16 @@ mod tests {
         assert_eq!(lost, vec![(DeviceId([1; 32]), 2, 3)]);
         assert_eq!((r.buffered(), r.missing()), (0, vec![]));
         assert_eq!(seqs(&r.receive(blob(1, 6, 16, 15))), vec![6], "the chain goes on from there");
-        assert_eq!(r.receive(blob(1, 2, 12, 11)), Verdict::Duplicate, "a blob given up arrives too late");
+        assert_eq!(r.receive(blob(1, 3, 13, 12)), Verdict::Duplicate, "late blobs apply in order only");
+        assert_eq!(r.receive(blob(1, 2, 99, 77)), Verdict::Duplicate, "and only if they link");
+        assert_eq!(seqs(&r.receive(blob(1, 2, 12, 11))), vec![2], "a blob given up that arrives late applies");
+        assert_eq!(r.receive(blob(1, 2, 12, 11)), Verdict::Duplicate, "once");
+        r.commit();
+        let view = r.staged_views();
+        assert!(view.is_empty());
+        let mut again = Receiver::new(&r.committed.iter().map(|(d, c)| (*d, c.view.clone())).collect(), 0, 10, 1000);
+        assert_eq!(seqs(&again.receive(blob(1, 3, 13, 12))), vec![3], "the stretch is saved with the sender");
+        assert_eq!(again.receive(blob(1, 3, 13, 12)), Verdict::Duplicate, "and closed once filled");
     }
 
     #[test]

@@ -66,6 +66,20 @@ pub struct SenderView {
     pub last_hash: [u8; 32],
     /// The relay cursor that blob was stored at (0: none, or not recorded).
     pub last_cursor: u64,
+    /// Stretches of this sender's chain given up on ([`super::ClientEvent::BlobsLost`]), oldest
+    /// first: a given-up blob that arrives later still applies, in order, if it links.
+    pub given_up: Vec<GivenUp>,
+}
+
+/// A stretch of a sender's chain given up on, still open to late arrivals.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GivenUp {
+    /// The sequence number the next late blob must have.
+    pub next_seq: u64,
+    /// The last sequence number given up.
+    pub to_seq: u64,
+    /// The chain hash that blob's `prev_hash` must be.
+    pub prev_hash: [u8; 32],
 }
 
 /// A blob handed to the app, in the order applied.
