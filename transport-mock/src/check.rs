@@ -304,8 +304,11 @@ impl Checker {
                     let queued = state.outbox.iter().any(|e| e.push_id == *push_id);
                     (sent, queued)
                 });
+                let was = self.lost_to_damage.get(push_id);
                 self.violations.push(Violation(format!(
-                    "{what} (pushed by device {pusher:?}; (in its sent log, in its outbox): {kept:?})"
+                    "{what} (push {:?}, acknowledged at cursor {was:?}, pushed by device {pusher:?}; (in its sent \
+                     log, in its outbox): {kept:?})",
+                    &push_id[..4]
                 )));
                 break;
             }

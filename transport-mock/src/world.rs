@@ -106,6 +106,8 @@ pub struct Device {
     pub skew_ms: i64,
     /// Every event the client emitted, in order.
     pub events: Vec<ClientEvent>,
+    /// When its store's last issued operation completes.
+    last_store_done: u64,
 }
 
 /// The simulated relay.
@@ -207,6 +209,7 @@ impl World {
                     held: false,
                     skew_ms: 0,
                     events: Vec::new(),
+                    last_store_done: 0,
                 }
             })
             .collect();
@@ -551,7 +554,12 @@ impl World {
                 }
                 ClientOutput::Store { op, request } => {
                     self.devices[device].pending.insert(op, request);
-                    let at = self.now_us + self.rng.below(self.net.store_delay_us + 1);
+                    // A device store applies its operations in the order they were issued (as
+                    // SQLite's single writer and IndexedDB's transactions do): each completes no
+                    // earlier than the one before it.
+                    let at = (self.now_us + self.rng.below(self.net.store_delay_us + 1))
+                        .max(self.devices[device].last_store_done);
+                    self.devices[device].last_store_done = at;
                     let incarnation = self.devices[device].incarnation;
                     self.schedule(at, Ev::DeviceStoreDone { device, op, incarnation });
                 }

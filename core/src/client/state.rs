@@ -128,7 +128,9 @@ pub struct ClientState {
     pub trust_floor: u64,
 }
 
-/// A durable change the client needs.
+/// A durable change the client needs. A driver applies them in the order they are issued
+/// (one after the other, as SQLite's single writer and IndexedDB's transactions do), and
+/// reports each with `StoreDone` once durable.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ClientStoreOp {
     /// Record group membership (after creating or joining a group).

@@ -254,7 +254,12 @@ impl Client {
         }
         // The acknowledged cursor is durable at the relay: its head can never honestly be lower.
         self.highest_head = self.highest_head.max(cursor);
-        self.own_sent.insert(cursor, entry);
+        if let Some(displaced) = self.own_sent.insert(cursor, entry).filter(|e| e.push_id != push_id) {
+            // A blob of ours acknowledged there in an earlier history (a restore hands the
+            // cursor out again): the relay lost it.
+            self.event(ClientEvent::LostAtRelay { push_id: displaced.push_id, cursor });
+            self.requeue(vec![displaced]);
+        }
         self.event(ClientEvent::PushAcked { push_id, cursor });
         true
     }
