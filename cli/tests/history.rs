@@ -271,3 +271,39 @@ fn a_relay_whose_database_was_damaged_at_rest_heals_and_every_device_gets_every_
         assert_eq!(got, theirs, "{stderr}");
     }
 }
+
+#[test]
+fn a_relay_restored_from_a_backup_older_than_a_pairing_lets_the_paired_device_back_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay_dir = dir.path().join("relay");
+    let bind = format!("127.0.0.1:{}", free_udp_port());
+    let (relay, conn) = start_relay(&relay_dir, &["--bind", &bind]);
+    let (alice, bob, carol) = (dir.path().join("alice"), dir.path().join("bob"), dir.path().join("carol"));
+    ok(zerok(&alice, &["init", "--relay", &conn], b""));
+    push(&alice, "a1");
+    drop(relay);
+    let backup = dir.path().join("backup");
+    std::fs::create_dir_all(&backup).unwrap();
+    copy_db(&relay_dir, &backup);
+    let (relay, _) = start_relay(&relay_dir, &["--bind", &bind]);
+    // Bob pairs after the backup was taken: the backup does not know his key.
+    pair(&alice, &bob, &conn);
+    push(&bob, "b1");
+    ok(zerok(&alice, &["pull"], b""));
+    drop(relay);
+    copy_db(&backup, &relay_dir);
+    let (_relay, _) = start_relay(&relay_dir, &["--bind", &bind]);
+    // Alice, who invited him, registers his key again as she connects.
+    let out = zerok(&alice, &["pull"], b"");
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(3), "the relay lost history: {stderr}");
+    let out = zerok(&bob, &["pull"], b"");
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(3), "bob is let in, and told the relay lost his blob\n{stdout}\n{stderr}");
+    assert!(stderr.contains("report: rollback:") || stderr.contains("report: forked:"), "{stderr}");
+    pair(&alice, &carol, &conn);
+    let (stdout, stderr) = ok(zerok(&carol, &["pull"], b""));
+    let mut got = pulled(&stdout);
+    got.sort();
+    assert_eq!(got, ["a1", "b1"], "bob pushed his blob again: a new device gets both\n{stderr}");
+}

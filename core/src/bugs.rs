@@ -26,4 +26,7 @@ pub struct PlantedBugs {
     /// that checks the relay's log arrived (a rewritten history goes unnoticed by a device
     /// that exits once synced).
     pub synced_before_checked: bool,
+    /// Client: never register introduced devices' keys again (a relay restored from a backup
+    /// older than a pairing refuses the paired device for good).
+    pub no_reregistration: bool,
 }

@@ -13,8 +13,11 @@ fn caught_within_100_seeds(bugs: PlantedBugs) -> (u64, String) {
     // Only a device that joins after a prune needs a trust point: every seed runs retention.
     let retention_one_in = if bugs.no_trust_points { 1 } else { Scenario::default().retention_one_in };
     // A relay's damaged store needs repairing, and a rewritten log checking: every seed has one.
-    let damage_one_in =
-        if bugs.no_store_repair || bugs.synced_before_checked { 1 } else { Scenario::default().damage_one_in };
+    let damage_one_in = if bugs.no_store_repair || bugs.synced_before_checked || bugs.no_reregistration {
+        1
+    } else {
+        Scenario::default().damage_one_in
+    };
     let scenario =
         Scenario { steps: 2_000, adversary_percent, retention_one_in, damage_one_in, bugs, ..Scenario::default() };
     for seed in 0..100 {
@@ -44,7 +47,8 @@ planted!(
     reseal_on_retry,
     no_trust_points,
     no_store_repair,
-    synced_before_checked
+    synced_before_checked,
+    no_reregistration
 );
 
 #[test]

@@ -436,6 +436,10 @@ impl Client {
     /// (a relay restored from a backup older than a pairing forgot them, and a device refused
     /// at the door cannot say so). Idempotent, and answered without a write when known.
     pub(super) fn register_introduced_again(&mut self) {
+        #[cfg(feature = "planted-bugs")]
+        if self.config.bugs.no_reregistration {
+            return;
+        }
         self.reregistering = self.membership.iter().flat_map(|m| m.introduced.iter().copied()).collect();
         self.resend_registrations();
     }
