@@ -41,7 +41,7 @@ fn sweep() {
     eprintln!(
         "simulated {seeds} seeds, {} steps in {secs:.1}s: {:.0} steps/s; {} devices paired during faults; {} runs \
          with retention, {} trust points taken after pruning; {} runs with a damaged relay store: {} damages, {} \
-         rows lost; {} exits of short-lived devices",
+         rows lost; {} exits of short-lived devices; {} runs with a full gap buffer",
         t.steps,
         t.steps as f64 / secs,
         t.mid_run_joins,
@@ -50,13 +50,15 @@ fn sweep() {
         t.damaged_runs,
         t.damages,
         t.rows_lost,
-        t.short_lived_exits
+        t.short_lived_exits,
+        t.full_gap_runs
     );
     // Each new path must be exercised, or this sweep proves nothing about it.
     if seeds >= 100 {
         assert!(t.trust_points > 0, "no device joined after a prune in {seeds} seeds");
         assert!(t.damages > 0 && t.rows_lost > 0, "no relay store was damaged in {seeds} seeds");
         assert!(t.short_lived_exits > 0, "no short-lived device exited in {seeds} seeds");
+        assert!(t.full_gap_runs > 0, "no gap buffer was ever full in {seeds} seeds");
     }
 }
 
@@ -71,6 +73,7 @@ struct Totals {
     damages: u64,
     rows_lost: u64,
     short_lived_exits: u64,
+    full_gap_runs: u64,
 }
 
 impl Totals {
@@ -84,6 +87,7 @@ impl Totals {
             damages: s.damage.0,
             rows_lost: s.damage.1,
             short_lived_exits: s.short_lived_exits,
+            full_gap_runs: u64::from(s.full_gap_buffers > 0),
         });
     }
 
@@ -96,6 +100,7 @@ impl Totals {
         self.damages += o.damages;
         self.rows_lost += o.rows_lost;
         self.short_lived_exits += o.short_lived_exits;
+        self.full_gap_runs += o.full_gap_runs;
     }
 }
 

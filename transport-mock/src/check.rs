@@ -83,6 +83,8 @@ pub struct Checker {
     /// Pushes pruned before a damage (every member had them): a backup restored later may
     /// lack them, and nobody holds them to push again.
     settled: BTreeSet<[u8; 16]>,
+    /// Steps at which a device's gap buffer was full (so later early blobs were dropped).
+    pub full_gap_buffers: u64,
     /// Sequence numbers given up by (device, sender), still to be applied late and in order.
     given_up: BTreeSet<(usize, DeviceId, u64)>,
     violations: Vec<Violation>,
@@ -221,11 +223,11 @@ impl Checker {
 
     fn check_bounds(&mut self, world: &World) {
         for (i, d) in world.devices.iter().enumerate() {
-            if let Some(c) = &d.client
-                && c.gap_buffered() > d.config.gap_blobs
-            {
+            let Some(c) = &d.client else { continue };
+            if c.gap_buffered() > d.config.gap_blobs {
                 self.violations.push(Violation(format!("device {i}: gap buffer over its bound")));
             }
+            self.full_gap_buffers += u64::from(c.gap_buffered() == d.config.gap_blobs);
         }
     }
 

@@ -88,6 +88,8 @@ pub struct Summary {
     pub damage: (u64, u64),
     /// Exits of the short-lived device.
     pub short_lived_exits: u64,
+    /// Steps at which a device's gap buffer was full.
+    pub full_gap_buffers: u64,
 }
 
 /// A failed run: the seed, and the broken invariant.
@@ -241,6 +243,7 @@ pub fn run(seed: u64, scenario: &Scenario) -> Result<Summary, Failure> {
         trust_points: check.trust_point_reports(),
         damage: (damage.done, damage.dropped),
         short_lived_exits: damage.exits,
+        full_gap_buffers: check.full_gap_buffers,
     })
 }
 

@@ -197,6 +197,8 @@ impl World {
                 // Within the heal phase, and longer than a full relay disk asks devices to wait (30 s):
                 // a gap nobody fills is given up, not waited on for ever.
                 config.gap_patience = Duration::from_secs(120);
+                // Small, so that the gaps of the simulator's short logs overflow it.
+                config.gap_blobs = 8;
                 let client = Client::new(config.clone(), Default::default(), rng.bytes(), now);
                 Device {
                     client: Some(client),

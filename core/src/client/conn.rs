@@ -349,6 +349,7 @@ impl Client {
         self.reset_liveness();
         self.pulling = false;
         self.receiver.clear_gap();
+        self.dropped_from = None;
         self.fetch_pos = self.cursor;
         self.log.fetch_from(self.cursor);
         self.pairing_connection_lost();

@@ -519,6 +519,10 @@ pub struct Client {
     /// No page has checked the relay's log statement since this connection's Welcome or the
     /// last rewind: the device is not synced until one has.
     unchecked: bool,
+    /// The lowest cursor of a blob the full gap buffer dropped, to be read again.
+    dropped_from: Option<u64>,
+    /// A blob applied, or a gap given up, since the first blob of `dropped_from` was dropped.
+    progress_since_drop: bool,
     /// Introduced access keys registered again on this connection, not yet answered.
     reregistering: std::collections::BTreeSet<[u8; 32]>,
     /// When the relay was last heard from on this connection.
@@ -626,6 +630,8 @@ impl Client {
             push_window_now: config.push_window,
             push_hold: false,
             unchecked: true,
+            dropped_from: None,
+            progress_since_drop: false,
             reregistering: Default::default(),
             heard: now.mono,
             waiting_since: None,

@@ -72,6 +72,9 @@ pub(crate) struct Receiver {
     staged: BTreeMap<DeviceId, Chain>,
     gap: BTreeMap<(DeviceId, u64), Incoming>,
     gap_bytes: usize,
+    /// Per sender, the lowest early blob dropped because the gap buffer was full since it was
+    /// last cleared: (seq, its prev_hash). The relay has it; it is read again later.
+    dropped: BTreeMap<DeviceId, (u64, [u8; 32])>,
     max_gap_blobs: usize,
     max_gap_bytes: usize,
     /// See [`super::ClientState::trust_floor`].
@@ -100,6 +103,7 @@ impl Receiver {
             staged: BTreeMap::new(),
             gap: BTreeMap::new(),
             gap_bytes: 0,
+            dropped: BTreeMap::new(),
             max_gap_blobs,
             max_gap_bytes,
             trust_floor,
@@ -137,12 +141,14 @@ impl Receiver {
         let seq = incoming.blob.seq;
         let mut chain = self.chain(&sender);
         if seq <= chain.view.last_seq {
+            if let Some(applied) = self.late(sender, &mut chain, &incoming) {
+                return applied;
+            }
             return match chain.known_hash(seq) {
                 Some(known) if known != incoming.blob.hash => {
                     Verdict::Equivocation { seq, known, got: incoming.blob.hash }
                 }
-                Some(_) => Verdict::Duplicate,
-                None => self.late(sender, chain, &incoming),
+                _ => Verdict::Duplicate,
             };
         }
         let ahead = seq > chain.view.last_seq + 1;
@@ -163,6 +169,10 @@ impl Receiver {
                 None if self.gap.len() >= self.max_gap_blobs
                     || self.gap_bytes + incoming.blob.payload.len() > self.max_gap_bytes =>
                 {
+                    let lowest = self.dropped.entry(sender).or_insert((seq, incoming.blob.prev_hash));
+                    if seq < lowest.0 {
+                        *lowest = (seq, incoming.blob.prev_hash);
+                    }
                     Verdict::Overflow
                 }
                 None => {
@@ -197,17 +207,14 @@ impl Receiver {
     /// A blob below the sender's chain that this device has no hash for: applied if it is the
     /// next of a stretch given up on (it links to the blob before it), else a duplicate (a
     /// device remembers only its last hashes).
-    fn late(&mut self, sender: DeviceId, mut chain: Chain, incoming: &Incoming) -> Verdict {
+    fn late(&mut self, sender: DeviceId, chain: &mut Chain, incoming: &Incoming) -> Option<Verdict> {
         let blob = &incoming.blob;
-        let Some(g) = chain.view.given_up.iter_mut().find(|g| g.next_seq == blob.seq && g.prev_hash == blob.prev_hash)
-        else {
-            return Verdict::Duplicate;
-        };
+        let g = chain.view.given_up.iter_mut().find(|g| g.next_seq == blob.seq && g.prev_hash == blob.prev_hash)?;
         g.next_seq += 1;
         g.prev_hash = blob.hash;
         chain.view.given_up.retain(|g| g.next_seq <= g.to_seq);
-        self.staged.insert(sender, chain);
-        Verdict::Applied(vec![deliverable(incoming)])
+        self.staged.insert(sender, chain.clone());
+        Some(Verdict::Applied(vec![deliverable(incoming)]))
     }
 
     /// Gives up waiting for the blobs missing before each sender's buffered ones: its chain
@@ -217,20 +224,30 @@ impl Receiver {
     pub fn give_up(&mut self) -> (Vec<ReceivedBlob>, Vec<(DeviceId, u64, u64)>) {
         let (mut applied, mut lost) = (Vec::new(), Vec::new());
         for (sender, missing_seq) in self.missing() {
-            let Some(first) = self.gap.range((sender, 0)..=(sender, u64::MAX)).next().map(|((_, seq), _)| *seq) else {
-                continue;
-            };
-            let Some(start) = self.gap.remove(&(sender, first)) else { continue };
-            self.gap_bytes -= start.blob.payload.len();
+            // The lowest blob seen after the gap: only what lies before it is missing.
+            let Some(first) = self.first_seen(&sender) else { continue };
+            let dropped = self.dropped.get(&sender).copied();
             lost.push((sender, missing_seq, first - 1));
             let mut chain = self.chain(&sender);
             let stretch = GivenUp { next_seq: missing_seq, to_seq: first - 1, prev_hash: chain.view.last_hash };
             chain.view.given_up.push(stretch);
             let excess = chain.view.given_up.len().saturating_sub(GIVEN_UP_STRETCHES);
             chain.view.given_up.drain(..excess);
-            applied.push(deliverable(&start));
-            chain.apply(first, start.blob.hash, start.cursor);
-            self.drain(sender, chain, &mut applied);
+            match dropped {
+                Some((seq, prev_hash)) if seq == first => {
+                    // Not held: the chain goes on just before it, and it is read again.
+                    chain.view.last_seq = first - 1;
+                    chain.view.last_hash = prev_hash;
+                    self.staged.insert(sender, chain);
+                }
+                _ => {
+                    let Some(start) = self.gap.remove(&(sender, first)) else { continue };
+                    self.gap_bytes -= start.blob.payload.len();
+                    applied.push(deliverable(&start));
+                    chain.apply(first, start.blob.hash, start.cursor);
+                    self.drain(sender, chain, &mut applied);
+                }
+            }
         }
         (applied, lost)
     }
@@ -261,25 +278,35 @@ impl Receiver {
     pub fn rollback(&mut self) {
         self.staged.clear();
         self.trust_points.clear();
-        self.gap.clear();
-        self.gap_bytes = 0;
+        self.clear_gap();
     }
 
-    /// Drops buffered blobs (after an overflow or a reconnect; they are fetched again).
+    /// Drops buffered blobs, and forgets what the full buffer dropped (all are fetched again).
     pub fn clear_gap(&mut self) {
         self.gap.clear();
         self.gap_bytes = 0;
+        self.dropped.clear();
     }
 
-    /// The first missing sequence number of each sender with buffered blobs.
+    /// The first missing sequence number of each sender with blobs buffered, or dropped by the
+    /// full buffer, after a gap.
     pub fn missing(&self) -> Vec<(DeviceId, u64)> {
-        let mut out: Vec<(DeviceId, u64)> = Vec::new();
-        for (sender, _) in self.gap.keys() {
-            if out.last().map(|(d, _)| d) != Some(sender) {
-                out.push((*sender, self.chain(sender).view.last_seq + 1));
-            }
-        }
-        out
+        let senders: std::collections::BTreeSet<DeviceId> =
+            self.gap.keys().map(|(d, _)| *d).chain(self.dropped.keys().copied()).collect();
+        senders
+            .into_iter()
+            .map(|d| (d, self.chain(&d).view.last_seq + 1))
+            // A dropped blob its sender's chain has reached since is not behind a gap: it is
+            // only to be read again.
+            .filter(|(d, next)| self.first_seen(d).is_some_and(|first| first > *next))
+            .collect()
+    }
+
+    /// The lowest sequence number of `sender` buffered or dropped.
+    fn first_seen(&self, sender: &DeviceId) -> Option<u64> {
+        let buffered = self.gap.range((*sender, 0)..=(*sender, u64::MAX)).next().map(|((_, seq), _)| *seq);
+        let dropped = self.dropped.get(sender).map(|(seq, _)| *seq);
+        buffered.into_iter().chain(dropped).min()
     }
 }
 
@@ -392,6 +419,19 @@ mod tests {
         let mut again = Receiver::new(&r.committed.iter().map(|(d, c)| (*d, c.view.clone())).collect(), 0, 10, 1000);
         assert_eq!(seqs(&again.receive(blob(1, 3, 13, 12))), vec![3], "the stretch is saved with the sender");
         assert_eq!(again.receive(blob(1, 3, 13, 12)), Verdict::Duplicate, "and closed once filled");
+    }
+
+    #[test]
+    fn giving_up_behind_a_dropped_blob_gives_up_only_what_was_never_seen() {
+        let mut r = Receiver::new(&BTreeMap::new(), 0, 1, 1000);
+        assert_eq!(seqs(&r.receive(blob(1, 1, 11, 0))), vec![1]);
+        assert_eq!(r.receive(blob(1, 4, 14, 13)), Verdict::Buffered);
+        assert_eq!(r.receive(blob(1, 3, 13, 12)), Verdict::Overflow, "seen, but the buffer is full");
+        assert_eq!(r.missing(), vec![(DeviceId([1; 32]), 2)]);
+        let (applied, lost) = r.give_up();
+        assert!(applied.is_empty(), "blob 3 was not held: it is read again");
+        assert_eq!(lost, vec![(DeviceId([1; 32]), 2, 2)], "only blob 2 was never seen");
+        assert_eq!(seqs(&r.receive(blob(1, 3, 13, 12))), vec![3, 4], "read again, it applies and drains");
     }
 
     #[test]

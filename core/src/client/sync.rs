@@ -154,6 +154,7 @@ impl Client {
         self.fetch_pos = self.cursor;
         self.log.restart(chain);
         self.receiver.clear_gap();
+        self.dropped_from = None;
         self.unchecked = true;
         self.delivering = true;
         let (cursor, highest_head, trust_floor) = (self.cursor, self.highest_head, self.receiver.trust_floor());
@@ -304,6 +305,7 @@ impl Client {
             self.receiver.set_trust_floor(earliest);
         }
         self.receiver.clear_gap();
+        self.dropped_from = None;
         self.persist_page(Vec::new());
     }
 
@@ -324,8 +326,6 @@ impl Client {
         self.log.start_page(page.prev_chain);
         self.unchecked = false;
         let mut delivered: Vec<ReceivedBlob> = Vec::new();
-        // The cursor of the first blob dropped because the gap buffer was full.
-        let mut overflow: Option<u64> = None;
         let me = self.config.device.device_id();
         let mut complete = true;
         // Cursors of this device's acknowledged blobs the page holds intact.
@@ -394,10 +394,20 @@ impl Client {
             let incoming =
                 Incoming { cursor: stored.cursor, push_id: stored.push_id, stored_at_ms: stored.stored_at_ms, blob };
             match self.receiver.receive(incoming) {
-                Verdict::Applied(blobs) => delivered.extend(blobs),
+                Verdict::Applied(blobs) => {
+                    self.progress_since_drop = true;
+                    delivered.extend(blobs);
+                }
                 Verdict::Duplicate | Verdict::Buffered => {}
                 Verdict::Overflow => {
-                    overflow.get_or_insert(stored.cursor);
+                    // Read on to the head (a gap may close there, or is given up), and read the
+                    // dropped blobs again afterwards; the durable cursor stays below them
+                    // meanwhile. (Fetching again at once re-read the same stretch for ever when
+                    // more blobs than the buffer holds followed a hole.)
+                    if self.dropped_from.is_none() {
+                        self.progress_since_drop = false;
+                    }
+                    self.dropped_from.get_or_insert(stored.cursor);
                 }
                 Verdict::Equivocation { seq, known, got } => {
                     self.event(ClientEvent::Equivocation { sender, seq, cursor: stored.cursor, proof: (known, got) });
@@ -420,18 +430,22 @@ impl Client {
             }
         }
         self.audit_own(page.after, self.fetch_pos, &served_own);
-        if let Some(dropped) = overflow {
-            // Fetch again from below everything dropped: the blobs held in the gap buffer and
-            // the one that did not fit. (Computed before the buffer is cleared: after, the
-            // durable cursor would pass them and they would never be received.)
-            let again = self.durable_target().min(dropped.saturating_sub(1)).max(self.cursor);
-            self.receiver.clear_gap();
-            self.fetch_pos = again;
-        }
         self.persist_page(delivered);
-        if overflow.is_some() {
-            self.log.fetch_from(self.fetch_pos);
+    }
+
+    /// At the head, with blobs dropped by the full gap buffer: once a blob applied since the
+    /// first of them was dropped (a gap closed) or a gap was given up, reads again from below
+    /// them and everything still buffered. Else it waits (the gap is reported, then given up),
+    /// so each reading again follows progress, and they end. Returns whether it reads again.
+    fn fetch_dropped_again(&mut self) -> bool {
+        if self.dropped_from.is_none() || !self.progress_since_drop {
+            return false;
         }
+        self.fetch_pos = self.durable_target().max(self.cursor);
+        self.dropped_from = None;
+        self.receiver.clear_gap();
+        self.log.fetch_from(self.fetch_pos);
+        true
     }
 
     /// The self-audit: every acknowledged blob of this device in the stretch of log just read,
@@ -465,12 +479,14 @@ impl Client {
         self.requeue(again);
     }
 
-    /// The cursor that may become durable: below any blob still held in the gap buffer.
+    /// The cursor that may become durable: below any blob still held in the gap buffer, or
+    /// dropped from it to be read again.
     fn durable_target(&self) -> u64 {
-        match self.receiver.lowest_buffered_cursor() {
-            Some(c) => c.saturating_sub(1).min(self.fetch_pos),
-            None => self.fetch_pos,
-        }
+        [self.receiver.lowest_buffered_cursor(), self.dropped_from]
+            .into_iter()
+            .flatten()
+            .map(|c| c.saturating_sub(1))
+            .fold(self.fetch_pos, u64::min)
     }
 
     fn persist_page(&mut self, blobs: Vec<ReceivedBlob>) {
@@ -519,6 +535,7 @@ impl Client {
             }
             Err(_) => {
                 self.receiver.rollback();
+                self.dropped_from = None;
                 self.fetch_pos = self.cursor;
                 self.log.fetch_from(self.cursor);
                 self.failed = true;
@@ -531,7 +548,7 @@ impl Client {
         if std::mem::take(&mut self.page_rejected) {
             return self.progress();
         }
-        if self.fetch_pos < self.head || self.unchecked {
+        if self.fetch_pos < self.head || self.unchecked || self.fetch_dropped_again() {
             return self.pull_now();
         }
         if self.receiver.buffered() == 0 {
@@ -572,6 +589,7 @@ impl Client {
     fn give_up_gaps(&mut self) {
         self.withheld_reported = false;
         let (applied, lost) = self.receiver.give_up();
+        self.progress_since_drop = true;
         for (sender, from_seq, to_seq) in lost {
             self.event(ClientEvent::BlobsLost { sender, from_seq, to_seq });
         }

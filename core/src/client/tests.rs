@@ -672,3 +672,39 @@ fn delivered_seqs(a: &Rig) -> Vec<u64> {
         )
         .collect()
 }
+
+#[test]
+fn a_full_gap_buffer_reads_on_to_the_head_and_reads_what_it_dropped_once_the_gap_is_given_up() {
+    use crate::wire::Blobs;
+
+    let mut a = Rig::new();
+    a.cmd(Command::CreateGroup { admission_token: None }).unwrap();
+    let mut rng = CoreRng::from_seed([3; 32]);
+    // Blob 1 is missing and more blobs follow the hole than the gap buffer (two) holds.
+    let (sender, m, log) = foreign_log(&a, &mut rng, 5, &[2, 3, 4, 5]);
+    let genesis = crate::log::genesis(m.group_id.expose());
+    let mut config = a.client.config.clone();
+    config.device = DeviceSigningKey::generate(&mut rng);
+    config.gap_blobs = 2;
+    config.gap_patience = Duration::from_secs(60);
+    let state = ClientState { membership: Some(m.clone()), ..ClientState::default() };
+    a.client = Client::new(config, state, [10; 32], a.now);
+    a.black_hole = true;
+    a.events.clear();
+    a.client.pulling = true;
+    a.client.on_blobs(Blobs { after: 0, prev_chain: genesis, blobs: log.clone(), has_more: false, max_cursor: 4 });
+    a.pump();
+    assert_eq!(a.client.fetch_pos, 4, "read on to the head, past what did not fit");
+    assert_eq!(a.client.cursor(), 0, "the durable cursor stays below the gap");
+    assert!(a.events.iter().any(|e| matches!(e, ClientEvent::Withheld { missing_seq: 1, .. })));
+    a.advance(Duration::from_secs(61));
+    assert!(a.events.contains(&ClientEvent::BlobsLost { sender: sender.device_id(), from_seq: 1, to_seq: 1 }));
+    assert_eq!(delivered_seqs(&a), vec![2, 3]);
+    assert_eq!(a.client.fetch_pos, 2, "and reads again what the full buffer dropped");
+    a.client.pulling = true;
+    let again = Blobs { after: 2, prev_chain: log[1].chain, blobs: log[2..].to_vec(), has_more: false, max_cursor: 4 };
+    a.client.on_blobs(again);
+    a.pump();
+    assert_eq!(delivered_seqs(&a), vec![2, 3, 4, 5], "every blob once, in the sender's order");
+    assert_eq!(a.client.cursor(), 4);
+}
