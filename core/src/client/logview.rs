@@ -48,9 +48,11 @@ impl LogView {
         }
     }
 
-    /// Starts verifying a page from `prev_chain`.
-    pub fn start_page(&mut self, prev_chain: LogChain) {
+    /// Starts verifying a page whose chain value at `after` is `prev_chain` (that value holds
+    /// up to the page's first blob: a durable cursor that stops short of it records it).
+    pub fn start_page(&mut self, after: u64, prev_chain: LogChain) {
         self.fetch = Some(prev_chain);
+        self.verified.insert(after, prev_chain);
     }
 
     /// Checks that `blob` extends the fetch position; records it if so.
@@ -117,7 +119,7 @@ mod tests {
         let b3 = chained(&b1.chain, 3);
         let mut bad = chained(&b1.chain, 4);
         bad.envelope.0[0] ^= 1;
-        view.start_page(g);
+        view.start_page(0, g);
         assert!(view.verify(&b1));
         assert!(view.verify(&b3));
         assert!(!view.verify(&bad), "an altered envelope breaks the link");
@@ -128,5 +130,8 @@ mod tests {
         assert_eq!(view.check_page(&b1.chain), PageCheck::Extends);
         view.restart(None);
         assert_eq!(view.check_page(&[5; 32]), PageCheck::Extends, "nothing known: the relay's word is taken");
+        view.start_page(0, g);
+        assert!(view.verify(&chained(&g, 3)));
+        assert_eq!(view.chain_at(2), Some(g), "the page's start value holds below its first blob");
     }
 }

@@ -323,7 +323,7 @@ impl Client {
         if let logview::PageCheck::Forked { known } = self.log.check_page(&page.prev_chain) {
             return self.recover_from_fork((known, page.prev_chain));
         }
-        self.log.start_page(page.prev_chain);
+        self.log.start_page(page.after, page.prev_chain);
         self.unchecked = false;
         let mut delivered: Vec<ReceivedBlob> = Vec::new();
         let me = self.config.device.device_id();
