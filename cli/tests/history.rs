@@ -297,6 +297,28 @@ fn a_relay_restored_from_a_backup_older_than_a_pairing_lets_the_paired_device_ba
     let out = zerok(&alice, &["pull"], b"");
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(3), "the relay lost history: {stderr}");
+    let bob_key = zerok_transport_iroh::DeviceDb::open(&bob.join("device.db"))
+        .unwrap()
+        .load()
+        .unwrap()
+        .membership
+        .unwrap()
+        .access_key
+        .public()
+        .0;
+    let registered = || {
+        let db = rusqlite::Connection::open(relay_dir.join("relay.db")).unwrap();
+        db.query_row("SELECT COUNT(*) FROM members WHERE access_key = ?1", [bob_key.as_slice()], |r| r.get::<_, i64>(0))
+            .unwrap()
+            > 0
+    };
+    for _ in 0..100 {
+        if registered() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(registered(), "alice registered bob's key again");
     let out = zerok(&bob, &["pull"], b"");
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(3), "bob is let in, and told the relay lost his blob\n{stdout}\n{stderr}");

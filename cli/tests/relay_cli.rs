@@ -7,9 +7,9 @@ use std::io::{BufRead, Read, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+#[allow(dead_code, reason = "each test binary uses part of the shared support")]
+mod support;
+use support::free_tcp_port;
 
 #[test]
 fn settings_come_from_the_file_under_the_flags_and_sigterm_stops_cleanly() {

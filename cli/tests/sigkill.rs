@@ -12,6 +12,7 @@ use std::time::Duration;
 use zerok_core::client::ClientEvent;
 use zerok_transport_iroh::{ClientOptions, SyncClient};
 
+#[allow(dead_code, reason = "each test binary uses part of the shared support")]
 mod support;
 use support::{free_udp_port, relay_info, start_relay};
 

@@ -38,8 +38,19 @@ pub(crate) struct Site {
 }
 
 /// Serves `listener` until the task is dropped.
+/// An accept error (out of file descriptors, say) is logged and the loop goes on after a pause:
+/// it ended the loop before, and the port refused every connection for the rest of the
+/// relay's life.
 pub(crate) async fn serve(listener: tokio::net::TcpListener, site: Arc<Site>) {
-    while let Ok((stream, _)) = listener.accept().await {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!(target: "zerok::relay", error = %e, "HTTP accept failed; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
         let site = site.clone();
         tokio::spawn(async move {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(5), handle(stream, site)).await;

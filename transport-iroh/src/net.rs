@@ -6,6 +6,9 @@ use std::net::SocketAddr;
 pub use iroh::SecretKey;
 use iroh::endpoint::{Connection, RecvStream, SendStream, presets};
 use iroh::{Endpoint, EndpointAddr, PublicKey, RelayMode};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use tokio::sync::mpsc;
 
 /// The ALPN of protocol version 1.
@@ -78,13 +81,71 @@ pub enum Write {
     Close,
 }
 
+/// The sending side of a connection's write queue; it counts the bytes queued and not yet
+/// taken by the connection's writer, so a relay can bound what a peer that does not read costs.
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::UnboundedSender<Write>,
+    queued: Arc<AtomicUsize>,
+}
+
+/// The connection's end of its write queue.
+pub struct Writes {
+    rx: mpsc::UnboundedReceiver<Write>,
+    queued: Arc<AtomicUsize>,
+}
+
+/// A new write queue.
+pub fn write_queue() -> (Writer, Writes) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let queued = Arc::new(AtomicUsize::new(0));
+    (Writer { tx, queued: queued.clone() }, Writes { rx, queued })
+}
+
+impl Writer {
+    /// Queues `write`; false if the connection is gone.
+    pub fn send(&self, write: Write) -> bool {
+        if let Write::Bytes(b) = &write {
+            self.queued.fetch_add(b.len(), Ordering::Relaxed);
+        }
+        self.tx.send(write).is_ok()
+    }
+
+    /// Bytes queued and not yet taken by the writer.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+}
+
+impl Writes {
+    /// The next write, waiting for one (`None`: every `Writer` is gone).
+    pub async fn recv(&mut self) -> Option<Write> {
+        let w = self.rx.recv().await;
+        self.taken(w.as_ref());
+        w
+    }
+
+    /// The next write if one is queued.
+    pub fn try_recv(&mut self) -> Option<Write> {
+        let w = self.rx.try_recv().ok();
+        self.taken(w.as_ref());
+        w
+    }
+
+    fn taken(&self, w: Option<&Write>) {
+        if let Some(Write::Bytes(b)) = w {
+            self.queued.fetch_sub(b.len(), Ordering::Relaxed);
+        }
+    }
+}
+
 /// Runs a connection: bytes from `writes` go out, bytes read are handed to `on_read`; returns
 /// when either side is done. The connection is closed at the end.
 pub async fn pump(
     conn: Connection,
     mut send: SendStream,
     mut recv: RecvStream,
-    mut writes: mpsc::UnboundedReceiver<Write>,
+    mut writes: Writes,
     mut on_read: impl FnMut(Vec<u8>),
 ) {
     let writer = async {
@@ -95,12 +156,12 @@ pub async fn pump(
             // connection for a burst of small records.
             while out.len() < COALESCE {
                 match writes.try_recv() {
-                    Ok(Write::Bytes(more)) => out.extend_from_slice(&more),
-                    Ok(Write::Close) => {
+                    Some(Write::Bytes(more)) => out.extend_from_slice(&more),
+                    Some(Write::Close) => {
                         closing = true;
                         break;
                     }
-                    Err(_) => break,
+                    None => break,
                 }
             }
             if send.write_all(&out).await.is_err() || closing {

@@ -69,7 +69,7 @@ pub struct RelayServer {
 }
 
 enum Ev {
-    Accepted { conn: ConnId, peer: [u8; 32], writer: mpsc::UnboundedSender<Write> },
+    Accepted { conn: ConnId, peer: [u8; 32], writer: net::Writer },
     Received { conn: ConnId, bytes: Vec<u8> },
     Closed { conn: ConnId },
     StoreDone { op: OpId, result: RelayStoreResult },
@@ -100,6 +100,7 @@ impl RelayServer {
         let mut info = RelayInfo { endpoint_id, noise_key: noise.public(), addrs: net::listen_addrs(&endpoint) };
         let clock = Clock::new();
         let mut relay_config = RelayConfig::new(endpoint_id, noise);
+        let output_budget = OUTPUT_BUDGET.max(4 * config.limits.max_page_bytes);
         relay_config.limits = config.limits;
         let relay = Relay::new(relay_config, os_seed()?, clock.now(), snapshots);
         let metrics = Arc::new(Metrics::default());
@@ -124,7 +125,7 @@ impl RelayServer {
         let store = spawn_store(db, events);
         tokio::spawn(accept(endpoint.clone(), attach));
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(serve(relay, clock, inbox, store, stopped, metrics.clone()));
+        let task = tokio::spawn(serve(relay, clock, inbox, store, stopped, metrics.clone(), output_budget));
         tracing::info!(target: "zerok::relay",
             addrs = %info.addrs.join(","),
             groups = snapshot_count,
@@ -222,9 +223,9 @@ pub(crate) struct Attach {
 impl Attach {
     /// A new connection from `peer` (its transport identity; zero when it has none): its id
     /// and the queue of what to write to it. `None` once the relay has stopped.
-    pub(crate) fn open(&self, peer: [u8; 32]) -> Option<(ConnId, mpsc::UnboundedReceiver<Write>)> {
+    pub(crate) fn open(&self, peer: [u8; 32]) -> Option<(ConnId, net::Writes)> {
         let conn = ConnId(self.next.fetch_add(1, Ordering::Relaxed));
-        let (writer, writes) = mpsc::unbounded_channel();
+        let (writer, writes) = net::write_queue();
         self.events.send(Ev::Accepted { conn, peer, writer }).ok()?;
         Some((conn, writes))
     }
@@ -240,13 +241,23 @@ impl Attach {
     }
 }
 
+/// Most bytes queued for one connection and not yet taken by its writer (or four pages of
+/// `max_page_bytes`, if more): a device that reads is never near it; a peer that keeps asking
+/// and never reads is closed when it is reached.
+const OUTPUT_BUDGET: usize = 8 << 20;
+
+/// How long an accepted QUIC connection may take to open its stream.
+const STREAM_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 async fn accept(endpoint: Endpoint, attach: Attach) {
     while let Some(incoming) = endpoint.accept().await {
         let attach = attach.clone();
         tokio::spawn(async move {
             let Ok(conn) = incoming.await else { return };
             let peer = *conn.remote_id().as_bytes();
-            let Ok((send, recv)) = conn.accept_bi().await else { return };
+            // A connection that never opens its stream holds a slot for nothing: dropped after
+            // as long as a handshake may take.
+            let Ok(Ok((send, recv))) = tokio::time::timeout(STREAM_WAIT, conn.accept_bi()).await else { return };
             let Some((conn_id, writes)) = attach.open(peer) else { return };
             net::pump(conn, send, recv, writes, |bytes| attach.received(conn_id, bytes)).await;
             attach.closed(conn_id);
@@ -261,18 +272,29 @@ async fn serve(
     store: std::sync::mpsc::Sender<(OpId, RelayStoreOp)>,
     mut stopped: oneshot::Receiver<()>,
     metrics: Arc<Metrics>,
+    output_budget: usize,
 ) -> Result<(), RelayError> {
-    let mut writers: HashMap<ConnId, mpsc::UnboundedSender<Write>> = HashMap::new();
+    let mut writers: HashMap<ConnId, net::Writer> = HashMap::new();
     let mut in_flight = 0usize;
     let mut stopping = false;
+    let mut over_budget = Vec::new();
     loop {
         let deadline = loop {
             match relay.poll_output() {
-                RelayOutput::Transmit { conn, bytes } => {
-                    if let Some(w) = writers.get(&conn) {
+                RelayOutput::Transmit { conn, bytes } => match writers.get(&conn) {
+                    Some(w) if w.queued() + bytes.len() > output_budget => {
+                        // A peer that does not read what it asks for: closed, not buffered for.
+                        if let Some(w) = writers.remove(&conn) {
+                            let _ = w.send(Write::Close);
+                        }
+                        metrics.closed();
+                        over_budget.push(conn);
+                    }
+                    Some(w) => {
                         let _ = w.send(Write::Bytes(bytes));
                     }
-                }
+                    None => {}
+                },
                 RelayOutput::Close { conn } => {
                     if let Some(w) = writers.remove(&conn) {
                         let _ = w.send(Write::Close);
@@ -291,6 +313,13 @@ async fn serve(
                 RelayOutput::Timeout(deadline) => break deadline,
             }
         };
+        if !over_budget.is_empty() {
+            for conn in over_budget.drain(..) {
+                tracing::debug!(target: "zerok::relay", conn = conn.0, "closed: replies over its output budget unread");
+                relay.handle_input(clock.now(), RelayInput::Closed { conn });
+            }
+            continue;
+        }
         if stopping && in_flight == 0 {
             for (_, w) in writers.drain() {
                 let _ = w.send(Write::Close);

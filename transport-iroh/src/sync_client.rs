@@ -99,7 +99,7 @@ enum Req {
 }
 
 enum Ev {
-    Connected { conn: ConnId, writer: mpsc::UnboundedSender<Write> },
+    Connected { conn: ConnId, writer: net::Writer },
     Received { conn: ConnId, bytes: Vec<u8> },
     Disconnected { conn: ConnId },
     StoreDone { op: OpId, result: Result<(), StoreError> },
@@ -427,7 +427,7 @@ struct Driver {
     events: broadcast::Sender<ClientEvent>,
     status: watch::Sender<SyncStatus>,
     net: mpsc::UnboundedSender<Ev>,
-    writers: HashMap<ConnId, mpsc::UnboundedSender<Write>>,
+    writers: HashMap<ConnId, net::Writer>,
 }
 
 impl Driver {
@@ -514,7 +514,7 @@ impl Driver {
                 let _ = events.send(Ev::Disconnected { conn });
                 return;
             };
-            let (writer, writes) = mpsc::unbounded_channel();
+            let (writer, writes) = net::write_queue();
             if events.send(Ev::Connected { conn, writer }).is_err() {
                 return;
             }

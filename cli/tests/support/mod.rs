@@ -51,3 +51,8 @@ pub fn relay_info(conn: &str) -> RelayInfo {
 pub fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0").expect("a free port").local_addr().expect("its address").port()
 }
+
+/// A TCP port free on loopback now (for a relay's HTTP address).
+pub fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("its address").port()
+}

@@ -187,6 +187,10 @@ impl Relay {
             };
             return self.send(conn, &Frame::Blobs(page));
         }
+        match self.conns.get_mut(&conn) {
+            Some(Conn::Open(session)) if !session.pulling => session.pulling = true,
+            _ => return,
+        }
         let limits = &self.config.limits;
         let request = RelayStoreOp::Read {
             group_id: group,
@@ -300,13 +304,19 @@ impl Relay {
                 }
             }
             OpCtx::Append { group, push_id, size } => self.appended(group, push_id, size, result),
-            OpCtx::Read { conn, group, after, head } => match result {
-                RelayStoreResult::Blobs { prev_chain, blobs, more } => {
-                    let prev_chain = prev_chain.unwrap_or_else(|| crate::log::genesis(&group));
-                    self.send(conn, &Frame::Blobs(Blobs { after, prev_chain, blobs, has_more: more, max_cursor: head }))
+            OpCtx::Read { conn, group, after, head } => {
+                if !self.pull_answered(conn) {
+                    return;
                 }
-                _ => self.send_error(conn, ErrorCode::Unavailable, Duration::from_secs(1)),
-            },
+                match result {
+                    RelayStoreResult::Blobs { prev_chain, blobs, more } => {
+                        let prev_chain = prev_chain.unwrap_or_else(|| crate::log::genesis(&group));
+                        let page = Blobs { after, prev_chain, blobs, has_more: more, max_cursor: head };
+                        self.send(conn, &Frame::Blobs(page))
+                    }
+                    _ => self.send_error(conn, ErrorCode::Unavailable, Duration::from_secs(1)),
+                }
+            }
             OpCtx::SaveAck => {}
             OpCtx::Prune { group } => {
                 if let (RelayStoreResult::Pruned { earliest, bytes, blobs }, Some(g)) =
@@ -317,6 +327,17 @@ impl Relay {
                     g.stored_blobs = blobs;
                 }
             }
+        }
+    }
+
+    /// The store answered `conn`'s pull: it may pull again. False if it has gone.
+    fn pull_answered(&mut self, conn: ConnId) -> bool {
+        match self.conns.get_mut(&conn) {
+            Some(Conn::Open(session)) => {
+                session.pulling = false;
+                true
+            }
+            _ => false,
         }
     }
 

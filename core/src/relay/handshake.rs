@@ -95,7 +95,14 @@ impl Relay {
         let channel = Channel::new(session, &leftover);
         self.conns.insert(
             conn,
-            Conn::Open(Box::new(Session { channel, role, greeted: false, slot_opens, push_order: Default::default() })),
+            Conn::Open(Box::new(Session {
+                channel,
+                role,
+                greeted: false,
+                slot_opens,
+                push_order: Default::default(),
+                pulling: false,
+            })),
         );
         self.out.push_back(RelayOutput::Transmit { conn, bytes });
         self.event(RelayEvent::Authenticated { conn });

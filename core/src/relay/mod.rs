@@ -212,6 +212,9 @@ struct Session {
     slot_opens: TokenBucket,
     /// Keeps this connection's pushes in the device's order across refusals.
     push_order: PushOrder,
+    /// A pull of this connection is being read from the store: another is ignored until it
+    /// is answered (a device pulls one page at a time; a flood of pulls must not queue reads).
+    pulling: bool,
 }
 
 enum OpCtx {

@@ -535,3 +535,31 @@ fn the_cursor_a_device_says_hello_with_is_saved_as_its_acknowledgement() {
     let pruned = w.stores.iter().any(|(_, op)| matches!(op, RelayStoreOp::Prune { before: 3, .. }));
     assert!(saved && pruned, "{:?}", w.stores);
 }
+
+/// Issue 14: a member that floods pulls (and reads nothing) queued one store read, and one page
+/// of up to 1.5 MiB, per pull.
+#[test]
+fn a_connection_has_at_most_one_pull_being_read() {
+    let mut w = World::new(RelayLimits::default());
+    let k = NoiseKeypair::generate(&mut w.rng);
+    let mut a = w.member(&k, true);
+    for id in 1..=3 {
+        w.push(&mut a, id, 100);
+    }
+    w.complete_all(RelayStoreResult::Done);
+    w.frames(&mut a);
+    for _ in 0..1_000 {
+        w.send(&mut a, Frame::Pull(Pull { after: 0, limit: 10 }));
+    }
+    let reads = || w.stores.iter().filter(|(_, op)| matches!(op, RelayStoreOp::Read { .. })).count();
+    assert_eq!(reads(), 1, "one read at a time");
+    let (op, request) = w.stores.remove(0);
+    let RelayStoreOp::Read { .. } = request else { panic!("{request:?}") };
+    w.input(RelayInput::StoreDone {
+        op,
+        result: RelayStoreResult::Blobs { prev_chain: None, blobs: Vec::new(), more: false },
+    });
+    assert!(matches!(w.frames(&mut a)[..], [Frame::Blobs(_)]));
+    w.send(&mut a, Frame::Pull(Pull { after: 0, limit: 10 }));
+    assert_eq!(w.stores.len(), 1, "answered, it may pull again");
+}
