@@ -176,9 +176,9 @@ fn load_identity(path: &Path) -> Result<(SecretKey, NoiseSecret), RelayError> {
             fresh.extend_from_slice(&os_seed()?);
             fresh.extend_from_slice(&os_seed()?);
             let tmp = path.with_extension("key.tmp");
-            std::fs::write(&tmp, fresh.as_slice())?;
-            crate::sql::restrict_to_owner(&tmp);
-            std::fs::File::open(&tmp)?.sync_all()?;
+            let mut file = crate::sql::create_owner_only(&tmp)?;
+            std::io::Write::write_all(&mut file, fresh.as_slice())?;
+            file.sync_all()?;
             std::fs::rename(&tmp, path)?;
             fresh
         }

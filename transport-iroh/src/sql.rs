@@ -9,12 +9,15 @@ use zerok_core::io::StoreError;
 /// `synchronous=FULL`: a commit that returns is on disk.
 pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     let fresh = !path.exists();
+    if fresh {
+        // Owner-only from its first byte (SQLite gives its journal files the same mode).
+        create_owner_only(path).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    }
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     if fresh {
-        restrict_to_owner(path);
         // Blobs up to 1 MiB are the common large case: 16 KiB pages write them about twice as
         // fast as the default 4 KiB (fewer overflow pages and WAL frames), and a small commit
         // still writes only a few pages. Only a new database takes this.
@@ -29,13 +32,17 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
-/// Makes a file readable and writable by its owner only (key material lives in it).
-pub fn restrict_to_owner(path: &Path) {
+/// Creates an empty file readable and writable by its owner only (key material lives in it),
+/// never readable by others even for a moment; truncates it if it exists.
+pub fn create_owner_only(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
     }
+    options.open(path)
 }
 
 /// A u64 as SQLite's i64 (cursors and times stay far below 2^63).
@@ -131,6 +138,21 @@ pub fn query_row<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 14: key files were created with the default mode and restricted afterwards.
+    #[cfg(unix)]
+    #[test]
+    fn key_material_files_are_owner_only_from_their_creation() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let file = dir.path().join("relay.key.tmp");
+        drop(create_owner_only(&file).unwrap());
+        assert_eq!(mode(&file), 0o600);
+        let db = dir.path().join("device.db");
+        drop(open(&db).unwrap());
+        assert_eq!(mode(&db), 0o600);
+    }
 
     #[test]
     fn a_failed_operation_leaves_no_trace_and_the_others_stand() {

@@ -76,13 +76,13 @@ impl LogView {
     /// The fetch position moves back to `cursor` (at or above the durable cursor).
     pub fn fetch_from(&mut self, cursor: u64) {
         self.fetch = self.chain_at(cursor);
-        drop(self.verified.split_off(&(cursor + 1)));
+        drop(self.verified.split_off(&cursor.saturating_add(1)));
     }
 
     /// Everything up to `cursor`, whose chain value is `chain`, is durable.
     pub fn commit(&mut self, cursor: u64, chain: Option<LogChain>) {
         self.durable = chain;
-        self.verified = self.verified.split_off(&(cursor + 1));
+        self.verified = self.verified.split_off(&cursor.saturating_add(1));
     }
 
     /// Starts over at `cursor` with chain value `chain` (`None`: accept the relay's next
@@ -133,5 +133,9 @@ mod tests {
         view.start_page(0, g);
         assert!(view.verify(&chained(&g, 3)));
         assert_eq!(view.chain_at(2), Some(g), "the page's start value holds below its first blob");
+        // A relay may name any cursor: the largest one is no overflow.
+        view.fetch_from(u64::MAX);
+        view.commit(u64::MAX, Some(g));
+        assert_eq!(view.chain_at(u64::MAX), Some(g));
     }
 }

@@ -151,7 +151,7 @@ impl Receiver {
                 _ => Verdict::Duplicate,
             };
         }
-        let ahead = seq > chain.view.last_seq + 1;
+        let ahead = seq > chain.view.last_seq.saturating_add(1);
         // The sender's earlier blobs lie below the trust floor (pruned): its chain starts here.
         let starts_late = ahead && chain.view.last_cursor < self.trust_floor && incoming.cursor >= self.trust_floor;
         #[cfg(feature = "planted-bugs")]
@@ -182,7 +182,7 @@ impl Receiver {
                 }
             };
         }
-        if incoming.blob.prev_hash != chain.view.last_hash && seq == chain.view.last_seq + 1 {
+        if incoming.blob.prev_hash != chain.view.last_hash && seq == chain.view.last_seq.saturating_add(1) {
             return Verdict::Equivocation { seq, known: chain.view.last_hash, got: incoming.blob.prev_hash };
         }
         let mut applied = vec![deliverable(&incoming)];
@@ -193,7 +193,7 @@ impl Receiver {
 
     /// Applies the buffered blobs that follow `chain` in order, and stages it.
     fn drain(&mut self, sender: DeviceId, mut chain: Chain, applied: &mut Vec<ReceivedBlob>) {
-        while let Some(next) = self.gap.remove(&(sender, chain.view.last_seq + 1)) {
+        while let Some(next) = self.gap.remove(&(sender, chain.view.last_seq.saturating_add(1))) {
             self.gap_bytes -= next.blob.payload.len();
             if next.blob.prev_hash != chain.view.last_hash {
                 break;
@@ -210,7 +210,7 @@ impl Receiver {
     fn late(&mut self, sender: DeviceId, chain: &mut Chain, incoming: &Incoming) -> Option<Verdict> {
         let blob = &incoming.blob;
         let g = chain.view.given_up.iter_mut().find(|g| g.next_seq == blob.seq && g.prev_hash == blob.prev_hash)?;
-        g.next_seq += 1;
+        g.next_seq = g.next_seq.saturating_add(1);
         g.prev_hash = blob.hash;
         chain.view.given_up.retain(|g| g.next_seq <= g.to_seq);
         self.staged.insert(sender, chain.clone());
@@ -295,7 +295,7 @@ impl Receiver {
             self.gap.keys().map(|(d, _)| *d).chain(self.dropped.keys().copied()).collect();
         senders
             .into_iter()
-            .map(|d| (d, self.chain(&d).view.last_seq + 1))
+            .map(|d| (d, self.chain(&d).view.last_seq.saturating_add(1)))
             // A dropped blob its sender's chain has reached since is not behind a gap: it is
             // only to be read again.
             .filter(|(d, next)| self.first_seen(d).is_some_and(|first| first > *next))
@@ -432,6 +432,20 @@ mod tests {
         assert!(applied.is_empty(), "blob 3 was not held: it is read again");
         assert_eq!(lost, vec![(DeviceId([1; 32]), 2, 2)], "only blob 2 was never seen");
         assert_eq!(seqs(&r.receive(blob(1, 3, 13, 12))), vec![3, 4], "read again, it applies and drains");
+    }
+
+    #[test]
+    fn a_sequence_number_at_the_end_of_the_range_is_no_overflow() {
+        let last = || Incoming { cursor: 5, ..blob(1, 1, 11, 10) };
+        let mut last_seq = last();
+        last_seq.blob.seq = u64::MAX;
+        let mut r = Receiver::new(&BTreeMap::new(), 0, 10, 1000);
+        assert_eq!(r.receive(last_seq.clone()), Verdict::Buffered);
+        assert_eq!(r.missing(), vec![(DeviceId([1; 32]), 1)]);
+        let (applied, lost) = r.give_up();
+        assert_eq!((applied.len(), lost), (1, vec![(DeviceId([1; 32]), 1, u64::MAX - 1)]));
+        assert_eq!(r.receive(last_seq), Verdict::Duplicate);
+        assert_eq!(r.missing(), vec![]);
     }
 
     #[test]

@@ -15,7 +15,13 @@ impl Relay {
                 reader.push(bytes);
                 self.try_handshake(conn);
             }
-            Some(Conn::Creating { leftover, .. }) => leftover.extend_from_slice(bytes),
+            Some(Conn::Creating { leftover, .. }) => {
+                // A device waits for the handshake's answer before it sends anything more.
+                if leftover.len() + bytes.len() > self.config.limits.max_preauth_record {
+                    return self.reject(conn, RejectReason::Protocol);
+                }
+                leftover.extend_from_slice(bytes);
+            }
             Some(Conn::Open(session)) => {
                 session.channel.receive(bytes);
                 self.drain_frames(conn);

@@ -563,3 +563,17 @@ fn a_connection_has_at_most_one_pull_being_read() {
     w.send(&mut a, Frame::Pull(Pull { after: 0, limit: 10 }));
     assert_eq!(w.stores.len(), 1, "answered, it may pull again");
 }
+
+/// Issue 14: bytes a connection sent while its group was being created were buffered without
+/// a cap.
+#[test]
+fn bytes_sent_while_a_group_is_being_created_are_capped() {
+    let mut w = World::new(RelayLimits::default());
+    let k = NoiseKeypair::generate(&mut w.rng);
+    let dev = w.connect(&k, Intent::CreateGroup { admission_token: None });
+    assert!(w.stores.iter().any(|(_, op)| matches!(op, RelayStoreOp::CreateGroup { .. })), "creating");
+    w.input(RelayInput::Received { conn: dev.conn, bytes: vec![0; 512] });
+    assert!(!w.closed.contains(&dev.conn), "a little is kept for after the handshake");
+    w.input(RelayInput::Received { conn: dev.conn, bytes: vec![0; 1024] });
+    assert!(w.closed.contains(&dev.conn), "more than a pre-authentication record closes it");
+}
