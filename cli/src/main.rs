@@ -209,6 +209,15 @@ async fn run(command: Cmd) -> Result<(), Failure> {
 
 async fn relay(settings: Resolved) -> Result<(), Failure> {
     logging::init(&settings.log)?;
+    let open_to_all = settings.server.limits.admission_token.is_none();
+    let public =
+        !settings.server.bind.ip().is_loopback() || settings.server.http.is_some_and(|a| !a.ip().is_loopback());
+    if public && open_to_all {
+        eprintln!(
+            "warning: this relay listens beyond loopback and anyone who reaches it may create groups; \
+             set an admission token (--admission-token or ZEROK_ADMISSION_TOKEN) unless that is what you want"
+        );
+    }
     let mut server = RelayServer::start(settings.server).await?;
     let text = connection::format(server.info());
     say(&format!("relay listening on {}", server.info().addrs.join(", ")));

@@ -42,11 +42,20 @@ fn settings_come_from_the_file_under_the_flags_and_sigterm_stops_cleanly() {
     assert!(dir.path().join("from-flag/relay.key").exists(), "the flag's data dir wins over the file's");
     assert!(!dir.path().join("from-file").exists());
 
-    let mut http = std::net::TcpStream::connect(("127.0.0.1", http_port)).expect("the file's http address is served");
-    http.write_all(b"GET /health HTTP/1.0\r\n\r\n").unwrap();
-    let mut answer = String::new();
-    http.read_to_string(&mut answer).unwrap();
+    let get = |path: &str| {
+        let mut http =
+            std::net::TcpStream::connect(("127.0.0.1", http_port)).expect("the file's http address is served");
+        http.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes()).unwrap();
+        let mut answer = String::new();
+        http.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    let answer = get("/health");
     assert!(answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200"), "{answer}");
+    // Other sites' pages may read the connection string, not the operator's endpoints.
+    assert!(!answer.contains("Access-Control-Allow-Origin"), "{answer}");
+    assert!(!get("/metrics").contains("Access-Control-Allow-Origin"));
+    assert!(get("/connection").contains("Access-Control-Allow-Origin: *"));
 
     let kill = Command::new("kill").arg("-TERM").arg(relay.id().to_string()).status().unwrap();
     assert!(kill.success());
@@ -79,4 +88,35 @@ fn a_bad_settings_file_is_one_line_and_a_failing_exit() {
     let out = Command::new(env!("CARGO_BIN_EXE_zerok")).args(["relay", "--push-per-sec", "0"]).output().unwrap();
     assert!(!out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stderr), "error: push_per_sec must be at least 1\n");
+}
+
+/// Issue 14: a relay reachable beyond loopback that lets anyone create groups says so.
+#[test]
+fn a_public_relay_without_an_admission_token_warns_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let first_lines = |extra: &[&str], name: &str| {
+        let mut relay = Command::new(env!("CARGO_BIN_EXE_zerok"))
+            .args(["relay", "--bind", "0.0.0.0:0", "--data-dir"])
+            .arg(dir.path().join(name))
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = Vec::new();
+        for line in std::io::BufReader::new(relay.stderr.take().unwrap()).lines().map_while(Result::ok) {
+            let started = line.contains("relay started");
+            lines.push(line);
+            if started || lines.len() > 50 {
+                break;
+            }
+        }
+        let _ = relay.kill();
+        let _ = relay.wait();
+        lines.join("\n")
+    };
+    let open = first_lines(&[], "open");
+    assert!(open.contains("warning: this relay listens beyond loopback"), "{open}");
+    let gated = first_lines(&["--admission-token", "s3cret"], "gated");
+    assert!(gated.contains("relay started") && !gated.contains("warning:"), "{gated}");
 }

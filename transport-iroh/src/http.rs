@@ -74,12 +74,13 @@ async fn handle(mut stream: TcpStream, site: Arc<Site>) {
     let rest = head.split_off(end);
     let request = RequestHead::parse(&head);
     if request.method != "GET" {
-        return respond(&mut stream, "405 Method Not Allowed", "text/plain", "GET only\n").await;
+        return respond(&mut stream, "405 Method Not Allowed", "text/plain", "GET only\n", false).await;
     }
     match request.path.as_str() {
-        "/health" => respond(&mut stream, "200 OK", "text/plain", "ok\n").await,
-        "/metrics" => respond(&mut stream, "200 OK", "text/plain; version=0.0.4", &site.metrics.render()).await,
-        "/connection" => respond(&mut stream, "200 OK", "text/plain", &format!("{}\n", site.connection)).await,
+        "/health" => respond(&mut stream, "200 OK", "text/plain", "ok\n", false).await,
+        "/metrics" => respond(&mut stream, "200 OK", "text/plain; version=0.0.4", &site.metrics.render(), false).await,
+        // Browser pages on any origin start from here: the one cross-origin read.
+        "/connection" => respond(&mut stream, "200 OK", "text/plain", &format!("{}\n", site.connection), true).await,
         SYNC_PATH => match request.websocket_key() {
             Some(key) => {
                 let accept = accept_key(key);
@@ -90,15 +91,18 @@ async fn handle(mut stream: TcpStream, site: Arc<Site>) {
                     tokio::spawn(websocket(stream, rest, site));
                 }
             }
-            None => respond(&mut stream, "426 Upgrade Required", "text/plain", "WebSocket only\n").await,
+            None => respond(&mut stream, "426 Upgrade Required", "text/plain", "WebSocket only\n", false).await,
         },
-        _ => respond(&mut stream, "404 Not Found", "text/plain", "not found\n").await,
+        _ => respond(&mut stream, "404 Not Found", "text/plain", "not found\n", false).await,
     }
 }
 
-async fn respond(stream: &mut TcpStream, status: &str, kind: &str, body: &str) {
+/// Answers a plain request; `cors`: any origin's pages may read the answer (only
+/// `/connection`: `/metrics` and `/health` are for the operator, not for other sites' scripts).
+async fn respond(stream: &mut TcpStream, status: &str, kind: &str, body: &str, cors: bool) {
+    let cors = if cors { "Access-Control-Allow-Origin: *\r\n" } else { "" };
     let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nAccess-Control-Allow-Origin: *\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\n{cors}Cache-Control: no-store\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     let _ = stream.write_all(response.as_bytes()).await;
