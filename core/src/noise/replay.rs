@@ -1,4 +1,4 @@
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::keys::NoisePublic;
 
@@ -13,6 +13,9 @@ const PER_KEY: usize = 64;
 #[derive(Debug)]
 pub struct ReplayGuard {
     seen: BTreeMap<NoisePublic, VecDeque<u64>>,
+    /// Each remembered key by its newest timestamp: the stalest is the first (no scan of every
+    /// key when full: that cost grew with the capacity on every new key, issue 14).
+    by_newest: BTreeSet<(u64, NoisePublic)>,
     capacity: usize,
     window_ms: u64,
 }
@@ -21,7 +24,7 @@ impl ReplayGuard {
     /// A guard remembering up to `capacity` keys and refusing timestamps more than
     /// `window_ms` away from the relay's clock.
     pub fn new(capacity: usize, window_ms: u64) -> Self {
-        ReplayGuard { seen: BTreeMap::new(), capacity: capacity.max(1), window_ms }
+        ReplayGuard { seen: BTreeMap::new(), by_newest: BTreeSet::new(), capacity: capacity.max(1), window_ms }
     }
 
     /// Accepts `timestamp_ms` for `key` if it is fresh and not seen before.
@@ -32,17 +35,23 @@ impl ReplayGuard {
         if self.seen.get(key).is_some_and(|recent| recent.contains(&timestamp_ms)) {
             return false;
         }
-        if !self.seen.contains_key(key) && self.seen.len() >= self.capacity {
-            let stalest = self.seen.iter().min_by_key(|(_, r)| r.iter().max().copied().unwrap_or(0)).map(|(k, _)| *k);
-            if let Some(k) = stalest {
-                self.seen.remove(&k);
-            }
+        if !self.seen.contains_key(key)
+            && self.seen.len() >= self.capacity
+            && let Some((_, stalest)) = self.by_newest.pop_first()
+        {
+            self.seen.remove(&stalest);
         }
         let recent = self.seen.entry(*key).or_default();
+        let newest_before = recent.iter().max().copied();
         recent.push_back(timestamp_ms);
         if recent.len() > PER_KEY {
             recent.pop_front();
         }
+        let newest = recent.iter().max().copied().unwrap_or(timestamp_ms);
+        if let Some(before) = newest_before {
+            self.by_newest.remove(&(before, *key));
+        }
+        self.by_newest.insert((newest, *key));
         true
     }
 
@@ -87,5 +96,20 @@ mod tests {
             assert!(g.check(&k, t, 100));
         }
         assert_eq!(g.seen.get(&k).map(VecDeque::len), Some(PER_KEY));
+        assert_eq!(g.by_newest.len(), g.seen.len(), "one entry per remembered key");
+    }
+
+    #[test]
+    fn when_full_the_key_seen_least_recently_is_forgotten() {
+        let mut g = ReplayGuard::new(3, u64::MAX);
+        let key = |i: u8| NoisePublic([i; 32]);
+        assert!(g.check(&key(1), 10, 0));
+        assert!(g.check(&key(2), 20, 0));
+        assert!(g.check(&key(3), 30, 0));
+        assert!(g.check(&key(1), 40, 0), "key 1 seen again: now the newest");
+        assert!(g.check(&key(4), 50, 0));
+        assert!(!g.seen.contains_key(&key(2)), "key 2 was the stalest");
+        assert!(!g.check(&key(1), 10, 0), "key 1's history is kept");
+        assert_eq!(g.by_newest.len(), 3);
     }
 }
