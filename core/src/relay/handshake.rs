@@ -99,6 +99,8 @@ impl Relay {
         let slot_opens =
             TokenBucket::per(limits.slot_open_burst, limits.slot_open_per_min, Duration::from_secs(60), self.now.mono);
         let channel = Channel::new(session, &leftover);
+        // A pairing connection serves one joining attempt: it lives no longer than an invite.
+        let expires = (role == Role::Pairing).then(|| self.now.mono + limits.max_slot_ttl);
         self.conns.insert(
             conn,
             Conn::Open(Box::new(Session {
@@ -108,6 +110,7 @@ impl Relay {
                 slot_opens,
                 push_order: Default::default(),
                 pulling: false,
+                expires,
             })),
         );
         self.out.push_back(RelayOutput::Transmit { conn, bytes });

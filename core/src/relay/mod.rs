@@ -215,6 +215,8 @@ struct Session {
     /// A pull of this connection is being read from the store: another is ignored until it
     /// is answered (a device pulls one page at a time; a flood of pulls must not queue reads).
     pulling: bool,
+    /// When a pairing connection is closed, however busy.
+    expires: Option<Instant>,
 }
 
 enum OpCtx {
@@ -310,7 +312,8 @@ impl Relay {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let handshakes = self.conns.values().filter_map(|c| match c {
             Conn::Handshaking { deadline, .. } => Some(*deadline),
-            _ => None,
+            Conn::Open(s) => s.expires,
+            Conn::Creating { .. } => None,
         });
         let retention = self.retention_enabled().then_some(self.next_retention);
         handshakes.chain(self.slots.next_expiry()).chain(retention).min()
@@ -423,6 +426,17 @@ impl Relay {
             .collect();
         for conn in late {
             self.reject(conn, RejectReason::Timeout);
+        }
+        let expired: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter_map(|(id, c)| match c {
+                Conn::Open(s) if s.expires.is_some_and(|e| e <= now) => Some(*id),
+                _ => None,
+            })
+            .collect();
+        for conn in expired {
+            self.close(conn);
         }
         for slot in self.slots.expired(now) {
             if let Some(s) = self.slots.remove(slot) {

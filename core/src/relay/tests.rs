@@ -577,3 +577,21 @@ fn bytes_sent_while_a_group_is_being_created_are_capped() {
     w.input(RelayInput::Received { conn: dev.conn, bytes: vec![0; 1024] });
     assert!(w.closed.contains(&dev.conn), "more than a pre-authentication record closes it");
 }
+
+/// Issue 14: a pairing session (always admitted) had no lifetime limit.
+#[test]
+fn a_pairing_connection_lives_no_longer_than_an_invite() {
+    let mut w = World::new(RelayLimits::default());
+    let pk = NoiseKeypair::generate(&mut w.rng);
+    let mut joiner = w.connect(&pk, Intent::Pairing);
+    w.frames(&mut joiner);
+    w.send(&mut joiner, Frame::Hello(Hello { min_version: 1, max_version: 1, acked_cursor: 0 }));
+    w.frames(&mut joiner);
+    let ttl = RelayLimits::default().max_slot_ttl;
+    w.now.mono = w.now.mono + ttl - Duration(1);
+    w.input(RelayInput::Timeout);
+    assert!(!w.closed.contains(&joiner.conn));
+    w.now.mono = w.now.mono + Duration(1);
+    w.input(RelayInput::Timeout);
+    assert!(w.closed.contains(&joiner.conn), "closed at the invite's longest life");
+}
