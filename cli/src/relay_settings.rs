@@ -74,6 +74,9 @@ pub struct RelaySettings {
     /// Handshakes remembered by the replay guard [default: 100000].
     #[arg(long, env = "ZEROK_REPLAY_GUARD_KEYS")]
     pub replay_guard_keys: Option<usize>,
+    /// Most connections at once, devices and browsers together [default: 10000].
+    #[arg(long, env = "ZEROK_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
     /// Days blobs are kept; 0 keeps them until every device has them [default: 30].
     #[arg(long, env = "ZEROK_RETENTION_DAYS")]
     pub retention_days: Option<u64>,
@@ -123,6 +126,7 @@ impl RelaySettings {
             max_slot_attempts: self.max_slot_attempts.or(lower.max_slot_attempts),
             handshake_clock_window_secs: self.handshake_clock_window_secs.or(lower.handshake_clock_window_secs),
             replay_guard_keys: self.replay_guard_keys.or(lower.replay_guard_keys),
+            max_connections: self.max_connections.or(lower.max_connections),
             retention_days: self.retention_days.or(lower.retention_days),
             retention_all_acked: self.retention_all_acked.or(lower.retention_all_acked),
             admission_token: self.admission_token.or(lower.admission_token),
@@ -151,6 +155,7 @@ impl RelaySettings {
                 .handshake_clock_window_secs
                 .map_or(d.handshake_clock_window_ms, |s| s.saturating_mul(1000)),
             replay_guard_keys: self.replay_guard_keys.unwrap_or(d.replay_guard_keys),
+            max_connections: self.max_connections.unwrap_or(d.max_connections),
             retention_ttl: match self.retention_days {
                 None => d.retention_ttl,
                 Some(0) => None,
@@ -166,6 +171,7 @@ impl RelaySettings {
             ("push_per_sec", u64::from(limits.push_per_sec)),
             ("max_slot_attempts", u64::from(limits.max_slot_attempts)),
             ("replay_guard_keys", limits.replay_guard_keys as u64),
+            ("max_connections", limits.max_connections as u64),
         ];
         if let Some((name, _)) = at_least_one.iter().find(|(_, v)| *v == 0) {
             return Err(Failure::msg(&format!("{name} must be at least 1")));

@@ -10,7 +10,7 @@ use zerok_core::relay::{RejectReason, RelayEvent};
 pub struct Metrics {
     accepted: AtomicU64,
     authenticated: AtomicU64,
-    rejected: [AtomicU64; 6],
+    rejected: [AtomicU64; 7],
     groups_created: AtomicU64,
     blobs_stored: AtomicU64,
     bytes_stored: AtomicU64,
@@ -19,7 +19,7 @@ pub struct Metrics {
     open_connections: AtomicU64,
 }
 
-const REASONS: [&str; 6] = ["handshake", "replay", "unauthorized", "admission", "timeout", "protocol"];
+const REASONS: [&str; 7] = ["handshake", "replay", "unauthorized", "admission", "timeout", "protocol", "full"];
 
 impl Metrics {
     /// A connection arrived.
@@ -44,6 +44,7 @@ impl Metrics {
                     RejectReason::Admission => 3,
                     RejectReason::Timeout => 4,
                     RejectReason::Protocol => 5,
+                    RejectReason::Full => 6,
                 };
                 if let Some(c) = self.rejected.get(i) {
                     c.fetch_add(1, Relaxed);

@@ -42,6 +42,8 @@ pub struct RelayLimits {
     pub retention_all_acked: bool,
     /// Group creation needs this token, if set.
     pub admission_token: Option<Vec<u8>>,
+    /// Most connections at once, in any phase: one more is closed as it arrives.
+    pub max_connections: usize,
 }
 
 impl Default for RelayLimits {
@@ -65,6 +67,7 @@ impl Default for RelayLimits {
             retention_ttl: Some(Duration::from_secs(30 * 24 * 3600)),
             retention_all_acked: false,
             admission_token: None,
+            max_connections: 10_000,
         }
     }
 }

@@ -157,6 +157,8 @@ pub enum RejectReason {
     Timeout,
     /// The peer broke the protocol after the handshake.
     Protocol,
+    /// The relay already holds `max_connections` connections.
+    Full,
 }
 
 /// Observable relay events (no secrets, no payloads).
@@ -290,6 +292,10 @@ impl Relay {
     pub fn handle_input(&mut self, now: Now, input: RelayInput) {
         self.now = now;
         match input {
+            RelayInput::Accepted { conn, .. } if self.conns.len() >= self.config.limits.max_connections => {
+                self.event(RelayEvent::Rejected { conn, reason: RejectReason::Full });
+                self.out.push_back(RelayOutput::Close { conn });
+            }
             RelayInput::Accepted { conn, peer } => {
                 let reader = RecordReader::new(self.config.limits.max_preauth_record);
                 let deadline = now.mono + self.config.limits.handshake_timeout;

@@ -595,3 +595,19 @@ fn a_pairing_connection_lives_no_longer_than_an_invite() {
     w.input(RelayInput::Timeout);
     assert!(w.closed.contains(&joiner.conn), "closed at the invite's longest life");
 }
+
+/// Issue 14: no cap on concurrent connections.
+#[test]
+fn one_connection_over_the_cap_is_closed_as_it_arrives() {
+    let mut w = World::new(RelayLimits { max_connections: 2, ..RelayLimits::default() });
+    for conn in [ConnId(50), ConnId(51)] {
+        w.input(RelayInput::Accepted { conn, peer: [1; 32] });
+    }
+    assert!(w.closed.is_empty());
+    w.input(RelayInput::Accepted { conn: ConnId(52), peer: [1; 32] });
+    assert_eq!(w.closed, [ConnId(52)]);
+    assert!(w.events.contains(&RelayEvent::Rejected { conn: ConnId(52), reason: RejectReason::Full }));
+    w.input(RelayInput::Closed { conn: ConnId(50) });
+    w.input(RelayInput::Accepted { conn: ConnId(53), peer: [1; 32] });
+    assert_eq!(w.closed, [ConnId(52)], "room again once one left");
+}
