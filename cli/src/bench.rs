@@ -36,6 +36,7 @@ pub async fn run(only_push: Option<(usize, u64)>) -> Result<(), Failure> {
             ..RelayLimits::default()
         },
         http: None,
+        metrics_http: None,
     })
     .await?;
     let open = |name: &str| ClientOptions::new(dir.path().join(name), relay.info().clone(), loopback());

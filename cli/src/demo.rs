@@ -21,6 +21,7 @@ pub async fn run() -> Result<(), Failure> {
         bind: "127.0.0.1:0".parse().map_err(|_| Failure::msg("bad bind address"))?,
         limits: RelayLimits::default(),
         http: None,
+        metrics_http: None,
     })
     .await?;
     println!("relay     listening on {} (loopback only)", relay.info().addrs.join(", "));

@@ -221,8 +221,17 @@ async fn relay(settings: Resolved) -> Result<(), Failure> {
     let mut server = RelayServer::start(settings.server).await?;
     let text = connection::format(server.info());
     say(&format!("relay listening on {}", server.info().addrs.join(", ")));
-    if let Some(addr) = server.http_addr() {
-        say(&format!("http on http://{addr}: /health, /metrics, /connection, and ws://{addr}/sync for browsers"));
+    match (server.http_addr(), server.metrics_addr()) {
+        (Some(addr), None) => {
+            say(&format!("http on http://{addr}: /health, /metrics, /connection, and ws://{addr}/sync for browsers"))
+        }
+        (Some(addr), Some(_)) => {
+            say(&format!("http on http://{addr}: /health, /connection, and ws://{addr}/sync for browsers"))
+        }
+        (None, _) => {}
+    }
+    if let Some(addr) = server.metrics_addr() {
+        say(&format!("operator http on http://{addr}: /health, /metrics"));
     }
     say(&format!("connection string: {text}"));
     if std::io::stdout().is_terminal() {

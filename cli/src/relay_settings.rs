@@ -25,6 +25,9 @@ pub struct RelaySettings {
     /// Serve HTTP on this TCP address: /health, /metrics (Prometheus), /connection, and /sync, the WebSocket browsers sync through [default: off].
     #[arg(long, env = "ZEROK_RELAY_HTTP")]
     pub http: Option<SocketAddr>,
+    /// Serve the operator's /health and /metrics on this TCP address instead (a private one); the --http port then serves /health, /connection and /sync only [default: off].
+    #[arg(long, env = "ZEROK_RELAY_METRICS_HTTP")]
+    pub metrics_http: Option<SocketAddr>,
     /// Log filter: a level, or `target=level` pairs, e.g. `info` or `warn,zerok=debug`
     /// [default: warn,zerok=info].
     #[arg(long, env = "ZEROK_LOG")]
@@ -110,6 +113,7 @@ impl RelaySettings {
             data_dir: self.data_dir.or(lower.data_dir),
             bind: self.bind.or(lower.bind),
             http: self.http.or(lower.http),
+            metrics_http: self.metrics_http.or(lower.metrics_http),
             log: self.log.or(lower.log),
             handshake_timeout_secs: self.handshake_timeout_secs.or(lower.handshake_timeout_secs),
             max_preauth_record: self.max_preauth_record.or(lower.max_preauth_record),
@@ -188,6 +192,7 @@ impl RelaySettings {
                 bind: self.bind.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 4433))),
                 limits,
                 http: self.http,
+                metrics_http: self.metrics_http,
             },
             log: self.log.unwrap_or_else(|| "warn,zerok=info".to_owned()),
         })

@@ -120,3 +120,39 @@ fn a_public_relay_without_an_admission_token_warns_at_start() {
     let gated = first_lines(&["--admission-token", "s3cret"], "gated");
     assert!(gated.contains("relay started") && !gated.contains("warning:"), "{gated}");
 }
+
+/// Issue 14: `/metrics` shared the public listener with `/sync`.
+#[test]
+fn metrics_can_be_served_on_their_own_address_and_then_not_on_the_public_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (public, operator) = (free_tcp_port(), free_tcp_port());
+    let mut relay = Command::new(env!("CARGO_BIN_EXE_zerok"))
+        .args(["relay", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("relay"))
+        .args(["--http", &format!("127.0.0.1:{public}"), "--metrics-http", &format!("127.0.0.1:{operator}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(relay.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("connection string:") {
+        line.clear();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "the relay stopped before printing its connection string");
+    }
+    let status = |port: u16, path: &str| {
+        let mut http = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        http.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes()).unwrap();
+        let mut answer = String::new();
+        http.read_to_string(&mut answer).unwrap();
+        answer.split(' ').nth(1).unwrap_or_default().to_owned()
+    };
+    assert_eq!(status(public, "/metrics"), "404");
+    assert_eq!(status(public, "/connection"), "200");
+    assert_eq!(status(public, "/health"), "200");
+    assert_eq!(status(operator, "/metrics"), "200");
+    assert_eq!(status(operator, "/connection"), "404");
+    assert_eq!(status(operator, "/health"), "200");
+    let _ = relay.kill();
+    let _ = relay.wait();
+}

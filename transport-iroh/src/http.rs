@@ -35,6 +35,18 @@ pub(crate) struct Site {
     pub metrics: Arc<Metrics>,
     pub connection: String,
     pub attach: Attach,
+    pub serves: Serves,
+}
+
+/// Which paths a listener serves (`/health` on every one).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Serves {
+    /// Everything: the relay has one HTTP port.
+    All,
+    /// What devices and browsers need: `/connection` and `/sync`.
+    Public,
+    /// What the operator needs: `/metrics`.
+    Operator,
 }
 
 /// Serves `listener` until the task is dropped.
@@ -76,7 +88,16 @@ async fn handle(mut stream: TcpStream, site: Arc<Site>) {
     if request.method != "GET" {
         return respond(&mut stream, "405 Method Not Allowed", "text/plain", "GET only\n", false).await;
     }
-    match request.path.as_str() {
+    let path = request.path.as_str();
+    let served = match path {
+        "/health" => true,
+        "/metrics" => site.serves != Serves::Public,
+        _ => site.serves != Serves::Operator,
+    };
+    if !served {
+        return respond(&mut stream, "404 Not Found", "text/plain", "not found\n", false).await;
+    }
+    match path {
         "/health" => respond(&mut stream, "200 OK", "text/plain", "ok\n", false).await,
         "/metrics" => respond(&mut stream, "200 OK", "text/plain; version=0.0.4", &site.metrics.render(), false).await,
         // Browser pages on any origin start from here: the one cross-origin read.

@@ -39,6 +39,9 @@ pub struct RelayServerConfig {
     /// Where to serve HTTP (TCP), if anywhere: `/health`, `/metrics`, `/connection` and the
     /// browsers' WebSocket at `/sync`.
     pub http: Option<SocketAddr>,
+    /// Where to serve the operator's `/health` and `/metrics` instead (a private address); the
+    /// `http` port then serves only `/health`, `/connection` and `/sync`.
+    pub metrics_http: Option<SocketAddr>,
 }
 
 /// Why the relay could not start or had to stop.
@@ -62,6 +65,7 @@ pub enum RelayError {
 pub struct RelayServer {
     info: RelayInfo,
     http: Option<SocketAddr>,
+    metrics_http: Option<SocketAddr>,
     metrics: Arc<Metrics>,
     endpoint: Endpoint,
     stop: Option<oneshot::Sender<()>>,
@@ -112,10 +116,27 @@ impl RelayServer {
                 let bound = listener.local_addr()?;
                 // Browsers reach the relay here, by WebSocket.
                 info.addrs.push(format!("ws://{bound}{}", http::SYNC_PATH));
+                let serves = if config.metrics_http.is_some() { http::Serves::Public } else { http::Serves::All };
                 let site = http::Site {
                     metrics: metrics.clone(),
                     connection: connection::format(&info),
                     attach: attach.clone(),
+                    serves,
+                };
+                tokio::spawn(http::serve(listener, Arc::new(site)));
+                Some(bound)
+            }
+            None => None,
+        };
+        let metrics_http = match config.metrics_http {
+            Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr).await?;
+                let bound = listener.local_addr()?;
+                let site = http::Site {
+                    metrics: metrics.clone(),
+                    connection: connection::format(&info),
+                    attach: attach.clone(),
+                    serves: http::Serves::Operator,
                 };
                 tokio::spawn(http::serve(listener, Arc::new(site)));
                 Some(bound)
@@ -132,7 +153,7 @@ impl RelayServer {
             data_dir = %config.data_dir.display(),
             "relay started"
         );
-        Ok(RelayServer { info, http, metrics, endpoint, stop: Some(stop), task })
+        Ok(RelayServer { info, http, metrics_http, metrics, endpoint, stop: Some(stop), task })
     }
 
     /// Who the relay is and where: what devices need to reach it.
@@ -143,6 +164,11 @@ impl RelayServer {
     /// Where HTTP (health, metrics, the browsers' WebSocket) is served, if anywhere.
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.http
+    }
+
+    /// The TCP address of the operator's `/health` and `/metrics`, if served apart.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_http
     }
 
     /// The relay's counters.

@@ -133,6 +133,7 @@ pub fn start_relay(dir: &Path, bind: &str) -> RelayServer {
         bind: bind.parse().unwrap(),
         limits: RelayLimits::default(),
         http: None,
+        metrics_http: None,
     }))
     .unwrap()
 }

@@ -24,6 +24,7 @@ async fn the_app_in_a_real_webview_pairs_and_syncs_with_a_native_device() {
         bind: "127.0.0.1:0".parse().unwrap(),
         limits: RelayLimits::default(),
         http: None,
+        metrics_http: None,
     })
     .await
     .unwrap();
