@@ -269,7 +269,7 @@ impl Client {
         self.pairing_member_online();
     }
 
-    fn on_relay_error(&mut self, code: ErrorCode, retry_after_ms: u64) {
+    pub(super) fn on_relay_error(&mut self, code: ErrorCode, retry_after_ms: u64) {
         self.event(ClientEvent::RelayError { code });
         if self.pairing_error(code) {
             return;

@@ -22,6 +22,10 @@ const TAG_TRANSPORT: u8 = 3;
 /// Failed joiner attempts before the inviter closes the invite.
 const MAX_FAILURES: u8 = 3;
 
+/// Taken slots an inviter tries another code for before it gives up (a random slot is taken by
+/// chance only on a crowded relay; one after another means squatting).
+const MAX_SLOT_RETRIES: u8 = 8;
+
 /// Most introduced access keys a device keeps to register again (the membership record stays
 /// small; issue 16's membership log will carry every member's key).
 const MAX_INTRODUCED: usize = 256;
@@ -52,6 +56,8 @@ pub(super) enum Pairing {
         expires: Instant,
         expires_ms: u64,
         failures: u8,
+        /// Slots found taken so far (each retried with a new code, up to [`MAX_SLOT_RETRIES`]).
+        taken: u8,
         step: InviterStep,
     },
     Joiner {
@@ -133,6 +139,7 @@ impl Client {
             expires: self.now.mono + self.config.invite_ttl,
             expires_ms,
             failures: 0,
+            taken: 0,
             step: InviterStep::Registering,
         });
         self.register_slot();
@@ -244,9 +251,17 @@ impl Client {
     pub(super) fn pairing_error(&mut self, code: ErrorCode) -> bool {
         match (&self.pairing, code) {
             (Some(Pairing::Inviter { step: InviterStep::Registering, .. }), ErrorCode::SlotTaken) => {
-                if let Some(Pairing::Inviter { code: c, .. }) = &mut self.pairing {
-                    *c = ShortCode::generate(&mut self.rng);
+                let Some(Pairing::Inviter { code: c, taken, .. }) = &mut self.pairing else { return true };
+                *taken += 1;
+                if *taken > MAX_SLOT_RETRIES {
+                    // Slot after slot taken: someone holds them all, or the relay lies. Not an
+                    // endless loop of registrations.
+                    self.pairing = None;
+                    self.event(ClientEvent::PairingFailed { reason: PairingFailure::RelayUnavailable });
+                    self.event(ClientEvent::InviteClosed);
+                    return true;
                 }
+                *c = ShortCode::generate(&mut self.rng);
                 self.register_slot();
                 true
             }

@@ -708,3 +708,23 @@ fn a_full_gap_buffer_reads_on_to_the_head_and_reads_what_it_dropped_once_the_gap
     assert_eq!(delivered_seqs(&a), vec![2, 3, 4, 5], "every blob once, in the sender's order");
     assert_eq!(a.client.cursor(), 4);
 }
+
+/// Issue 14: an inviter whose slot was taken tried another code at once, for ever.
+#[test]
+fn an_inviter_gives_up_after_slot_after_slot_is_taken() {
+    let mut a = Rig::new();
+    a.cmd(Command::CreateGroup { admission_token: None }).unwrap();
+    a.black_hole = true;
+    a.cmd(Command::CreateInvite).unwrap();
+    a.events.clear();
+    for _ in 0..8 {
+        a.client.on_relay_error(crate::wire::ErrorCode::SlotTaken, 0);
+        a.pump();
+    }
+    assert!(a.client.pairing_in_progress(), "eight taken slots are retried with new codes");
+    a.client.on_relay_error(crate::wire::ErrorCode::SlotTaken, 0);
+    a.pump();
+    assert!(!a.client.pairing_in_progress());
+    assert!(a.events.contains(&ClientEvent::PairingFailed { reason: PairingFailure::RelayUnavailable }));
+    assert!(a.events.contains(&ClientEvent::InviteClosed));
+}
