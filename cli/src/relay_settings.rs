@@ -80,6 +80,12 @@ pub struct RelaySettings {
     /// Most connections at once, devices and browsers together [default: 10000].
     #[arg(long, env = "ZEROK_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Invite lookups across all connections, burst [default: 200].
+    #[arg(long, env = "ZEROK_SLOT_OPEN_GLOBAL_BURST")]
+    pub slot_open_global_burst: Option<u32>,
+    /// Invite lookups across all connections per second, sustained [default: 50].
+    #[arg(long, env = "ZEROK_SLOT_OPEN_GLOBAL_PER_SEC")]
+    pub slot_open_global_per_sec: Option<u32>,
     /// Days blobs are kept; 0 keeps them until every device has them [default: 30].
     #[arg(long, env = "ZEROK_RETENTION_DAYS")]
     pub retention_days: Option<u64>,
@@ -131,6 +137,8 @@ impl RelaySettings {
             handshake_clock_window_secs: self.handshake_clock_window_secs.or(lower.handshake_clock_window_secs),
             replay_guard_keys: self.replay_guard_keys.or(lower.replay_guard_keys),
             max_connections: self.max_connections.or(lower.max_connections),
+            slot_open_global_burst: self.slot_open_global_burst.or(lower.slot_open_global_burst),
+            slot_open_global_per_sec: self.slot_open_global_per_sec.or(lower.slot_open_global_per_sec),
             retention_days: self.retention_days.or(lower.retention_days),
             retention_all_acked: self.retention_all_acked.or(lower.retention_all_acked),
             admission_token: self.admission_token.or(lower.admission_token),
@@ -160,6 +168,8 @@ impl RelaySettings {
                 .map_or(d.handshake_clock_window_ms, |s| s.saturating_mul(1000)),
             replay_guard_keys: self.replay_guard_keys.unwrap_or(d.replay_guard_keys),
             max_connections: self.max_connections.unwrap_or(d.max_connections),
+            slot_open_global_burst: self.slot_open_global_burst.unwrap_or(d.slot_open_global_burst),
+            slot_open_global_per_sec: self.slot_open_global_per_sec.unwrap_or(d.slot_open_global_per_sec),
             retention_ttl: match self.retention_days {
                 None => d.retention_ttl,
                 Some(0) => None,
@@ -176,6 +186,8 @@ impl RelaySettings {
             ("max_slot_attempts", u64::from(limits.max_slot_attempts)),
             ("replay_guard_keys", limits.replay_guard_keys as u64),
             ("max_connections", limits.max_connections as u64),
+            ("slot_open_global_burst", u64::from(limits.slot_open_global_burst)),
+            ("slot_open_global_per_sec", u64::from(limits.slot_open_global_per_sec)),
         ];
         if let Some((name, _)) = at_least_one.iter().find(|(_, v)| *v == 0) {
             return Err(Failure::msg(&format!("{name} must be at least 1")));

@@ -246,6 +246,9 @@ impl Relay {
         if let Err(wait) = session.slot_opens.take(now) {
             return self.send_error(conn, ErrorCode::RateLimited, wait);
         }
+        if let Err(wait) = self.slot_opens.take(now) {
+            return self.send_error(conn, ErrorCode::RateLimited, wait);
+        }
         match self.slots.open(slot, conn, now, self.config.limits.max_slot_attempts) {
             Ok(inviter) => self.send(inviter, &Frame::SlotOpen(SlotOpen { slot })),
             Err(_) => self.send_error(conn, ErrorCode::NotFound, Duration::ZERO),

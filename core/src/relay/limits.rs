@@ -44,6 +44,11 @@ pub struct RelayLimits {
     pub admission_token: Option<Vec<u8>>,
     /// Most connections at once, in any phase: one more is closed as it arrives.
     pub max_connections: usize,
+    /// Invite lookups across all connections: burst, then per second. Connections are free,
+    /// so a per-connection limit alone does not bound a scan of the slot space.
+    pub slot_open_global_burst: u32,
+    /// See [`Self::slot_open_global_burst`].
+    pub slot_open_global_per_sec: u32,
 }
 
 impl Default for RelayLimits {
@@ -68,6 +73,8 @@ impl Default for RelayLimits {
             retention_all_acked: false,
             admission_token: None,
             max_connections: 10_000,
+            slot_open_global_burst: 200,
+            slot_open_global_per_sec: 50,
         }
     }
 }

@@ -240,6 +240,8 @@ pub struct Relay {
     creating: BTreeMap<[u8; 32], ConnId>,
     push_limits: BTreeMap<[u8; 32], TokenBucket>,
     slots: Slots,
+    /// Invite lookups across all connections.
+    slot_opens: TokenBucket,
     replay: ReplayGuard,
     ops: BTreeMap<OpId, OpCtx>,
     next_op: u64,
@@ -261,6 +263,13 @@ impl Relay {
     /// A relay with the groups its store holds. `seed` must be 32 bytes of real entropy.
     pub fn new(config: RelayConfig, seed: [u8; 32], now: Now, groups: Vec<GroupSnapshot>) -> Self {
         let replay = ReplayGuard::new(config.limits.replay_guard_keys, config.limits.handshake_clock_window_ms);
+        let limits = &config.limits;
+        let slot_opens = TokenBucket::per(
+            limits.slot_open_global_burst,
+            limits.slot_open_global_per_sec,
+            Duration::from_secs(1),
+            now.mono,
+        );
         Relay {
             groups: groups.iter().map(|s| (s.group_id, Self::restore_group(&config, s))).collect(),
             config,
@@ -270,6 +279,7 @@ impl Relay {
             creating: BTreeMap::new(),
             push_limits: BTreeMap::new(),
             slots: Slots::default(),
+            slot_opens,
             replay,
             ops: BTreeMap::new(),
             next_op: 0,

@@ -611,3 +611,23 @@ fn one_connection_over_the_cap_is_closed_as_it_arrives() {
     w.input(RelayInput::Accepted { conn: ConnId(53), peer: [1; 32] });
     assert_eq!(w.closed, [ConnId(52)], "room again once one left");
 }
+
+/// Issue 14: the slot-lookup limit was per connection, and connections are free, so a scan of
+/// every slot fitted in an invite's life.
+#[test]
+fn invite_lookups_are_limited_across_connections() {
+    let limits = RelayLimits { slot_open_global_burst: 3, slot_open_global_per_sec: 1, ..RelayLimits::default() };
+    let mut w = World::new(limits);
+    let mut answers = Vec::new();
+    for _ in 0..4 {
+        let pk = NoiseKeypair::generate(&mut w.rng);
+        let mut scanner = w.connect(&pk, Intent::Pairing);
+        w.frames(&mut scanner);
+        w.send(&mut scanner, Frame::Hello(Hello { min_version: 1, max_version: 1, acked_cursor: 0 }));
+        w.frames(&mut scanner);
+        w.send(&mut scanner, Frame::SlotOpen(SlotOpen { slot: 7 }));
+        answers.push(error_code(&w.frames(&mut scanner)));
+    }
+    let not_found = Some(ErrorCode::NotFound);
+    assert_eq!(answers, [not_found, not_found, not_found, Some(ErrorCode::RateLimited)], "each a new connection");
+}
