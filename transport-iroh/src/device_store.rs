@@ -54,11 +54,16 @@ impl DeviceDb {
     }
 
     /// This device's signing key, created on first use.
-    pub fn device_key(&mut self, fresh: impl FnOnce() -> [u8; 32]) -> rusqlite::Result<DeviceSigningKey> {
+    pub fn device_key<E: From<rusqlite::Error>>(
+        &mut self,
+        fresh: impl FnOnce() -> Result<[u8; 32], E>,
+    ) -> Result<DeviceSigningKey, E> {
         if let Some(bytes) = self.meta("device_key")? {
             return Ok(DeviceSigningKey::from_bytes(&array(bytes)?));
         }
-        let seed = zeroize::Zeroizing::new(fresh());
+        // Nothing is stored unless a seed came: a failed source of randomness never leaves a
+        // predictable key behind (it stored an all-zero one, issue 14).
+        let seed = zeroize::Zeroizing::new(fresh()?);
         self.conn.execute("INSERT INTO meta (name, value) VALUES ('device_key', ?1)", params![seed.as_slice()])?;
         Ok(DeviceSigningKey::from_bytes(&seed))
     }
@@ -263,7 +268,14 @@ mod tests {
         };
         let key = {
             let mut db = DeviceDb::open(&path).unwrap();
-            let key = db.device_key(|| [7; 32]).unwrap();
+            let failed: Result<_, rusqlite::Error> = db.device_key(|| Err(rusqlite::Error::InvalidQuery));
+            assert!(failed.is_err(), "no randomness, no key");
+            let key = db.device_key(|| Ok::<_, rusqlite::Error>([7; 32])).unwrap();
+            assert_eq!(
+                key.device_id(),
+                DeviceSigningKey::from_bytes(&[7; 32]).device_id(),
+                "nothing was stored before"
+            );
             db.apply(&ClientStoreOp::SaveMembership(Box::new(membership.clone()))).unwrap();
             let entry = OutboxEntry { push_id: [1; 16], seq: 1, envelope: vec![9; 40] };
             db.apply(&ClientStoreOp::AppendOutbox { entries: vec![entry], next_seq: 2, last_hash: [8; 32] }).unwrap();
@@ -298,7 +310,11 @@ mod tests {
             key.device_id()
         };
         let mut db = DeviceDb::open(&path).unwrap();
-        assert_eq!(db.device_key(|| [0; 32]).unwrap().device_id(), key, "the key is created once");
+        assert_eq!(
+            db.device_key(|| Ok::<_, rusqlite::Error>([0; 32])).unwrap().device_id(),
+            key,
+            "the key is created once"
+        );
         let state = db.load().unwrap();
         assert_eq!(state.membership, Some(membership));
         assert_eq!((state.next_seq, state.last_hash, state.cursor), (3, [9; 32], 5));

@@ -128,16 +128,7 @@ impl SyncClient {
     pub async fn open(options: ClientOptions) -> Result<Self, ClientError> {
         std::fs::create_dir_all(&options.data_dir)?;
         let mut db = DeviceDb::open(&options.data_dir.join("device.db"))?;
-        let mut seed_error = None;
-        let device = db.device_key(|| {
-            os_seed().unwrap_or_else(|e| {
-                seed_error = Some(e);
-                [0; 32]
-            })
-        })?;
-        if let Some(e) = seed_error {
-            return Err(e.into());
-        }
+        let device = db.device_key(|| os_seed().map_err(ClientError::from))?;
         let state = db.load()?;
         let endpoint = net::bind(SecretKey::from_bytes(&os_seed()?), options.bind, false).await?;
         let mut config = ClientConfig::new(device, *endpoint.id().as_bytes(), options.relay);
