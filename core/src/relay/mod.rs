@@ -472,8 +472,9 @@ impl Relay {
     fn run_retention(&mut self) {
         let ttl_cutoff =
             self.config.limits.retention_ttl.map(|ttl| self.now.unix_ms.saturating_sub(ttl.as_millis())).unwrap_or(0);
-        let groups: Vec<[u8; 32]> = self.groups.keys().copied().collect();
-        for group in groups {
+        // A group with nothing stored has nothing to prune.
+        let due: Vec<[u8; 32]> = self.groups.iter().filter(|(_, g)| g.stored_blobs > 0).map(|(id, _)| *id).collect();
+        for group in due {
             self.prune(group, ttl_cutoff);
         }
     }

@@ -631,3 +631,20 @@ fn invite_lookups_are_limited_across_connections() {
     let not_found = Some(ErrorCode::NotFound);
     assert_eq!(answers, [not_found, not_found, not_found, Some(ErrorCode::RateLimited)], "each a new connection");
 }
+
+/// Issue 14: every group was pruned every minute, for ever.
+#[test]
+fn retention_runs_only_for_groups_that_store_something() {
+    let mut w = World::new(RelayLimits::default());
+    let (k1, k2) = (NoiseKeypair::generate(&mut w.rng), NoiseKeypair::generate(&mut w.rng));
+    let mut a = w.member(&k1, true);
+    w.push(&mut a, 1, 100);
+    w.complete_all(RelayStoreResult::Done);
+    w.group = GroupId::random(&mut w.rng);
+    let _empty = w.member(&k2, true);
+    w.stores.clear();
+    w.now.mono = w.now.mono + Duration::from_secs(61);
+    w.input(RelayInput::Timeout);
+    let prunes = w.stores.iter().filter(|(_, op)| matches!(op, RelayStoreOp::Prune { .. })).count();
+    assert_eq!(prunes, 1, "the empty group is not pruned");
+}
