@@ -40,16 +40,8 @@ impl DeviceDb {
     pub fn open(path: &Path) -> rusqlite::Result<Self> {
         let conn = crate::sql::open(path)?;
         conn.execute_batch(SCHEMA)?;
-        let has_last_cursor: bool =
-            conn.prepare("SELECT 1 FROM pragma_table_info('senders') WHERE name = 'last_cursor'")?.exists([])?;
-        if !has_last_cursor {
-            conn.execute_batch("ALTER TABLE senders ADD COLUMN last_cursor INTEGER NOT NULL DEFAULT 0")?;
-        }
-        let has_given_up: bool =
-            conn.prepare("SELECT 1 FROM pragma_table_info('senders') WHERE name = 'given_up'")?.exists([])?;
-        if !has_given_up {
-            conn.execute_batch("ALTER TABLE senders ADD COLUMN given_up BLOB NOT NULL DEFAULT x''")?;
-        }
+        crate::sql::add_column_once(&conn, "senders", "last_cursor", "INTEGER NOT NULL DEFAULT 0")?;
+        crate::sql::add_column_once(&conn, "senders", "given_up", "BLOB NOT NULL DEFAULT x''")?;
         Ok(DeviceDb { conn })
     }
 

@@ -11,7 +11,7 @@ use zerok_core::io::StoreError;
 use zerok_core::relay::{ChainCheck, ChainRepair, GroupSnapshot, RESTORED_PUSH_IDS, RelayStoreOp, RelayStoreResult};
 use zerok_core::wire::{Bytes, StoredBlob};
 
-use crate::sql::{array, commit_batch, exec, int, query_row, store_error, uint};
+use crate::sql::{add_column_once, array, commit_batch, exec, int, query_row, store_error, uint};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS groups (
@@ -206,15 +206,8 @@ fn run(tx: &Db, op: &RelayStoreOp) -> rusqlite::Result<RelayStoreResult> {
 /// Counts each group's stored bytes and blobs if an older version left them uncounted; from
 /// then on appends and prunes keep them, so a start never scans the blobs.
 fn count_stored_once(conn: &Connection) -> rusqlite::Result<()> {
-    let has_counts: bool =
-        conn.query_row("SELECT COUNT(*) FROM pragma_table_info('groups') WHERE name = 'stored_bytes'", [], |r| {
-            r.get::<_, i64>(0).map(|n| n > 0)
-        })?;
-    if !has_counts {
-        conn.execute_batch(
-            "ALTER TABLE groups ADD COLUMN stored_bytes INTEGER; ALTER TABLE groups ADD COLUMN stored_blobs INTEGER;",
-        )?;
-    }
+    add_column_once(conn, "groups", "stored_bytes", "INTEGER")?;
+    add_column_once(conn, "groups", "stored_blobs", "INTEGER")?;
     conn.execute_batch(
         "UPDATE groups SET
             stored_bytes = (SELECT COALESCE(SUM(length(envelope)), 0) FROM blobs WHERE group_id = groups.id),
@@ -227,13 +220,7 @@ fn count_stored_once(conn: &Connection) -> rusqlite::Result<()> {
 /// the rows: from then on only pruning moves it, so rows a repair drops (damaged at rest, to be
 /// pushed again) never look pruned.
 fn record_earliest_once(conn: &Connection) -> rusqlite::Result<()> {
-    let has_column: bool =
-        conn.query_row("SELECT COUNT(*) FROM pragma_table_info('groups') WHERE name = 'earliest'", [], |r| {
-            r.get::<_, i64>(0).map(|n| n > 0)
-        })?;
-    if !has_column {
-        conn.execute_batch("ALTER TABLE groups ADD COLUMN earliest INTEGER")?;
-    }
+    add_column_once(conn, "groups", "earliest", "INTEGER")?;
     conn.execute_batch(
         "UPDATE groups SET earliest = COALESCE((SELECT MIN(cursor) FROM blobs WHERE group_id = groups.id), head + 1)
          WHERE earliest IS NULL",

@@ -32,6 +32,16 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// Adds `column` (with its SQL `definition`) to `table` unless an earlier open did: a schema
+/// migration for a database an older version created.
+pub fn add_column_once(conn: &Connection, table: &str, column: &str, definition: &str) -> rusqlite::Result<()> {
+    let present = conn.prepare("SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2")?.exists([table, column])?;
+    if !present {
+        conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {definition}"))?;
+    }
+    Ok(())
+}
+
 /// Creates an empty file readable and writable by its owner only (key material lives in it),
 /// never readable by others even for a moment; truncates it if it exists.
 pub fn create_owner_only(path: &Path) -> std::io::Result<std::fs::File> {
