@@ -206,13 +206,7 @@ impl Checker {
             if cursor + 1 < g.earliest {
                 continue;
             }
-            let relay = g
-                .blobs
-                .range(..=cursor)
-                .next_back()
-                .map(|(_, b)| b.chain)
-                .or(g.pruned_chain)
-                .unwrap_or_else(|| zerok_core::log::genesis(&group_id));
+            let relay = g.chain_at(cursor).unwrap_or_else(|| zerok_core::log::genesis(&group_id));
             if cursor > g.head || relay != chain {
                 self.fail(format!(
                     "device {i} says synced on a view of the log the relay no longer has (cursor {cursor})"
@@ -265,13 +259,7 @@ impl Checker {
                 if cursor + 1 < g.earliest {
                     continue;
                 }
-                let now = g
-                    .blobs
-                    .range(..=cursor)
-                    .next_back()
-                    .map(|(_, b)| b.chain)
-                    .or(g.pruned_chain)
-                    .unwrap_or_else(|| zerok_core::log::genesis(&group_id));
+                let now = g.chain_at(cursor).unwrap_or_else(|| zerok_core::log::genesis(&group_id));
                 let rewritten = cursor > g.head || now != chain;
                 let reported = self.history_reports.get(&d).copied().unwrap_or(0) > reports_before;
                 if rewritten && !reported {

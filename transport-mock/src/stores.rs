@@ -27,6 +27,14 @@ pub struct StoredGroup {
     pub earliest: u64,
 }
 
+impl StoredGroup {
+    /// The log chain value at `cursor`: of the highest blob at or below it, else of the last
+    /// pruned one (`None`: nothing at or below it was ever stored).
+    pub fn chain_at(&self, cursor: u64) -> Option<[u8; 32]> {
+        self.blobs.range(..=cursor).next_back().map(|(_, b)| b.chain).or(self.pruned_chain)
+    }
+}
+
 /// The relay's durable store: groups and their blobs.
 #[derive(Clone, Debug, Default)]
 pub struct RelayStore {
@@ -82,7 +90,7 @@ impl RelayStore {
                 let Some(g) = self.groups.get(group_id) else {
                     return RelayStoreResult::Blobs { prev_chain: None, blobs: Vec::new(), more: false };
                 };
-                let prev_chain = g.blobs.range(..=*after).next_back().map(|(_, b)| b.chain).or(g.pruned_chain);
+                let prev_chain = g.chain_at(*after);
                 let mut blobs = Vec::new();
                 let mut bytes = 0usize;
                 let mut more = false;

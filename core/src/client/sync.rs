@@ -132,8 +132,7 @@ impl Client {
             let chain = self.log.chain_at(self.cursor);
             return self.rewind(head, chain);
         }
-        let genesis = self.membership.as_ref().map(|m| crate::log::genesis(m.group_id.expose()));
-        self.rewind(0, genesis);
+        self.read_again_from_start();
     }
 
     /// The relay's log does not extend what it showed this device: read it again from the
@@ -141,6 +140,11 @@ impl Client {
     /// it holds as duplicates).
     pub(super) fn recover_from_fork(&mut self, proof: ([u8; 32], [u8; 32])) {
         self.event(ClientEvent::Forked { cursor: self.fetch_pos, proof });
+        self.read_again_from_start();
+    }
+
+    /// Rewinds to cursor 0, whose chain value is the group's genesis.
+    fn read_again_from_start(&mut self) {
         let genesis = self.membership.as_ref().map(|m| crate::log::genesis(m.group_id.expose()));
         self.rewind(0, genesis);
     }
