@@ -13,13 +13,7 @@ use zerok_transport_iroh::{ClientOptions, DeviceDb, SyncClient, net, os_seed};
 
 #[allow(dead_code, reason = "each test binary uses part of the shared support")]
 mod support;
-use support::{free_tcp_port, relay_info, start_relay};
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
+use support::{free_tcp_port, relay_info, rss_kib, start_relay};
 
 /// Before the output budget and the one-pull-at-a-time rule, 1,000 pulls that were never read
 /// took the relay from 19 MiB to 1,259 MiB (issue 14).

@@ -10,13 +10,7 @@ use zerok_transport_iroh::{ClientOptions, SyncClient, net, os_seed};
 
 #[allow(dead_code, reason = "each test binary uses part of the shared support")]
 mod support;
-use support::{relay_info, start_relay};
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
+use support::{relay_info, rss_kib, start_relay};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_bogus_handshakes_is_closed_and_a_device_is_still_served() {
