@@ -50,10 +50,17 @@ pub(crate) enum Serves {
 }
 
 /// Serves `listener` until the task is dropped.
+/// Serves `site` on `listener` from now on; returns its address.
+pub(crate) fn start(listener: tokio::net::TcpListener, site: Site) -> std::io::Result<std::net::SocketAddr> {
+    let bound = listener.local_addr()?;
+    tokio::spawn(serve(listener, Arc::new(site)));
+    Ok(bound)
+}
+
 /// An accept error (out of file descriptors, say) is logged and the loop goes on after a pause:
 /// it ended the loop before, and the port refused every connection for the rest of the
 /// relay's life.
-pub(crate) async fn serve(listener: tokio::net::TcpListener, site: Arc<Site>) {
+async fn serve(listener: tokio::net::TcpListener, site: Arc<Site>) {
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,

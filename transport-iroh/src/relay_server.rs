@@ -110,37 +110,24 @@ impl RelayServer {
         let metrics = Arc::new(Metrics::default());
         let (events, inbox) = mpsc::unbounded_channel();
         let attach = Attach { events: events.clone(), next: Arc::new(AtomicU64::new(1)) };
-        let http = match config.http {
-            Some(addr) => {
-                let listener = tokio::net::TcpListener::bind(addr).await?;
-                let bound = listener.local_addr()?;
-                // Browsers reach the relay here, by WebSocket.
-                info.addrs.push(format!("ws://{bound}{}", http::SYNC_PATH));
-                let serves = if config.metrics_http.is_some() { http::Serves::Public } else { http::Serves::All };
-                let site = http::Site {
-                    metrics: metrics.clone(),
-                    connection: connection::format(&info),
-                    attach: attach.clone(),
-                    serves,
-                };
-                tokio::spawn(http::serve(listener, Arc::new(site)));
-                Some(bound)
-            }
+        let public = match config.http {
+            Some(addr) => Some(tokio::net::TcpListener::bind(addr).await?),
             None => None,
         };
+        if let Some(listener) = &public {
+            // Browsers reach the relay here, by WebSocket.
+            info.addrs.push(format!("ws://{}{}", listener.local_addr()?, http::SYNC_PATH));
+        }
+        let site = |serves| http::Site {
+            metrics: metrics.clone(),
+            connection: connection::format(&info),
+            attach: attach.clone(),
+            serves,
+        };
+        let public_serves = if config.metrics_http.is_some() { http::Serves::Public } else { http::Serves::All };
+        let http = public.map(|listener| http::start(listener, site(public_serves))).transpose()?;
         let metrics_http = match config.metrics_http {
-            Some(addr) => {
-                let listener = tokio::net::TcpListener::bind(addr).await?;
-                let bound = listener.local_addr()?;
-                let site = http::Site {
-                    metrics: metrics.clone(),
-                    connection: connection::format(&info),
-                    attach: attach.clone(),
-                    serves: http::Serves::Operator,
-                };
-                tokio::spawn(http::serve(listener, Arc::new(site)));
-                Some(bound)
-            }
+            Some(addr) => Some(http::start(tokio::net::TcpListener::bind(addr).await?, site(http::Serves::Operator))?),
             None => None,
         };
         let store = spawn_store(db, events);
