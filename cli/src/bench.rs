@@ -37,6 +37,7 @@ pub async fn run(only_push: Option<(usize, u64)>) -> Result<(), Failure> {
         },
         http: None,
         metrics_http: None,
+        host: Default::default(),
     })
     .await?;
     let open = |name: &str| ClientOptions::new(dir.path().join(name), relay.info().clone(), loopback());

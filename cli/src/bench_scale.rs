@@ -22,11 +22,14 @@ pub struct RelayProcess {
 
 impl RelayProcess {
     /// Starts it in `dir` with the per-key push limits lifted (devices pipeline far above
-    /// them here), once it has printed its connection string.
+    /// them here) and the per-address ones too (every device is on 127.0.0.1, each creating its
+    /// group), once it has printed its connection string.
     pub fn start(dir: &Path) -> Result<Self, Failure> {
         let mut child = std::process::Command::new(std::env::current_exe()?)
             .args(["relay", "--bind", "127.0.0.1:0", "--log", "error", "--push-per-sec", "1000000"])
-            .args(["--push-burst", "1000000", "--data-dir"])
+            .args(["--push-burst", "1000000", "--max-connections-per-source", "100000"])
+            .args(["--group-create-burst", "100000", "--group-create-source-burst", "100000"])
+            .args(["--data-dir"])
             .arg(dir)
             .stdout(std::process::Stdio::piped())
             .spawn()?;

@@ -22,6 +22,7 @@ pub async fn run() -> Result<(), Failure> {
         limits: RelayLimits::default(),
         http: None,
         metrics_http: None,
+        host: Default::default(),
     })
     .await?;
     println!("relay     listening on {} (loopback only)", relay.info().addrs.join(", "));

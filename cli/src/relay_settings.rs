@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use zerok_core::Duration;
 use zerok_core::relay::RelayLimits;
-use zerok_transport_iroh::RelayServerConfig;
+use zerok_transport_iroh::{HostLimits, RelayServerConfig};
 
 use crate::Failure;
 
@@ -86,6 +86,45 @@ pub struct RelaySettings {
     /// Invite lookups across all connections per second, sustained [default: 50].
     #[arg(long, env = "ZEROK_SLOT_OPEN_GLOBAL_PER_SEC")]
     pub slot_open_global_per_sec: Option<u32>,
+    /// Invite lookups from one address (all its connections) in a burst [default: 20].
+    #[arg(long, env = "ZEROK_SLOT_OPEN_SOURCE_BURST")]
+    pub slot_open_source_burst: Option<u32>,
+    /// Invite lookups from one address per minute, sustained [default: 20].
+    #[arg(long, env = "ZEROK_SLOT_OPEN_SOURCE_PER_MIN")]
+    pub slot_open_source_per_min: Option<u32>,
+    /// Frames per connection in a burst, of every kind; a connection over it is closed (at least twice push_burst) [default: 4000].
+    #[arg(long, env = "ZEROK_FRAME_BURST")]
+    pub frame_burst: Option<u32>,
+    /// Frames per connection per second, sustained (at least twice push_per_sec) [default: 2000].
+    #[arg(long, env = "ZEROK_FRAME_PER_SEC")]
+    pub frame_per_sec: Option<u32>,
+    /// Most groups the relay holds [default: 100000].
+    #[arg(long, env = "ZEROK_MAX_GROUPS")]
+    pub max_groups: Option<u64>,
+    /// Most bytes stored across all groups [default: no limit but the disk's, see min_free_bytes].
+    #[arg(long, env = "ZEROK_MAX_TOTAL_BYTES")]
+    pub max_total_bytes: Option<u64>,
+    /// Group creations across all addresses in a burst [default: 200].
+    #[arg(long, env = "ZEROK_GROUP_CREATE_BURST")]
+    pub group_create_burst: Option<u32>,
+    /// Group creations across all addresses per minute, sustained [default: 120].
+    #[arg(long, env = "ZEROK_GROUP_CREATE_PER_MIN")]
+    pub group_create_per_min: Option<u32>,
+    /// Group creations from one address in a burst [default: 20].
+    #[arg(long, env = "ZEROK_GROUP_CREATE_SOURCE_BURST")]
+    pub group_create_source_burst: Option<u32>,
+    /// Group creations from one address per minute, sustained [default: 10].
+    #[arg(long, env = "ZEROK_GROUP_CREATE_SOURCE_PER_MIN")]
+    pub group_create_source_per_min: Option<u32>,
+    /// Sockets open at once from one address (IPv4, or an IPv6 /64), QUIC and TCP; behind a reverse proxy, all browsers share the proxy's [default: 256].
+    #[arg(long, env = "ZEROK_MAX_CONNECTIONS_PER_SOURCE")]
+    pub max_connections_per_source: Option<usize>,
+    /// Pushes are refused (devices keep them and retry) while the data dir's file system has less free than this, bytes; 0: only when it is full [default: 67108864].
+    #[arg(long, env = "ZEROK_MIN_FREE_BYTES")]
+    pub min_free_bytes: Option<u64>,
+    /// Browser origins allowed to open /sync, comma-separated exact Origin values [default: any].
+    #[arg(long, env = "ZEROK_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Option<Vec<String>>,
     /// Days blobs are kept; 0 keeps them until every device has them [default: 30].
     #[arg(long, env = "ZEROK_RETENTION_DAYS")]
     pub retention_days: Option<u64>,
@@ -115,34 +154,50 @@ impl RelaySettings {
 
     /// These settings, with the unset ones taken from `lower`.
     pub fn over(self, lower: RelaySettings) -> RelaySettings {
-        RelaySettings {
-            data_dir: self.data_dir.or(lower.data_dir),
-            bind: self.bind.or(lower.bind),
-            http: self.http.or(lower.http),
-            metrics_http: self.metrics_http.or(lower.metrics_http),
-            log: self.log.or(lower.log),
-            handshake_timeout_secs: self.handshake_timeout_secs.or(lower.handshake_timeout_secs),
-            max_preauth_record: self.max_preauth_record.or(lower.max_preauth_record),
-            max_envelope: self.max_envelope.or(lower.max_envelope),
-            max_page_blobs: self.max_page_blobs.or(lower.max_page_blobs),
-            max_page_bytes: self.max_page_bytes.or(lower.max_page_bytes),
-            group_quota_bytes: self.group_quota_bytes.or(lower.group_quota_bytes),
-            group_quota_blobs: self.group_quota_blobs.or(lower.group_quota_blobs),
-            push_burst: self.push_burst.or(lower.push_burst),
-            push_per_sec: self.push_per_sec.or(lower.push_per_sec),
-            slot_open_burst: self.slot_open_burst.or(lower.slot_open_burst),
-            slot_open_per_min: self.slot_open_per_min.or(lower.slot_open_per_min),
-            max_slot_ttl_secs: self.max_slot_ttl_secs.or(lower.max_slot_ttl_secs),
-            max_slot_attempts: self.max_slot_attempts.or(lower.max_slot_attempts),
-            handshake_clock_window_secs: self.handshake_clock_window_secs.or(lower.handshake_clock_window_secs),
-            replay_guard_keys: self.replay_guard_keys.or(lower.replay_guard_keys),
-            max_connections: self.max_connections.or(lower.max_connections),
-            slot_open_global_burst: self.slot_open_global_burst.or(lower.slot_open_global_burst),
-            slot_open_global_per_sec: self.slot_open_global_per_sec.or(lower.slot_open_global_per_sec),
-            retention_days: self.retention_days.or(lower.retention_days),
-            retention_all_acked: self.retention_all_acked.or(lower.retention_all_acked),
-            admission_token: self.admission_token.or(lower.admission_token),
+        macro_rules! each_over {
+            ($($field:ident),* $(,)?) => { RelaySettings { $($field: self.$field.or(lower.$field)),* } };
         }
+        each_over!(
+            data_dir,
+            bind,
+            http,
+            metrics_http,
+            log,
+            handshake_timeout_secs,
+            max_preauth_record,
+            max_envelope,
+            max_page_blobs,
+            max_page_bytes,
+            group_quota_bytes,
+            group_quota_blobs,
+            push_burst,
+            push_per_sec,
+            slot_open_burst,
+            slot_open_per_min,
+            max_slot_ttl_secs,
+            max_slot_attempts,
+            handshake_clock_window_secs,
+            replay_guard_keys,
+            max_connections,
+            slot_open_global_burst,
+            slot_open_global_per_sec,
+            slot_open_source_burst,
+            slot_open_source_per_min,
+            frame_burst,
+            frame_per_sec,
+            max_groups,
+            max_total_bytes,
+            group_create_burst,
+            group_create_per_min,
+            group_create_source_burst,
+            group_create_source_per_min,
+            max_connections_per_source,
+            min_free_bytes,
+            allowed_origins,
+            retention_days,
+            retention_all_acked,
+            admission_token,
+        )
     }
 
     /// The configuration, defaults filled in; refuses settings that would break the relay.
@@ -170,6 +225,16 @@ impl RelaySettings {
             max_connections: self.max_connections.unwrap_or(d.max_connections),
             slot_open_global_burst: self.slot_open_global_burst.unwrap_or(d.slot_open_global_burst),
             slot_open_global_per_sec: self.slot_open_global_per_sec.unwrap_or(d.slot_open_global_per_sec),
+            slot_open_source_burst: self.slot_open_source_burst.unwrap_or(d.slot_open_source_burst),
+            slot_open_source_per_min: self.slot_open_source_per_min.unwrap_or(d.slot_open_source_per_min),
+            frame_burst: self.frame_burst.unwrap_or(d.frame_burst),
+            frame_per_sec: self.frame_per_sec.unwrap_or(d.frame_per_sec),
+            max_groups: self.max_groups.unwrap_or(d.max_groups),
+            max_total_bytes: self.max_total_bytes.unwrap_or(d.max_total_bytes),
+            group_create_burst: self.group_create_burst.unwrap_or(d.group_create_burst),
+            group_create_per_min: self.group_create_per_min.unwrap_or(d.group_create_per_min),
+            group_create_source_burst: self.group_create_source_burst.unwrap_or(d.group_create_source_burst),
+            group_create_source_per_min: self.group_create_source_per_min.unwrap_or(d.group_create_source_per_min),
             retention_ttl: match self.retention_days {
                 None => d.retention_ttl,
                 Some(0) => None,
@@ -177,6 +242,14 @@ impl RelaySettings {
             },
             retention_all_acked: self.retention_all_acked.unwrap_or(d.retention_all_acked),
             admission_token: self.admission_token.map(String::into_bytes),
+        };
+        let dh = HostLimits::default();
+        let host = HostLimits {
+            max_connections_per_source: self.max_connections_per_source.unwrap_or(dh.max_connections_per_source),
+            // Room for every connection the core admits, and the sockets it refuses as they come.
+            max_sockets: limits.max_connections + limits.max_connections / 5,
+            min_free_bytes: self.min_free_bytes.unwrap_or(dh.min_free_bytes),
+            allowed_origins: self.allowed_origins.unwrap_or_default(),
         };
         let at_least_one = [
             ("handshake_timeout_secs", limits.handshake_timeout.as_millis()),
@@ -188,6 +261,16 @@ impl RelaySettings {
             ("max_connections", limits.max_connections as u64),
             ("slot_open_global_burst", u64::from(limits.slot_open_global_burst)),
             ("slot_open_global_per_sec", u64::from(limits.slot_open_global_per_sec)),
+            ("slot_open_source_burst", u64::from(limits.slot_open_source_burst)),
+            ("slot_open_source_per_min", u64::from(limits.slot_open_source_per_min)),
+            ("frame_burst", u64::from(limits.frame_burst)),
+            ("frame_per_sec", u64::from(limits.frame_per_sec)),
+            ("max_groups", limits.max_groups),
+            ("group_create_burst", u64::from(limits.group_create_burst)),
+            ("group_create_per_min", u64::from(limits.group_create_per_min)),
+            ("group_create_source_burst", u64::from(limits.group_create_source_burst)),
+            ("group_create_source_per_min", u64::from(limits.group_create_source_per_min)),
+            ("max_connections_per_source", host.max_connections_per_source as u64),
         ];
         if let Some((name, _)) = at_least_one.iter().find(|(_, v)| *v == 0) {
             return Err(Failure::msg(&format!("{name} must be at least 1")));
@@ -205,6 +288,7 @@ impl RelaySettings {
                 limits,
                 http: self.http,
                 metrics_http: self.metrics_http,
+                host,
             },
             log: self.log.unwrap_or_else(|| "warn,zerok=info".to_owned()),
         })

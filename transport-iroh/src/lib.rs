@@ -6,6 +6,7 @@
 //! ([`RelayServer`]).
 #![forbid(unsafe_code)]
 
+mod admission;
 mod clock;
 mod device_store;
 mod http;
@@ -16,6 +17,7 @@ mod relay_store;
 mod sql;
 mod sync_client;
 
+pub use admission::{HostLimits, source_of};
 pub use clock::{Clock, os_seed};
 pub use device_store::DeviceDb;
 pub use metrics::Metrics;

@@ -10,22 +10,44 @@ use zerok_core::relay::{RejectReason, RelayEvent};
 pub struct Metrics {
     accepted: AtomicU64,
     authenticated: AtomicU64,
-    rejected: [AtomicU64; 7],
+    rejected: [AtomicU64; 10],
     groups_created: AtomicU64,
     blobs_stored: AtomicU64,
     bytes_stored: AtomicU64,
     store_failures: AtomicU64,
     limited: AtomicU64,
     open_connections: AtomicU64,
+    refusing_writes: std::sync::atomic::AtomicBool,
 }
 
-const REASONS: [&str; 7] = ["handshake", "replay", "unauthorized", "admission", "timeout", "protocol", "full"];
+const REASONS: [&str; 10] =
+    ["handshake", "replay", "unauthorized", "admission", "timeout", "protocol", "full", "flood", "limited", "source"];
+
+/// Index in [`REASONS`] of connections refused as they arrived, over the per-source cap.
+const OVER_SOURCE_CAP: usize = 9;
 
 impl Metrics {
     /// A connection arrived.
     pub fn accepted(&self) {
         self.accepted.fetch_add(1, Relaxed);
         self.open_connections.fetch_add(1, Relaxed);
+    }
+
+    /// A connection was refused as it arrived: its source address holds its cap already.
+    pub fn refused_source(&self) {
+        if let Some(c) = self.rejected.get(OVER_SOURCE_CAP) {
+            c.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Whether storage refuses writes now (full, or below the free-space floor).
+    pub fn set_refusing_writes(&self, refusing: bool) {
+        self.refusing_writes.store(refusing, Relaxed);
+    }
+
+    /// See [`Self::set_refusing_writes`].
+    pub fn refusing_writes(&self) -> bool {
+        self.refusing_writes.load(Relaxed)
     }
 
     /// A connection closed.
@@ -45,6 +67,8 @@ impl Metrics {
                     RejectReason::Timeout => 4,
                     RejectReason::Protocol => 5,
                     RejectReason::Full => 6,
+                    RejectReason::Flood => 7,
+                    RejectReason::Limited => 8,
                 };
                 if let Some(c) = self.rejected.get(i) {
                     c.fetch_add(1, Relaxed);
@@ -97,6 +121,11 @@ impl Metrics {
             out,
             "# HELP zerok_connections_open Connections open now.\n# TYPE zerok_connections_open gauge\nzerok_connections_open {}\n",
             self.open_connections.load(Relaxed)
+        );
+        let _ = write!(
+            out,
+            "# HELP zerok_storage_refusing_writes 1 while storage is full or below its free-space floor.\n# TYPE zerok_storage_refusing_writes gauge\nzerok_storage_refusing_writes {}\n",
+            u8::from(self.refusing_writes())
         );
         out
     }

@@ -139,14 +139,15 @@ impl Writes {
     }
 }
 
-/// Runs a connection: bytes from `writes` go out, bytes read are handed to `on_read`; returns
-/// when either side is done. The connection is closed at the end.
-pub async fn pump(
+/// Runs a connection: bytes from `writes` go out, bytes read are handed to `on_read` (the
+/// next read waits for it: backpressure); returns when either side is done. The connection is
+/// closed at the end.
+pub async fn pump<F: Future<Output = ()>>(
     conn: Connection,
     mut send: SendStream,
     mut recv: RecvStream,
     mut writes: Writes,
-    mut on_read: impl FnMut(Vec<u8>),
+    mut on_read: impl FnMut(Vec<u8>) -> F,
 ) {
     let writer = async {
         let mut closing = false;
@@ -174,7 +175,7 @@ pub async fn pump(
     };
     let reader = async {
         while let Ok(Some(chunk)) = recv.read_chunk(READ_CHUNK).await {
-            on_read(chunk.to_vec());
+            on_read(chunk.to_vec()).await;
         }
     };
     tokio::select! {

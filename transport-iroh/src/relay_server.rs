@@ -8,14 +8,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use iroh::{Endpoint, SecretKey};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use zerok_core::client::RelayInfo;
+use zerok_core::io::StoreError;
 use zerok_core::io::{ConnId, OpId};
 use zerok_core::keys::{NoiseKeypair, NoiseSecret};
 use zerok_core::relay::{
-    Relay, RelayConfig, RelayEvent, RelayInput, RelayLimits, RelayOutput, RelayStoreOp, RelayStoreResult,
+    Relay, RelayConfig, RelayEvent, RelayInput, RelayLimits, RelayOutput, RelayStoreOp, RelayStoreResult, Source,
 };
 
+use crate::admission::{self, Admission, HostLimits, Ticket};
 use crate::clock::{Clock, os_seed};
 use crate::http;
 use crate::metrics::Metrics;
@@ -42,6 +44,8 @@ pub struct RelayServerConfig {
     /// Where to serve the operator's `/health` and `/metrics` instead (a private address); the
     /// `http` port then serves only `/health`, `/connection` and `/sync`.
     pub metrics_http: Option<SocketAddr>,
+    /// What the process bounds beside the core: sockets per source, free space, origins.
+    pub host: HostLimits,
 }
 
 /// Why the relay could not start or had to stop.
@@ -73,17 +77,37 @@ pub struct RelayServer {
 }
 
 enum Ev {
-    Accepted { conn: ConnId, peer: [u8; 32], writer: net::Writer },
-    Received { conn: ConnId, bytes: Vec<u8> },
-    Closed { conn: ConnId },
-    StoreDone { op: OpId, result: RelayStoreResult },
+    Accepted {
+        conn: ConnId,
+        peer: [u8; 32],
+        source: Source,
+        writer: net::Writer,
+    },
+    /// The permit holds the bytes' share of the inbound budget until the relay has taken them.
+    Received {
+        conn: ConnId,
+        bytes: Vec<u8>,
+        _budget: OwnedSemaphorePermit,
+    },
+    Closed {
+        conn: ConnId,
+    },
+    StoreDone {
+        op: OpId,
+        result: RelayStoreResult,
+    },
     StoreFailed(String),
+    /// A write failed for want of space.
+    StorageFull,
+    /// The free-space watcher's reading of the data dir's file system.
+    FreeBytes(u64),
 }
 
 impl RelayServer {
     /// Starts a relay: loads (or creates) its identity and database, binds, and serves.
     pub async fn start(config: RelayServerConfig) -> Result<Self, RelayError> {
         std::fs::create_dir_all(&config.data_dir)?;
+        let descriptors = admission::raise_descriptor_limit();
         let (iroh_secret, noise_secret) = load_identity(&config.data_dir.join("relay.key"))?;
         let mut db = RelayDb::open(&config.data_dir.join("relay.db"))?;
         for (group_id, repair) in db.repair_chains()? {
@@ -105,11 +129,18 @@ impl RelayServer {
         let clock = Clock::new();
         let mut relay_config = RelayConfig::new(endpoint_id, noise);
         let output_budget = OUTPUT_BUDGET.max(4 * config.limits.max_page_bytes);
+        let max_connections = config.limits.max_connections;
         relay_config.limits = config.limits;
         let relay = Relay::new(relay_config, os_seed()?, clock.now(), snapshots);
         let metrics = Arc::new(Metrics::default());
         let (events, inbox) = mpsc::unbounded_channel();
-        let attach = Attach { events: events.clone(), next: Arc::new(AtomicU64::new(1)) };
+        let attach = Attach {
+            events: events.clone(),
+            next: Arc::new(AtomicU64::new(1)),
+            inbound: Arc::new(Semaphore::new(INBOUND_BUDGET_KIB)),
+            admission: Admission::new(&config.host),
+            metrics: metrics.clone(),
+        };
         let public = match config.http {
             Some(addr) => Some(tokio::net::TcpListener::bind(addr).await?),
             None => None,
@@ -123,6 +154,7 @@ impl RelayServer {
             connection: connection::format(&info),
             attach: attach.clone(),
             serves,
+            allowed_origins: config.host.allowed_origins.clone(),
         };
         let public_serves = if config.metrics_http.is_some() { http::Serves::Public } else { http::Serves::All };
         let http = public.map(|listener| http::start(listener, site(public_serves))).transpose()?;
@@ -130,16 +162,27 @@ impl RelayServer {
             Some(addr) => Some(http::start(tokio::net::TcpListener::bind(addr).await?, site(http::Serves::Operator))?),
             None => None,
         };
+        tokio::spawn(watch_free_space(config.data_dir.clone(), events.clone()));
         let store = spawn_store(db, events);
         tokio::spawn(accept(endpoint.clone(), attach));
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(serve(relay, clock, inbox, store, stopped, metrics.clone(), output_budget));
+        let storage = Storage { min_free: config.host.min_free_bytes, full_seen: false };
+        let serving = Serving { output_budget, storage, metrics: metrics.clone() };
+        let task = tokio::spawn(serve(relay, clock, inbox, store, stopped, serving));
         tracing::info!(target: "zerok::relay",
             addrs = %info.addrs.join(","),
             groups = snapshot_count,
             data_dir = %config.data_dir.display(),
+            open_files = descriptors.map_or_else(|| "unlimited".to_owned(), |n| n.to_string()),
             "relay started"
         );
+        if descriptors.is_some_and(|n| n < max_connections as u64 + 64) {
+            tracing::warn!(target: "zerok::relay",
+                open_files = descriptors.unwrap_or_default(),
+                max_connections,
+                "the open-file limit is below max_connections: raise it (ulimit -n, LimitNOFILE=) or lower max_connections"
+            );
+        }
         Ok(RelayServer { info, http, metrics_http, metrics, endpoint, stop: Some(stop), task })
     }
 
@@ -213,6 +256,9 @@ fn spawn_store(mut db: RelayDb, events: mpsc::UnboundedSender<Ev>) -> std::sync:
         while let Some(batch) = recv_batch(&rx, GROUP_COMMIT) {
             let (ids, ops): (Vec<OpId>, Vec<RelayStoreOp>) = batch.into_iter().unzip();
             let done = db.execute(&ops);
+            if done.results.contains(&RelayStoreResult::Failed(StoreError::Full)) {
+                let _ = events.send(Ev::StorageFull);
+            }
             for (op, result) in ids.into_iter().zip(done.results) {
                 let _ = events.send(Ev::StoreDone { op, result });
             }
@@ -231,21 +277,40 @@ fn spawn_store(mut db: RelayDb, events: mpsc::UnboundedSender<Ev>) -> std::sync:
 pub(crate) struct Attach {
     events: mpsc::UnboundedSender<Ev>,
     next: Arc<AtomicU64>,
+    /// Bytes read from all connections and not yet taken by the relay, in KiB: a reader waits
+    /// for room (and so stops reading from its peer) when the relay is behind.
+    inbound: Arc<Semaphore>,
+    admission: Arc<Admission>,
+    metrics: Arc<Metrics>,
 }
 
+/// Most bytes read and waiting for the relay task, across all connections.
+const INBOUND_BUDGET_KIB: usize = 16 * 1024;
+
 impl Attach {
+    /// A place for a socket from `ip`, or `None` (counted) when its source or the relay is full.
+    pub(crate) fn admit(&self, ip: std::net::IpAddr) -> Option<Ticket> {
+        let ticket = self.admission.admit(ip);
+        if ticket.is_none() {
+            self.metrics.refused_source();
+        }
+        ticket
+    }
+
     /// A new connection from `peer` (its transport identity; zero when it has none): its id
     /// and the queue of what to write to it. `None` once the relay has stopped.
-    pub(crate) fn open(&self, peer: [u8; 32]) -> Option<(ConnId, net::Writes)> {
+    pub(crate) fn open(&self, peer: [u8; 32], ticket: &Ticket) -> Option<(ConnId, net::Writes)> {
         let conn = ConnId(self.next.fetch_add(1, Ordering::Relaxed));
         let (writer, writes) = net::write_queue();
-        self.events.send(Ev::Accepted { conn, peer, writer }).ok()?;
+        self.events.send(Ev::Accepted { conn, peer, source: ticket.source(), writer }).ok()?;
         Some((conn, writes))
     }
 
-    /// Bytes arrived on `conn` (any chunking).
-    pub(crate) fn received(&self, conn: ConnId, bytes: Vec<u8>) {
-        let _ = self.events.send(Ev::Received { conn, bytes });
+    /// Bytes arrived on `conn` (any chunking); waits while the relay is behind.
+    pub(crate) async fn received(&self, conn: ConnId, bytes: Vec<u8>) {
+        let kib = u32::try_from(bytes.len().div_ceil(1024).clamp(1, INBOUND_BUDGET_KIB)).unwrap_or(1);
+        let Ok(budget) = self.inbound.clone().acquire_many_owned(kib).await else { return };
+        let _ = self.events.send(Ev::Received { conn, bytes, _budget: budget });
     }
 
     /// `conn` is gone.
@@ -264,18 +329,72 @@ const STREAM_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 async fn accept(endpoint: Endpoint, attach: Attach) {
     while let Some(incoming) = endpoint.accept().await {
+        let ticket = match incoming.remote_addr() {
+            iroh::endpoint::IncomingAddr::Ip(addr) => attach.admit(addr.ip()),
+            _ => attach.admit(std::net::Ipv6Addr::UNSPECIFIED.into()),
+        };
+        let Some(ticket) = ticket else {
+            incoming.refuse();
+            continue;
+        };
         let attach = attach.clone();
         tokio::spawn(async move {
-            let Ok(conn) = incoming.await else { return };
+            let Ok(Ok(conn)) = tokio::time::timeout(STREAM_WAIT, incoming).await else { return };
             let peer = *conn.remote_id().as_bytes();
             // A connection that never opens its stream holds a slot for nothing: dropped after
             // as long as a handshake may take.
             let Ok(Ok((send, recv))) = tokio::time::timeout(STREAM_WAIT, conn.accept_bi()).await else { return };
-            let Some((conn_id, writes)) = attach.open(peer) else { return };
+            let Some((conn_id, writes)) = attach.open(peer, &ticket) else { return };
             net::pump(conn, send, recv, writes, |bytes| attach.received(conn_id, bytes)).await;
             attach.closed(conn_id);
+            drop(ticket);
         });
     }
+}
+
+/// How often the data dir's free space is read.
+const FREE_SPACE_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+async fn watch_free_space(dir: PathBuf, events: mpsc::UnboundedSender<Ev>) {
+    loop {
+        let reading = tokio::task::spawn_blocking({
+            let dir = dir.clone();
+            move || admission::free_bytes(&dir)
+        });
+        if let Ok(Some(free)) = reading.await
+            && events.send(Ev::FreeBytes(free)).is_err()
+        {
+            return;
+        }
+        tokio::time::sleep(FREE_SPACE_EVERY).await;
+    }
+}
+
+/// After a write failed for want of space, writes resume only once this much is free (or the
+/// operator's floor, if higher): a few bytes freed by pruning must not flap the relay.
+const FREE_AFTER_FULL: u64 = 16 << 20;
+
+/// Whether storage takes writes.
+struct Storage {
+    min_free: u64,
+    full_seen: bool,
+}
+
+impl Storage {
+    /// Whether writes are to be refused, given a reading of free space.
+    fn refusing(&mut self, free: u64) -> bool {
+        let floor = if self.full_seen { self.min_free.max(FREE_AFTER_FULL) } else { self.min_free };
+        let refusing = free < floor;
+        self.full_seen &= refusing;
+        refusing
+    }
+}
+
+/// What the relay task needs beside the relay.
+struct Serving {
+    output_budget: usize,
+    storage: Storage,
+    metrics: Arc<Metrics>,
 }
 
 async fn serve(
@@ -284,9 +403,9 @@ async fn serve(
     mut inbox: mpsc::UnboundedReceiver<Ev>,
     store: std::sync::mpsc::Sender<(OpId, RelayStoreOp)>,
     mut stopped: oneshot::Receiver<()>,
-    metrics: Arc<Metrics>,
-    output_budget: usize,
+    mut serving: Serving,
 ) -> Result<(), RelayError> {
+    let (output_budget, metrics) = (serving.output_budget, serving.metrics.clone());
     let mut writers: HashMap<ConnId, net::Writer> = HashMap::new();
     let mut in_flight = 0usize;
     let mut stopping = false;
@@ -350,16 +469,16 @@ async fn serve(
                 continue;
             }
             ev = inbox.recv() => match ev {
-                Some(Ev::Accepted { conn, peer, writer }) => {
+                Some(Ev::Accepted { conn, peer, source, writer }) => {
                     if stopping {
                         let _ = writer.send(Write::Close);
                         continue;
                     }
                     writers.insert(conn, writer);
                     metrics.accepted();
-                    RelayInput::Accepted { conn, peer }
+                    RelayInput::Accepted { conn, peer, source }
                 }
-                Some(Ev::Received { conn, bytes }) => RelayInput::Received { conn, bytes },
+                Some(Ev::Received { conn, bytes, _budget }) => RelayInput::Received { conn, bytes },
                 Some(Ev::Closed { conn }) => {
                     writers.remove(&conn);
                     metrics.closed();
@@ -368,6 +487,16 @@ async fn serve(
                 Some(Ev::StoreDone { op, result }) => {
                     in_flight = in_flight.saturating_sub(1);
                     RelayInput::StoreDone { op, result }
+                }
+                Some(Ev::StorageFull) => {
+                    serving.storage.full_seen = true;
+                    set_refusing_writes(&mut relay, &metrics, true);
+                    continue;
+                }
+                Some(Ev::FreeBytes(free)) => {
+                    let refusing = serving.storage.refusing(free);
+                    set_refusing_writes(&mut relay, &metrics, refusing);
+                    continue;
                 }
                 Some(Ev::StoreFailed(why)) => {
                     tracing::error!(target: "zerok::relay", %why, "storage failed: stopping without acknowledging anything more");
@@ -378,6 +507,22 @@ async fn serve(
             () = sleep => RelayInput::Timeout,
         };
         relay.handle_input(clock.now(), input);
+    }
+}
+
+/// Tells the relay and the metrics, and logs a change.
+fn set_refusing_writes(relay: &mut Relay, metrics: &Metrics, refusing: bool) {
+    if relay.refusing_writes() == refusing {
+        return;
+    }
+    relay.set_refusing_writes(refusing);
+    metrics.set_refusing_writes(refusing);
+    if refusing {
+        tracing::error!(target: "zerok::relay",
+            "storage is full or below its free-space floor: pushes are refused (devices keep them and retry), reads are served; /health says degraded"
+        );
+    } else {
+        tracing::warn!(target: "zerok::relay", "storage has room again: writes resume");
     }
 }
 

@@ -512,6 +512,7 @@ impl Driver {
             let reads = events.clone();
             net::pump(connection, send, recv, writes, move |bytes| {
                 let _ = reads.send(Ev::Received { conn, bytes });
+                std::future::ready(())
             })
             .await;
             let _ = events.send(Ev::Disconnected { conn });

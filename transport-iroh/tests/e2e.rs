@@ -17,6 +17,7 @@ async fn relay(dir: &std::path::Path) -> RelayServer {
         limits: RelayLimits::default(),
         http: None,
         metrics_http: None,
+        host: Default::default(),
     };
     RelayServer::start(config).await.expect("relay starts")
 }
@@ -112,6 +113,7 @@ async fn a_relay_restart_keeps_identity_and_data_and_an_offline_push_syncs_later
         limits: RelayLimits::default(),
         http: None,
         metrics_http: None,
+        host: Default::default(),
     };
     let second = RelayServer::start(config).await.expect("relay restarts");
     assert_eq!(second.info().endpoint_id, info.endpoint_id);
@@ -229,6 +231,7 @@ async fn garbage_oversized_and_stalled_connections_are_closed_and_devices_are_st
         limits,
         http: None,
         metrics_http: None,
+        host: Default::default(),
     };
     let relay = RelayServer::start(config).await.unwrap();
     let attacker = net::bind(net::SecretKey::from_bytes(&os_seed().unwrap()), "127.0.0.1:0".parse().unwrap(), false)
@@ -271,6 +274,7 @@ async fn health_and_metrics_are_served_over_http() {
         limits: RelayLimits::default(),
         http: Some("127.0.0.1:0".parse().unwrap()),
         metrics_http: None,
+        host: Default::default(),
     };
     let relay = RelayServer::start(config).await.unwrap();
     let http = relay.http_addr().unwrap();

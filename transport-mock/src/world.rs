@@ -10,7 +10,7 @@ use zerok_core::client::{
 };
 use zerok_core::io::{ConnId, OpId};
 use zerok_core::keys::{DeviceSigningKey, NoiseKeypair};
-use zerok_core::relay::{Relay, RelayConfig, RelayInput, RelayOutput, RelayStoreOp};
+use zerok_core::relay::{Relay, RelayConfig, RelayInput, RelayOutput, RelayStoreOp, Source};
 use zerok_core::{CoreRng, Duration, Now};
 
 use crate::stores::{DeviceStore, RelayStore};
@@ -337,7 +337,7 @@ impl World {
                     },
                 );
                 let peer = self.devices[device].config.endpoint_id;
-                self.relay_input(RelayInput::Accepted { conn: relay_conn, peer }, obs);
+                self.relay_input(RelayInput::Accepted { conn: relay_conn, peer, source: Source::UNKNOWN }, obs);
                 self.device_input(device, ClientInput::Connected { conn }, obs);
             }
             Ev::Flush { link } => self.flush(link, obs),

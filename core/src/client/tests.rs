@@ -91,7 +91,10 @@ impl Rig {
                         busy = true;
                         if self.online {
                             self.conn = Some(conn);
-                            self.relay.handle_input(self.now, RelayInput::Accepted { conn, peer: [2; 32] });
+                            self.relay.handle_input(
+                                self.now,
+                                RelayInput::Accepted { conn, peer: [2; 32], source: crate::relay::Source::UNKNOWN },
+                            );
                             self.client.handle_input(self.now, ClientInput::Connected { conn });
                         } else {
                             self.client.handle_input(self.now, ClientInput::Disconnected { conn });

@@ -8,6 +8,9 @@ use crate::noise::PROTOCOL_VERSION;
 use crate::time::Duration;
 use crate::wire::*;
 
+/// When a push refused for storage is worth sending again.
+const STORAGE_RETRY: Duration = Duration::from_secs(10);
+
 impl Relay {
     pub(super) fn drain_frames(&mut self, conn: ConnId) {
         loop {
@@ -15,6 +18,10 @@ impl Relay {
                 return;
             };
             match session.channel.next_frame() {
+                Ok(Some(_)) if session.frames.take(self.now.mono).is_err() => {
+                    self.send(conn, &bye(ByeReason::ProtocolViolation));
+                    return self.reject(conn, RejectReason::Flood);
+                }
                 Ok(Some(frame)) => self.on_frame(conn, frame),
                 Ok(None) => return,
                 Err(_) => {
@@ -131,9 +138,15 @@ impl Relay {
             return self.refuse_push(conn, push.push_id, ErrorCode::Unavailable, Duration::from_secs(1));
         }
         let size = push.envelope.len();
-        if !g.fits(size as u64, quota_bytes, quota_blobs) {
+        if self.refusing_writes {
+            // Storage is full or nearly: the device keeps the blob and tries again later.
+            return self.refuse_push(conn, push.push_id, ErrorCode::QuotaExceeded, STORAGE_RETRY);
+        }
+        let over_total = self.total_bytes.saturating_add(size as u64) > self.config.limits.max_total_bytes;
+        if over_total || !g.fits(size as u64, quota_bytes, quota_blobs) {
             return self.refuse_push(conn, push.push_id, ErrorCode::QuotaExceeded, Duration::ZERO);
         }
+        self.total_bytes += size as u64;
         let (blob, prev_cursor) = g.assign(push.push_id, push.envelope, self.now.unix_ms, conn);
         #[cfg(feature = "planted-bugs")]
         let cursor = blob.cursor;
@@ -222,6 +235,9 @@ impl Relay {
         if self.groups.get(&group).is_some_and(|g| g.keys.contains(&key)) {
             return self.send(conn, &Frame::DeviceRegistered(DeviceRegistered { access_key: key }));
         }
+        if self.refusing_writes {
+            return self.send_error(conn, ErrorCode::Unavailable, STORAGE_RETRY);
+        }
         self.store(RelayStoreOp::RegisterKey { group_id: group, key }, OpCtx::RegisterKey { conn, group, key });
     }
 
@@ -234,6 +250,7 @@ impl Relay {
         }
         match self.slots.register(r.slot, conn, now.mono + Duration::from_millis(ttl_ms), now.mono) {
             Ok(()) => self.send(conn, &Frame::SlotRegistered(SlotRegistered { slot: r.slot })),
+            Err(super::slots::SlotRefusal::TooMany) => self.send_error(conn, ErrorCode::QuotaExceeded, Duration::ZERO),
             Err(_) => self.send_error(conn, ErrorCode::SlotTaken, Duration::ZERO),
         }
     }
@@ -244,6 +261,10 @@ impl Relay {
             return;
         };
         if let Err(wait) = session.slot_opens.take(now) {
+            return self.send_error(conn, ErrorCode::RateLimited, wait);
+        }
+        let source = session.source;
+        if let Err(wait) = self.slot_opens_by_source.take(source, now) {
             return self.send_error(conn, ErrorCode::RateLimited, wait);
         }
         if let Err(wait) = self.slot_opens.take(now) {
@@ -325,9 +346,11 @@ impl Relay {
                 if let (RelayStoreResult::Pruned { earliest, bytes, blobs }, Some(g)) =
                     (result, self.groups.get_mut(&group))
                 {
+                    let before = g.footprint();
                     g.earliest = g.earliest.max(earliest);
                     g.stored_bytes = bytes;
                     g.stored_blobs = blobs;
+                    self.total_bytes = (self.total_bytes + g.footprint()).saturating_sub(before);
                 }
             }
         }
@@ -360,9 +383,11 @@ impl Relay {
         let Some(g) = self.groups.get_mut(&group) else {
             return;
         };
+        let before = g.footprint();
         let Some((push, head_moved)) = g.settle(&push_id, stored_at) else {
             return;
         };
+        self.total_bytes = (self.total_bytes + g.footprint()).saturating_sub(before);
         let doomed = g.take_newly_doomed();
         let head = g.head;
         let online: Vec<ConnId> = g.online.iter().copied().filter(|c| !push.waiters.contains(c)).collect();

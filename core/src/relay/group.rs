@@ -119,6 +119,11 @@ impl Group {
 
     /// Assigns the next cursor and chain value to a new push and reserves its quota. Returns
     /// the blob to store and the cursor its chain value extends.
+    /// Bytes stored and reserved by pushes in flight.
+    pub fn footprint(&self) -> u64 {
+        self.stored_bytes + self.reserved_bytes
+    }
+
     pub fn assign(&mut self, push_id: [u8; 16], envelope: Bytes, stored_at_ms: u64, conn: ConnId) -> (StoredBlob, u64) {
         let cursor = self.next_cursor;
         self.next_cursor += 1;

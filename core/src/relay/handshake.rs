@@ -2,7 +2,9 @@
 
 use subtle::ConstantTimeEq;
 
-use super::{Conn, OpCtx, RejectReason, Relay, RelayEvent, RelayOutput, RelayStoreOp, Role, Session, TokenBucket};
+use super::{
+    Conn, OpCtx, RejectReason, Relay, RelayEvent, RelayOutput, RelayStoreOp, Role, Session, Source, TokenBucket,
+};
 use crate::io::ConnId;
 use crate::noise::{Channel, IkResponder, Intent, ik_prologue};
 use crate::time::Duration;
@@ -31,9 +33,10 @@ impl Relay {
     }
 
     fn try_handshake(&mut self, conn: ConnId) {
-        let Some(Conn::Handshaking { reader, peer, .. }) = self.conns.get_mut(&conn) else {
+        let Some(Conn::Handshaking { reader, peer, source, .. }) = self.conns.get_mut(&conn) else {
             return;
         };
+        let source = *source;
         let record = match reader.next_record() {
             Ok(Some(r)) => r,
             Ok(None) => return,
@@ -51,16 +54,16 @@ impl Relay {
         }
         let group = responder.auth().group_id;
         match responder.auth().intent.clone() {
-            Intent::Pairing => self.admit(conn, responder, Role::Pairing, leftover),
+            Intent::Pairing => self.admit(conn, responder, Role::Pairing, leftover, source),
             Intent::Member => {
                 if self.groups.get(&group).is_some_and(|g| g.keys.contains(&key.0)) {
-                    self.admit(conn, responder, Role::Member { group, key: key.0 }, leftover);
+                    self.admit(conn, responder, Role::Member { group, key: key.0 }, leftover, source);
                 } else {
                     self.reject(conn, RejectReason::Unauthorized);
                 }
             }
             Intent::CreateGroup { .. } if self.groups.get(&group).is_some_and(|g| g.keys.contains(&key.0)) => {
-                self.admit(conn, responder, Role::Member { group, key: key.0 }, leftover)
+                self.admit(conn, responder, Role::Member { group, key: key.0 }, leftover, source)
             }
             Intent::CreateGroup { admission_token } => {
                 if let Some(required) = &self.config.limits.admission_token {
@@ -69,24 +72,44 @@ impl Relay {
                         return self.reject(conn, RejectReason::Admission);
                     }
                 }
-                match self.groups.get(&group) {
-                    Some(_) => self.reject(conn, RejectReason::Unauthorized),
-                    None if self.creating.contains_key(&group) => self.reject(conn, RejectReason::Unauthorized),
-                    None => {
-                        self.creating.insert(group, conn);
-                        self.conns.insert(conn, Conn::Creating { responder: Box::new(responder), leftover });
-                        self.store(
-                            RelayStoreOp::CreateGroup { group_id: group, key: key.0 },
-                            OpCtx::CreateGroup { conn, group, key: key.0 },
-                        );
-                    }
+                if self.groups.contains_key(&group) || self.creating.contains_key(&group) {
+                    return self.reject(conn, RejectReason::Unauthorized);
                 }
+                if !self.may_create_group(source) {
+                    return self.reject(conn, RejectReason::Limited);
+                }
+                self.creating.insert(group, conn);
+                let responder = Box::new(responder);
+                self.conns.insert(conn, Conn::Creating { responder, leftover, source });
+                self.store(
+                    RelayStoreOp::CreateGroup { group_id: group, key: key.0 },
+                    OpCtx::CreateGroup { conn, group, key: key.0 },
+                );
             }
         }
     }
 
+    /// Whether one more group may be created now, from `source`: storage takes writes, the
+    /// relay holds fewer than `max_groups`, and the creation budgets (the source's, then the
+    /// global one) have a token: a source over its budget spends none of everyone's.
+    fn may_create_group(&mut self, source: Source) -> bool {
+        let now = self.now.mono;
+        let held = (self.groups.len() + self.creating.len()) as u64;
+        !self.refusing_writes
+            && held < self.config.limits.max_groups
+            && self.group_creates_by_source.take(source, now).is_ok()
+            && self.group_creates.take(now).is_ok()
+    }
+
     /// Completes the handshake for an admitted device.
-    pub(super) fn admit(&mut self, conn: ConnId, responder: IkResponder, role: Role, leftover: Vec<u8>) {
+    pub(super) fn admit(
+        &mut self,
+        conn: ConnId,
+        responder: IkResponder,
+        role: Role,
+        leftover: Vec<u8>,
+        source: Source,
+    ) {
         let (session, reply) = match responder.accept() {
             Ok(x) => x,
             Err(_) => return self.reject(conn, RejectReason::Handshake),
@@ -96,8 +119,13 @@ impl Relay {
             return self.reject(conn, RejectReason::Handshake);
         }
         let limits = &self.config.limits;
+        let now = self.now.mono;
         let slot_opens =
-            TokenBucket::per(limits.slot_open_burst, limits.slot_open_per_min, Duration::from_secs(60), self.now.mono);
+            TokenBucket::per(limits.slot_open_burst, limits.slot_open_per_min, Duration::from_secs(60), now);
+        // Each push and its answer's acknowledgement: room for a device at its push limit.
+        let frame_burst = limits.frame_burst.max(limits.push_burst.saturating_mul(2));
+        let frame_rate = limits.frame_per_sec.max(limits.push_per_sec.saturating_mul(2));
+        let frames = TokenBucket::per(frame_burst, frame_rate, Duration::from_secs(1), now);
         let channel = Channel::new(session, &leftover);
         // A pairing connection serves one joining attempt: it lives no longer than an invite.
         let expires = (role == Role::Pairing).then(|| self.now.mono + limits.max_slot_ttl);
@@ -107,7 +135,9 @@ impl Relay {
                 channel,
                 role,
                 greeted: false,
+                source,
                 slot_opens,
+                frames,
                 push_order: Default::default(),
                 pulling: false,
                 expires,
@@ -128,11 +158,11 @@ impl Relay {
         let Some(Conn::Creating { .. }) = self.conns.get(&conn) else {
             return;
         };
-        let Some(Conn::Creating { responder, leftover }) = self.conns.remove(&conn) else {
+        let Some(Conn::Creating { responder, leftover, source }) = self.conns.remove(&conn) else {
             return;
         };
         if ok {
-            self.admit(conn, *responder, Role::Member { group, key }, leftover);
+            self.admit(conn, *responder, Role::Member { group, key }, leftover, source);
         } else {
             self.event(RelayEvent::StoreFailed);
             self.out.push_back(RelayOutput::Close { conn });

@@ -49,6 +49,28 @@ pub struct RelayLimits {
     pub slot_open_global_burst: u32,
     /// See [`Self::slot_open_global_burst`].
     pub slot_open_global_per_sec: u32,
+    /// Invite lookups from one source address (all its connections): burst, then per minute.
+    pub slot_open_source_burst: u32,
+    /// See [`Self::slot_open_source_burst`].
+    pub slot_open_source_per_min: u32,
+    /// Frames per authenticated connection, of every kind: burst, then per second, and never
+    /// less than twice the push limits. A device stays below (its pushes are limited to
+    /// `push_per_sec`, it pulls one page at a time); a connection over it is closed.
+    pub frame_burst: u32,
+    /// See [`Self::frame_burst`].
+    pub frame_per_sec: u32,
+    /// Most groups the relay holds; creating one more is refused.
+    pub max_groups: u64,
+    /// Most bytes stored across all groups; a push over it is refused with `QuotaExceeded`.
+    pub max_total_bytes: u64,
+    /// Group creations across all sources: burst, then per minute.
+    pub group_create_burst: u32,
+    /// See [`Self::group_create_burst`].
+    pub group_create_per_min: u32,
+    /// Group creations from one source address: burst, then per minute.
+    pub group_create_source_burst: u32,
+    /// See [`Self::group_create_source_burst`].
+    pub group_create_source_per_min: u32,
 }
 
 impl Default for RelayLimits {
@@ -75,6 +97,16 @@ impl Default for RelayLimits {
             max_connections: 10_000,
             slot_open_global_burst: 200,
             slot_open_global_per_sec: 50,
+            slot_open_source_burst: 20,
+            slot_open_source_per_min: 20,
+            frame_burst: 4_000,
+            frame_per_sec: 2_000,
+            max_groups: 100_000,
+            max_total_bytes: u64::MAX,
+            group_create_burst: 200,
+            group_create_per_min: 120,
+            group_create_source_burst: 20,
+            group_create_source_per_min: 10,
         }
     }
 }
@@ -100,6 +132,13 @@ impl TokenBucket {
         Self::new(burst, interval, now)
     }
 
+    /// Whether the bucket has refilled completely by `now`.
+    pub fn is_full(&self, now: Instant) -> bool {
+        let step = self.interval.as_micros().max(1);
+        let refill = now.saturating_since(self.last).as_micros() / step;
+        u64::from(self.tokens).saturating_add(refill) >= u64::from(self.burst)
+    }
+
     /// Takes a token if one is left; otherwise returns how long until the next one.
     pub fn take(&mut self, now: Instant) -> Result<(), Duration> {
         let step = self.interval.as_micros().max(1);
@@ -115,6 +154,51 @@ impl TokenBucket {
         self.tokens -= 1;
         Ok(())
     }
+}
+
+/// Token buckets per source address, at most `MAX_SOURCES` of them: when full, the buckets
+/// that have refilled (which limit nothing) are dropped first, then all of them, so a flood from
+/// many addresses costs bounded memory and the global buckets still hold.
+#[derive(Clone, Debug)]
+pub(crate) struct SourceBuckets {
+    buckets: std::collections::BTreeMap<Source, TokenBucket>,
+    burst: u32,
+    interval: Duration,
+}
+
+/// Most source addresses tracked by one [`SourceBuckets`].
+const MAX_SOURCES: usize = 10_000;
+
+impl SourceBuckets {
+    pub fn per(burst: u32, rate: u32, period: Duration) -> Self {
+        let interval = Duration(period.as_micros() / u64::from(rate.max(1)));
+        SourceBuckets { buckets: Default::default(), burst, interval }
+    }
+
+    /// Takes a token from `source`'s bucket; the unknown source is not limited here.
+    pub fn take(&mut self, source: Source, now: Instant) -> Result<(), Duration> {
+        if source == Source::UNKNOWN {
+            return Ok(());
+        }
+        if self.buckets.len() >= MAX_SOURCES && !self.buckets.contains_key(&source) {
+            self.buckets.retain(|_, b| !b.is_full(now));
+            if self.buckets.len() >= MAX_SOURCES {
+                self.buckets.clear();
+            }
+        }
+        let (burst, interval) = (self.burst, self.interval);
+        self.buckets.entry(source).or_insert_with(|| TokenBucket::new(burst, interval, now)).take(now)
+    }
+}
+
+/// Where a connection comes from, as its driver tells: an IPv4 address (IPv4-mapped), an IPv6
+/// address's /64 prefix, or [`Source::UNKNOWN`]. Per-source budgets key on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Source(pub [u8; 16]);
+
+impl Source {
+    /// A connection whose driver cannot tell (the simulator, a proxy without forwarding).
+    pub const UNKNOWN: Source = Source([0; 16]);
 }
 
 #[cfg(test)]

@@ -35,7 +35,7 @@ mod repair;
 mod slots;
 mod store;
 
-pub use limits::{RelayLimits, TokenBucket};
+pub use limits::{RelayLimits, Source, TokenBucket};
 pub use repair::{ChainCheck, ChainRepair};
 pub use store::{GroupSnapshot, RESTORED_PUSH_IDS, RelayStoreOp, RelayStoreResult};
 
@@ -48,6 +48,7 @@ use crate::noise::{Channel, IkResponder, ReplayGuard};
 use crate::time::{Duration, Instant, Now};
 use crate::wire::{Bye, ByeReason, ErrorCode, ErrorFrame, Frame, RecordReader};
 use group::Group;
+use limits::SourceBuckets;
 use push_order::PushOrder;
 use slots::Slots;
 
@@ -90,6 +91,8 @@ pub enum RelayInput {
         conn: ConnId,
         /// The device's transport endpoint id.
         peer: [u8; 32],
+        /// Where it comes from, for per-source budgets.
+        source: Source,
     },
     /// Bytes arrived (any chunking).
     Received {
@@ -159,6 +162,11 @@ pub enum RejectReason {
     Protocol,
     /// The relay already holds `max_connections` connections.
     Full,
+    /// Sent frames faster than `frame_per_sec` for longer than `frame_burst` allows.
+    Flood,
+    /// A group creation over a limit: creations per time, `max_groups`, or storage refusing
+    /// writes.
+    Limited,
 }
 
 /// Observable relay events (no secrets, no payloads).
@@ -195,8 +203,8 @@ pub enum RelayEvent {
 }
 
 enum Conn {
-    Handshaking { reader: RecordReader, peer: [u8; 32], deadline: Instant },
-    Creating { responder: Box<IkResponder>, leftover: Vec<u8> },
+    Handshaking { reader: RecordReader, peer: [u8; 32], source: Source, deadline: Instant },
+    Creating { responder: Box<IkResponder>, leftover: Vec<u8>, source: Source },
     Open(Box<Session>),
 }
 
@@ -211,7 +219,10 @@ struct Session {
     channel: Channel,
     role: Role,
     greeted: bool,
+    source: Source,
     slot_opens: TokenBucket,
+    /// Every frame takes a token.
+    frames: TokenBucket,
     /// Keeps this connection's pushes in the device's order across refusals.
     push_order: PushOrder,
     /// A pull of this connection is being read from the store: another is ignored until it
@@ -242,6 +253,13 @@ pub struct Relay {
     slots: Slots,
     /// Invite lookups across all connections.
     slot_opens: TokenBucket,
+    slot_opens_by_source: SourceBuckets,
+    group_creates: TokenBucket,
+    group_creates_by_source: SourceBuckets,
+    /// Bytes stored and reserved across all groups.
+    total_bytes: u64,
+    /// Storage is out of space (or nearly): writes are refused, reads served.
+    refusing_writes: bool,
     replay: ReplayGuard,
     ops: BTreeMap<OpId, OpCtx>,
     next_op: u64,
@@ -270,7 +288,14 @@ impl Relay {
             Duration::from_secs(1),
             now.mono,
         );
+        let minute = Duration::from_secs(60);
+        let slot_opens_by_source =
+            SourceBuckets::per(limits.slot_open_source_burst, limits.slot_open_source_per_min, minute);
+        let group_creates = TokenBucket::per(limits.group_create_burst, limits.group_create_per_min, minute, now.mono);
+        let group_creates_by_source =
+            SourceBuckets::per(limits.group_create_source_burst, limits.group_create_source_per_min, minute);
         Relay {
+            total_bytes: groups.iter().map(|s| s.bytes).sum(),
             groups: groups.iter().map(|s| (s.group_id, Self::restore_group(&config, s))).collect(),
             config,
             rng: CoreRng::from_seed(seed),
@@ -280,6 +305,10 @@ impl Relay {
             push_limits: BTreeMap::new(),
             slots: Slots::default(),
             slot_opens,
+            slot_opens_by_source,
+            group_creates,
+            group_creates_by_source,
+            refusing_writes: false,
             replay,
             ops: BTreeMap::new(),
             next_op: 0,
@@ -306,10 +335,10 @@ impl Relay {
                 self.event(RelayEvent::Rejected { conn, reason: RejectReason::Full });
                 self.out.push_back(RelayOutput::Close { conn });
             }
-            RelayInput::Accepted { conn, peer } => {
+            RelayInput::Accepted { conn, peer, source } => {
                 let reader = RecordReader::new(self.config.limits.max_preauth_record);
                 let deadline = now.mono + self.config.limits.handshake_timeout;
-                self.conns.insert(conn, Conn::Handshaking { reader, peer, deadline });
+                self.conns.insert(conn, Conn::Handshaking { reader, peer, source, deadline });
             }
             RelayInput::Received { conn, bytes } => self.on_bytes(conn, &bytes),
             RelayInput::Closed { conn } => self.forget(conn),
@@ -333,6 +362,18 @@ impl Relay {
         });
         let retention = self.retention_enabled().then_some(self.next_retention);
         handshakes.chain(self.slots.next_expiry()).chain(retention).min()
+    }
+
+    /// Tells the relay whether its storage can take writes: while it cannot (the disk is full,
+    /// or below the operator's free-space floor), pushes are refused with `QuotaExceeded` and
+    /// group creations and key registrations are refused; pulls are still served.
+    pub fn set_refusing_writes(&mut self, refusing: bool) {
+        self.refusing_writes = refusing;
+    }
+
+    /// Whether writes are refused (see [`Self::set_refusing_writes`]).
+    pub fn refusing_writes(&self) -> bool {
+        self.refusing_writes
     }
 
     /// Number of open connections (any phase).

@@ -20,19 +20,34 @@ pub(crate) struct Slot {
 pub(crate) enum SlotRefusal {
     Taken,
     NotFound,
+    /// The inviter holds `MAX_SLOTS_PER_CONN` slots already.
+    TooMany,
 }
+
+/// Most slots one connection holds at once: a device shows one invite at a time; a member
+/// must not squat the slot space.
+pub(crate) const MAX_SLOTS_PER_CONN: usize = 4;
 
 #[derive(Debug, Default)]
 pub(crate) struct Slots {
     slots: BTreeMap<u32, Slot>,
+    /// Slots held by each inviter.
+    held: BTreeMap<ConnId, usize>,
 }
 
 impl Slots {
     pub fn register(&mut self, slot: u32, inviter: ConnId, expires: Instant, now: Instant) -> Result<(), SlotRefusal> {
         match self.slots.get(&slot) {
             Some(s) if s.inviter != inviter && s.expires > now => Err(SlotRefusal::Taken),
-            _ => {
+            Some(s) if s.inviter == inviter => {
                 self.slots.insert(slot, Slot { inviter, joiner: None, expires, attempts: 0 });
+                Ok(())
+            }
+            _ if self.held.get(&inviter).is_some_and(|n| *n >= MAX_SLOTS_PER_CONN) => Err(SlotRefusal::TooMany),
+            _ => {
+                self.remove(slot);
+                self.slots.insert(slot, Slot { inviter, joiner: None, expires, attempts: 0 });
+                *self.held.entry(inviter).or_insert(0) += 1;
                 Ok(())
             }
         }
@@ -71,7 +86,14 @@ impl Slots {
     }
 
     pub fn remove(&mut self, slot: u32) -> Option<Slot> {
-        self.slots.remove(&slot)
+        let removed = self.slots.remove(&slot)?;
+        if let Some(n) = self.held.get_mut(&removed.inviter) {
+            *n -= 1;
+            if *n == 0 {
+                self.held.remove(&removed.inviter);
+            }
+        }
+        Some(removed)
     }
 
     /// Slots that `conn` takes part in, as (slot, is_inviter).

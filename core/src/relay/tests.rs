@@ -27,6 +27,8 @@ struct World {
     closed: Vec<ConnId>,
     events: Vec<RelayEvent>,
     inbox: BTreeMap<ConnId, Vec<u8>>,
+    /// Where the next connection comes from.
+    source: Source,
 }
 
 impl World {
@@ -50,6 +52,7 @@ impl World {
             closed: Vec::new(),
             events: Vec::new(),
             inbox: BTreeMap::new(),
+            source: Source([7; 16]),
         }
     }
 
@@ -70,7 +73,7 @@ impl World {
         let conn = ConnId(self.next_conn);
         self.next_conn += 1;
         let peer = [conn.0 as u8; 32];
-        self.input(RelayInput::Accepted { conn, peer });
+        self.input(RelayInput::Accepted { conn, peer, source: self.source });
         self.ts += 1;
         let auth = ClientAuth::new(&self.group, self.ts, intent);
         let prologue = crate::noise::ik_prologue(&peer, &[9; 32]);
@@ -306,7 +309,7 @@ fn unauthorized_replayed_and_slow_handshakes_are_closed() {
     assert!(w.events.contains(&RelayEvent::Rejected { conn: d.conn, reason: RejectReason::Replay }));
     // Handshake never sent: closed at the deadline, not before.
     let conn = ConnId(99);
-    w.input(RelayInput::Accepted { conn, peer: [1; 32] });
+    w.input(RelayInput::Accepted { conn, peer: [1; 32], source: Source::UNKNOWN });
     w.now.mono = w.now.mono + Duration::from_secs(10) - Duration(1);
     w.input(RelayInput::Timeout);
     assert!(!w.closed.contains(&conn));
@@ -322,7 +325,7 @@ fn preauth_record_cap() {
         // Garbage of the given declared length: refused as soon as it is complete, or at once
         // when the declared length is over the cap.
         let conn = ConnId(u64::from(len));
-        w.input(RelayInput::Accepted { conn, peer: [0; 32] });
+        w.input(RelayInput::Accepted { conn, peer: [0; 32], source: Source::UNKNOWN });
         w.input(RelayInput::Received { conn, bytes: len.to_be_bytes().to_vec() });
         let early = w.closed.contains(&conn);
         assert_eq!(early, len > 200, "len {len}");
@@ -601,14 +604,14 @@ fn a_pairing_connection_lives_no_longer_than_an_invite() {
 fn one_connection_over_the_cap_is_closed_as_it_arrives() {
     let mut w = World::new(RelayLimits { max_connections: 2, ..RelayLimits::default() });
     for conn in [ConnId(50), ConnId(51)] {
-        w.input(RelayInput::Accepted { conn, peer: [1; 32] });
+        w.input(RelayInput::Accepted { conn, peer: [1; 32], source: Source::UNKNOWN });
     }
     assert!(w.closed.is_empty());
-    w.input(RelayInput::Accepted { conn: ConnId(52), peer: [1; 32] });
+    w.input(RelayInput::Accepted { conn: ConnId(52), peer: [1; 32], source: Source::UNKNOWN });
     assert_eq!(w.closed, [ConnId(52)]);
     assert!(w.events.contains(&RelayEvent::Rejected { conn: ConnId(52), reason: RejectReason::Full }));
     w.input(RelayInput::Closed { conn: ConnId(50) });
-    w.input(RelayInput::Accepted { conn: ConnId(53), peer: [1; 32] });
+    w.input(RelayInput::Accepted { conn: ConnId(53), peer: [1; 32], source: Source::UNKNOWN });
     assert_eq!(w.closed, [ConnId(52)], "room again once one left");
 }
 
@@ -647,4 +650,160 @@ fn retention_runs_only_for_groups_that_store_something() {
     w.input(RelayInput::Timeout);
     let prunes = w.stores.iter().filter(|(_, op)| matches!(op, RelayStoreOp::Prune { .. })).count();
     assert_eq!(prunes, 1, "the empty group is not pruned");
+}
+
+/// Issue 14: nothing bounded the frames of one connection: Pongs and Errors were answered for
+/// ever, as fast as a peer could send.
+#[test]
+fn a_connection_over_its_frame_budget_is_closed() {
+    let limits =
+        RelayLimits { frame_burst: 5, frame_per_sec: 1, push_burst: 1, push_per_sec: 1, ..RelayLimits::default() };
+    let mut w = World::new(limits);
+    let k = NoiseKeypair::generate(&mut w.rng);
+    let mut a = w.member(&k, true);
+    // The Hello took one token.
+    for nonce in 0..4 {
+        w.send(&mut a, Frame::Ping(Ping { nonce }));
+    }
+    assert_eq!(w.frames(&mut a).len(), 4, "within the burst: every ping answered");
+    // Twice the push rate (2 a second) beats the 1 a second asked for.
+    w.now.mono = w.now.mono + Duration::from_secs(1);
+    w.send(&mut a, Frame::Ping(Ping { nonce: 9 }));
+    w.send(&mut a, Frame::Ping(Ping { nonce: 10 }));
+    assert!(!w.closed.contains(&a.conn), "refilled after a second");
+    w.send(&mut a, Frame::Ping(Ping { nonce: 11 }));
+    assert!(w.closed.contains(&a.conn));
+    assert!(w.events.contains(&RelayEvent::Rejected { conn: a.conn, reason: RejectReason::Flood }));
+}
+
+fn pairing_lookup(w: &mut World, source: Source, slot: u32) -> Option<ErrorCode> {
+    w.source = source;
+    let pk = NoiseKeypair::generate(&mut w.rng);
+    let mut scanner = w.connect(&pk, Intent::Pairing);
+    w.frames(&mut scanner);
+    w.send(&mut scanner, Frame::Hello(Hello { min_version: 1, max_version: 1, acked_cursor: 0 }));
+    w.frames(&mut scanner);
+    w.send(&mut scanner, Frame::SlotOpen(SlotOpen { slot }));
+    error_code(&w.frames(&mut scanner))
+}
+
+/// Issue 14: one address could spend the whole global lookup budget, and every connection
+/// brought a fresh per-connection budget.
+#[test]
+fn invite_lookups_are_limited_per_source_address() {
+    let mut w =
+        World::new(RelayLimits { slot_open_source_burst: 2, slot_open_source_per_min: 1, ..RelayLimits::default() });
+    let (a, b) = (Source([1; 16]), Source([2; 16]));
+    let answers: Vec<_> = (0..3).map(|slot| pairing_lookup(&mut w, a, slot)).collect();
+    let not_found = Some(ErrorCode::NotFound);
+    assert_eq!(answers, [not_found, not_found, Some(ErrorCode::RateLimited)]);
+    assert_eq!(pairing_lookup(&mut w, b, 3), not_found, "another address has its own budget");
+    w.now.mono = w.now.mono + Duration::from_secs(60);
+    assert_eq!(pairing_lookup(&mut w, a, 4), not_found, "refilled after a minute");
+}
+
+fn create_group(w: &mut World, source: Source) -> ConnId {
+    w.source = source;
+    w.group = GroupId::random(&mut w.rng);
+    let k = NoiseKeypair::generate(&mut w.rng);
+    let dev = w.connect(&k, Intent::CreateGroup { admission_token: None });
+    w.complete_all(RelayStoreResult::Done);
+    dev.conn
+}
+
+/// Issue 14: anyone could create unlimited groups, as fast as they could connect.
+#[test]
+fn group_creations_are_limited_per_source_per_time_and_in_number() {
+    let limits = RelayLimits {
+        group_create_source_burst: 2,
+        group_create_source_per_min: 1,
+        group_create_burst: 3,
+        group_create_per_min: 1,
+        max_groups: 4,
+        ..RelayLimits::default()
+    };
+    let mut w = World::new(limits);
+    let (a, b, c) = (Source([1; 16]), Source([2; 16]), Source([3; 16]));
+    let limited = |w: &World, conn| w.events.contains(&RelayEvent::Rejected { conn, reason: RejectReason::Limited });
+    let first = [create_group(&mut w, a), create_group(&mut w, a)];
+    assert!(first.iter().all(|c| !limited(&w, *c)));
+    let third = create_group(&mut w, a);
+    assert!(limited(&w, third), "over the source's burst");
+    let other = create_group(&mut w, b);
+    assert!(!limited(&w, other), "another source");
+    let global = create_group(&mut w, c);
+    assert!(limited(&w, global), "over the global burst");
+    w.now.mono = w.now.mono + Duration::from_secs(120);
+    let fourth = create_group(&mut w, c);
+    assert!(!limited(&w, fourth), "refilled");
+    w.now.mono = w.now.mono + Duration::from_secs(120);
+    let fifth = create_group(&mut w, b);
+    assert!(limited(&w, fifth), "max_groups reached");
+    assert_eq!(w.relay.groups.len(), 4);
+}
+
+/// Issue 14: no cap on the bytes of all groups together.
+#[test]
+fn pushes_over_the_relays_total_bytes_are_refused() {
+    let mut w = World::new(RelayLimits { max_total_bytes: 1000, ..RelayLimits::default() });
+    let (k1, k2) = (NoiseKeypair::generate(&mut w.rng), NoiseKeypair::generate(&mut w.rng));
+    let mut a = w.member(&k1, true);
+    w.push(&mut a, 1, 600);
+    w.complete_all(RelayStoreResult::Done);
+    w.group = GroupId::random(&mut w.rng);
+    let mut b = w.member(&k2, true);
+    w.push(&mut b, 2, 400);
+    assert_eq!(w.stores.len(), 1, "exactly at the total, counting the push in flight");
+    w.push(&mut b, 3, 1);
+    assert_eq!(error_code(&w.frames(&mut b)), Some(ErrorCode::QuotaExceeded));
+    w.complete_all(RelayStoreResult::Failed(StoreError::Io));
+    w.frames(&mut b);
+    w.push(&mut b, 2, 400);
+    assert_eq!(w.stores.len(), 1, "a failed append gives its bytes back: its resend fits");
+}
+
+/// Issue 14: a full disk stopped the relay; now writes are refused and reads served until
+/// the driver says storage takes writes again.
+#[test]
+fn while_storage_refuses_writes_pushes_and_creations_are_refused_and_pulls_served() {
+    let mut w = World::new(RelayLimits::default());
+    let k = NoiseKeypair::generate(&mut w.rng);
+    let mut a = w.member(&k, true);
+    w.push(&mut a, 1, 100);
+    w.complete_all(RelayStoreResult::Done);
+    w.frames(&mut a);
+    w.relay.set_refusing_writes(true);
+    w.push(&mut a, 2, 100);
+    let f = w.frames(&mut a);
+    assert!(matches!(f[..], [Frame::Error(ErrorFrame { code: ErrorCode::QuotaExceeded, retry_after_ms: 10_000 })]));
+    assert!(w.stores.is_empty());
+    w.send(&mut a, Frame::Pull(Pull { after: 0, limit: 10 }));
+    assert!(matches!(&w.stores[..], [(_, RelayStoreOp::Read { .. })]), "reads go on");
+    w.stores.clear();
+    let creator = create_group(&mut w, Source([5; 16]));
+    assert!(w.events.contains(&RelayEvent::Rejected { conn: creator, reason: RejectReason::Limited }));
+    w.relay.set_refusing_writes(false);
+    w.push(&mut a, 2, 100);
+    assert!(matches!(&w.stores[..], [(_, RelayStoreOp::Append { .. })]), "the resend is stored");
+}
+
+/// Issue 14: any member could register every slot of the pairing space.
+#[test]
+fn a_connection_holds_a_few_slots_at_most() {
+    let mut w = World::new(RelayLimits::default());
+    let k = NoiseKeypair::generate(&mut w.rng);
+    let mut squatter = w.member(&k, true);
+    let register = |w: &mut World, d: &mut Dev, slot| {
+        w.send(d, Frame::SlotRegister(SlotRegister { slot, expires_at_ms: T0 + 60_000 }));
+        w.frames(d)
+    };
+    for slot in 0..slots::MAX_SLOTS_PER_CONN as u32 {
+        assert_eq!(register(&mut w, &mut squatter, slot), vec![Frame::SlotRegistered(SlotRegistered { slot })]);
+    }
+    assert_eq!(error_code(&register(&mut w, &mut squatter, 100)), Some(ErrorCode::QuotaExceeded));
+    let again = register(&mut w, &mut squatter, 0);
+    assert_eq!(again, vec![Frame::SlotRegistered(SlotRegistered { slot: 0 })], "renewing one it holds");
+    w.send(&mut squatter, Frame::SlotClose(SlotClose { slot: 1, reason: SlotCloseReason::Done }));
+    w.frames(&mut squatter);
+    assert_eq!(register(&mut w, &mut squatter, 100), vec![Frame::SlotRegistered(SlotRegistered { slot: 100 })]);
 }

@@ -134,6 +134,7 @@ pub fn start_relay(dir: &Path, bind: &str) -> RelayServer {
         limits: RelayLimits::default(),
         http: None,
         metrics_http: None,
+        host: Default::default(),
     }))
     .unwrap()
 }

@@ -25,6 +25,7 @@ async fn the_app_in_a_real_webview_pairs_and_syncs_with_a_native_device() {
         limits: RelayLimits::default(),
         http: None,
         metrics_http: None,
+        host: Default::default(),
     })
     .await
     .unwrap();
