@@ -6,14 +6,13 @@
 
 use std::time::Duration;
 
-use zerok_core::CoreRng;
-use zerok_core::noise::{Channel, ClientAuth, IkInitiator, Intent, ik_prologue};
-use zerok_core::wire::{Frame, Hello, MAX_RECORD_LEN, Pull, RecordReader, encode_record};
-use zerok_transport_iroh::{ClientOptions, DeviceDb, SyncClient, net, os_seed};
+use zerok_core::noise::Intent;
+use zerok_core::wire::{Frame, Pull};
+use zerok_transport_iroh::{ClientOptions, DeviceDb, SyncClient};
 
 #[allow(dead_code, reason = "each test binary uses part of the shared support")]
 mod support;
-use support::{free_tcp_port, relay_info, rss_kib, start_relay};
+use support::{endpoint_on, free_tcp_port, relay_info, rss_kib, speak, start_relay};
 
 /// Before the output budget and the one-pull-at-a-time rule, 1,000 pulls that were never read
 /// took the relay from 19 MiB to 1,259 MiB (issue 14).
@@ -37,40 +36,16 @@ async fn a_member_that_floods_pulls_and_never_reads_is_closed_and_costs_bounded_
     // The attacker holds a member's access key (its own device's, say) and speaks the protocol.
     let state = DeviceDb::open(&dir.path().join("device/device.db")).unwrap().load().unwrap();
     let membership = state.membership.unwrap();
-    let attacker = net::bind(net::SecretKey::from_bytes(&os_seed().unwrap()), "127.0.0.1:0".parse().unwrap(), false)
-        .await
-        .unwrap();
-    let (_conn, mut send, mut recv) = net::dial(&attacker, info.endpoint_id, &info.addrs).await.unwrap();
-    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
-    let auth = ClientAuth::new(&membership.group_id, now_ms, Intent::Member);
-    let prologue = ik_prologue(attacker.id().as_bytes(), &info.endpoint_id);
-    let mut rng = CoreRng::from_seed(os_seed().unwrap());
-    let (init, m1) = IkInitiator::start(&mut rng, &membership.access_key, &info.noise_key, &prologue, &auth).unwrap();
-    let mut bytes = Vec::new();
-    encode_record(&m1, &mut bytes).unwrap();
-    send.write_all(&bytes).await.unwrap();
-    let mut reader = RecordReader::new(MAX_RECORD_LEN);
-    let m2 = loop {
-        if let Some(record) = reader.next_record().unwrap() {
-            break record;
-        }
-        let chunk = recv.read_chunk(4096).await.unwrap().expect("the relay answers the handshake");
-        reader.push(&chunk);
-    };
-    let mut channel = Channel::new(init.finish(&m2).unwrap(), &reader.take_buffered());
-    let mut out = Vec::new();
-    channel.send(&Frame::Hello(Hello { min_version: 1, max_version: 1, acked_cursor: 0 }), &mut out).unwrap();
+    let attacker = endpoint_on("127.0.0.1").await;
+    let mut speaker =
+        speak(&attacker, &info, &membership.access_key, &membership.group_id, Intent::Member).await.unwrap();
     // Then pulls of the whole log, as fast as it can write them, and not one byte read.
     let mut closed = false;
     for i in 0..pulls {
-        channel.send(&Frame::Pull(Pull { after: 0, limit: 1_000 }), &mut out).unwrap();
-        if i % 100 == 99 {
-            let written = tokio::time::timeout(Duration::from_secs(10), send.write_all(&out)).await;
-            out.clear();
-            if !matches!(written, Ok(Ok(()))) {
-                closed = true;
-                break;
-            }
+        speaker.queue(&Frame::Pull(Pull { after: 0, limit: 1_000 }));
+        if i % 100 == 99 && !speaker.flush().await {
+            closed = true;
+            break;
         }
     }
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -3,9 +3,10 @@
 
 use std::net::SocketAddr;
 
-pub use iroh::SecretKey;
-use iroh::endpoint::{Connection, RecvStream, SendStream, presets};
-use iroh::{Endpoint, EndpointAddr, PublicKey, RelayMode};
+use iroh::endpoint::presets;
+pub use iroh::endpoint::{Connection, RecvStream, SendStream};
+pub use iroh::{Endpoint, SecretKey};
+use iroh::{EndpointAddr, PublicKey, RelayMode};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -541,3 +541,22 @@ fn log_event(e: &RelayEvent) {
         RelayEvent::Limited { code } => tracing::debug!(target: "zerok::relay", ?code, "request refused by a limit"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_are_refused_below_the_floor_and_after_a_full_disk_until_there_is_room() {
+        let mut storage = Storage { min_free: 1 << 20, full_seen: false };
+        assert!(!storage.refusing(2 << 20));
+        assert!(storage.refusing((1 << 20) - 1), "below the operator's floor");
+        assert!(!storage.refusing(1 << 20));
+        storage.full_seen = true;
+        assert!(storage.refusing(2 << 20), "after a full disk, a little freed space is not enough");
+        assert!(!storage.refusing(FREE_AFTER_FULL));
+        assert!(!storage.refusing(2 << 20), "the full disk is forgotten once it had room");
+        let mut no_floor = Storage { min_free: 0, full_seen: false };
+        assert!(!no_floor.refusing(0), "without a floor only a failed write refuses");
+    }
+}

@@ -83,7 +83,9 @@ pub fn store_error(e: &rusqlite::Error) -> StoreError {
 /// Runs `ops` in one transaction (group commit), each inside its own savepoint so that a failed
 /// operation leaves no trace while the others stand. Returns each operation's result, and the
 /// reason if the transaction itself could not begin or commit (then every operation failed and
-/// the disk can no longer be trusted).
+/// the disk can no longer be trusted). A commit refused for want of space is not such a
+/// reason: the transaction is rolled back whole, every operation fails with
+/// [`StoreError::Full`], and the store is as it was.
 pub fn commit_batch<O, R>(
     conn: &mut Connection,
     ops: &[O],
@@ -97,6 +99,7 @@ pub fn commit_batch<O, R>(
     let results = ops.iter().map(|op| in_savepoint(&tx, || run(&tx, op))).collect();
     match tx.commit() {
         Ok(()) => (results, None),
+        Err(e) if store_error(&e) == StoreError::Full => (all_failed(&e), None),
         Err(e) => (all_failed(&e), Some(format!("commit failed: {e}"))),
     }
 }

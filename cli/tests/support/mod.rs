@@ -63,3 +63,80 @@ pub fn rss_kib(pid: u32) -> u64 {
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("a VmRSS line");
     line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("a figure in KiB")
 }
+
+/// A connection to the relay that speaks the protocol by hand, as an attacker would.
+pub struct Speaker {
+    _conn: zerok_transport_iroh::net::Connection,
+    pub send: zerok_transport_iroh::net::SendStream,
+    pub recv: zerok_transport_iroh::net::RecvStream,
+    pub channel: zerok_core::noise::Channel,
+    out: Vec<u8>,
+}
+
+/// An endpoint bound on `ip` (any of 127.0.0.0/8 is loopback: attackers come from 127.0.0.2,
+/// the legitimate device from 127.0.0.1).
+pub async fn endpoint_on(ip: &str) -> zerok_transport_iroh::net::Endpoint {
+    use zerok_transport_iroh::{net, os_seed};
+    net::bind(net::SecretKey::from_bytes(&os_seed().unwrap()), format!("{ip}:0").parse().unwrap(), false).await.unwrap()
+}
+
+/// Dials the relay from `endpoint`, runs the IK handshake with `key` for `group` and `intent`,
+/// and says Hello; `None` if the relay closes the connection first.
+pub async fn speak(
+    endpoint: &zerok_transport_iroh::net::Endpoint,
+    info: &RelayInfo,
+    key: &zerok_core::keys::NoiseKeypair,
+    group: &zerok_core::keys::GroupId,
+    intent: zerok_core::noise::Intent,
+) -> Option<Speaker> {
+    use zerok_core::noise::{Channel, ClientAuth, IkInitiator, ik_prologue};
+    use zerok_core::wire::{Frame, Hello, MAX_RECORD_LEN, RecordReader, encode_record};
+    let (conn, mut send, mut recv) =
+        zerok_transport_iroh::net::dial(endpoint, info.endpoint_id, &info.addrs).await.ok()?;
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let auth = ClientAuth::new(group, now_ms, intent);
+    let prologue = ik_prologue(endpoint.id().as_bytes(), &info.endpoint_id);
+    let mut rng = zerok_core::CoreRng::from_seed(zerok_transport_iroh::os_seed().unwrap());
+    let (init, m1) = IkInitiator::start(&mut rng, key, &info.noise_key, &prologue, &auth).unwrap();
+    let mut bytes = Vec::new();
+    encode_record(&m1, &mut bytes).unwrap();
+    send.write_all(&bytes).await.ok()?;
+    let mut reader = RecordReader::new(MAX_RECORD_LEN);
+    let m2 = loop {
+        if let Some(record) = reader.next_record().ok()? {
+            break record;
+        }
+        let chunk = tokio::time::timeout(Duration::from_secs(10), recv.read_chunk(4096)).await.ok()?.ok()??;
+        reader.push(&chunk);
+    };
+    let channel = Channel::new(init.finish(&m2).ok()?, &reader.take_buffered());
+    let mut speaker = Speaker { _conn: conn, send, recv, channel, out: Vec::new() };
+    speaker.queue(&Frame::Hello(Hello { min_version: 1, max_version: 1, acked_cursor: 0 }));
+    speaker.flush().await.then_some(speaker)
+}
+
+impl Speaker {
+    /// Adds a frame to what the next flush writes.
+    pub fn queue(&mut self, frame: &zerok_core::wire::Frame) {
+        self.channel.send(frame, &mut self.out).unwrap();
+    }
+
+    /// Writes what is queued; false once the relay has closed the connection.
+    pub async fn flush(&mut self) -> bool {
+        let written = tokio::time::timeout(Duration::from_secs(10), self.send.write_all(&self.out)).await;
+        self.out.clear();
+        matches!(written, Ok(Ok(())))
+    }
+
+    /// The next frame from the relay, waiting up to `wait`; `None` on a close or the timeout.
+    pub async fn next_frame(&mut self, wait: Duration) -> Option<zerok_core::wire::Frame> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(frame) = self.channel.next_frame().ok()? {
+                return Some(frame);
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.recv.read_chunk(1 << 16)).await.ok()?.ok()??;
+            self.channel.receive(&chunk);
+        }
+    }
+}
