@@ -495,6 +495,16 @@ impl Relay {
         for conn in expired {
             self.close(conn);
         }
+        for slot in self.slots.stalled(now) {
+            // The attempt failed: both sides hear it as they would a joiner that left.
+            if let Some(joiner) = self.slots.detach(slot) {
+                self.send(joiner, &slot_close(slot, crate::wire::SlotCloseReason::Failed));
+            }
+            if let Some(s) = self.slots.get(slot) {
+                let inviter = s.inviter;
+                self.send(inviter, &slot_close(slot, crate::wire::SlotCloseReason::Failed));
+            }
+        }
         for slot in self.slots.expired(now) {
             if let Some(s) = self.slots.remove(slot) {
                 let reason = crate::wire::SlotCloseReason::Expired;

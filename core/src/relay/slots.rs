@@ -13,7 +13,13 @@ pub(crate) struct Slot {
     pub joiner: Option<ConnId>,
     pub expires: Instant,
     pub attempts: u8,
+    /// When the attached joiner's attempt ends, finished or not.
+    pub attempt_ends: Option<Instant>,
 }
+
+/// Longest a joiner stays attached to a slot: pairing takes a few round trips, and a joiner
+/// that goes silent must not hold the invite for the rest of its life.
+pub(crate) const ATTEMPT_TIMEOUT: crate::time::Duration = crate::time::Duration::from_secs(60);
 
 /// Why a slot operation was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,13 +46,13 @@ impl Slots {
         match self.slots.get(&slot) {
             Some(s) if s.inviter != inviter && s.expires > now => Err(SlotRefusal::Taken),
             Some(s) if s.inviter == inviter => {
-                self.slots.insert(slot, Slot { inviter, joiner: None, expires, attempts: 0 });
+                self.slots.insert(slot, Slot { inviter, joiner: None, expires, attempts: 0, attempt_ends: None });
                 Ok(())
             }
             _ if self.held.get(&inviter).is_some_and(|n| *n >= MAX_SLOTS_PER_CONN) => Err(SlotRefusal::TooMany),
             _ => {
                 self.remove(slot);
-                self.slots.insert(slot, Slot { inviter, joiner: None, expires, attempts: 0 });
+                self.slots.insert(slot, Slot { inviter, joiner: None, expires, attempts: 0, attempt_ends: None });
                 *self.held.entry(inviter).or_insert(0) += 1;
                 Ok(())
             }
@@ -61,6 +67,7 @@ impl Slots {
         }
         s.attempts += 1;
         s.joiner = Some(joiner);
+        s.attempt_ends = Some(now + ATTEMPT_TIMEOUT);
         Ok(s.inviter)
     }
 
@@ -78,7 +85,9 @@ impl Slots {
 
     /// Detaches the current joiner (the attempt is over); returns it.
     pub fn detach(&mut self, slot: u32) -> Option<ConnId> {
-        self.slots.get_mut(&slot).and_then(|s| s.joiner.take())
+        let s = self.slots.get_mut(&slot)?;
+        s.attempt_ends = None;
+        s.joiner.take()
     }
 
     pub fn get(&self, slot: u32) -> Option<&Slot> {
@@ -116,8 +125,13 @@ impl Slots {
         self.slots.iter().filter(|(_, s)| s.expires <= now).map(|(n, _)| *n).collect()
     }
 
+    /// Slots whose attached joiner's attempt has run out.
+    pub fn stalled(&self, now: Instant) -> Vec<u32> {
+        self.slots.iter().filter(|(_, s)| s.attempt_ends.is_some_and(|t| t <= now)).map(|(n, _)| *n).collect()
+    }
+
     pub fn next_expiry(&self) -> Option<Instant> {
-        self.slots.values().map(|s| s.expires).min()
+        self.slots.values().flat_map(|s| [Some(s.expires), s.attempt_ends]).flatten().min()
     }
 
     pub fn len(&self) -> usize {

@@ -807,3 +807,36 @@ fn a_connection_holds_a_few_slots_at_most() {
     w.frames(&mut squatter);
     assert_eq!(register(&mut w, &mut squatter, 100), vec![Frame::SlotRegistered(SlotRegistered { slot: 100 })]);
 }
+
+/// Issue 14: one idle attached joiner held an invite for its whole life.
+#[test]
+fn a_joiner_that_goes_silent_loses_its_attempt_and_the_slot_is_free_again() {
+    let mut w = World::new(RelayLimits { max_slot_ttl: Duration::from_secs(600), ..RelayLimits::default() });
+    let k = NoiseKeypair::generate(&mut w.rng);
+    let mut inviter = w.member(&k, true);
+    w.send(&mut inviter, Frame::SlotRegister(SlotRegister { slot: 42, expires_at_ms: T0 + 600_000 }));
+    w.frames(&mut inviter);
+    let pk = NoiseKeypair::generate(&mut w.rng);
+    let mut joiner = w.connect(&pk, Intent::Pairing);
+    w.frames(&mut joiner);
+    w.send(&mut joiner, Frame::Hello(Hello { min_version: 1, max_version: 1, acked_cursor: 0 }));
+    w.frames(&mut joiner);
+    w.send(&mut joiner, Frame::SlotOpen(SlotOpen { slot: 42 }));
+    assert_eq!(w.frames(&mut inviter), vec![Frame::SlotOpen(SlotOpen { slot: 42 })]);
+    assert!(w.relay.poll_timeout().is_some_and(|t| t <= w.now.mono + slots::ATTEMPT_TIMEOUT));
+    w.now.mono = w.now.mono + slots::ATTEMPT_TIMEOUT - Duration(1);
+    w.input(RelayInput::Timeout);
+    assert!(w.frames(&mut inviter).is_empty(), "not before the attempt's time");
+    w.now.mono = w.now.mono + Duration(1);
+    w.input(RelayInput::Timeout);
+    let failed = Frame::SlotClose(SlotClose { slot: 42, reason: SlotCloseReason::Failed });
+    assert_eq!(w.frames(&mut inviter), vec![failed.clone()]);
+    assert_eq!(w.frames(&mut joiner), vec![failed]);
+    let pk2 = NoiseKeypair::generate(&mut w.rng);
+    let mut next = w.connect(&pk2, Intent::Pairing);
+    w.frames(&mut next);
+    w.send(&mut next, Frame::Hello(Hello { min_version: 1, max_version: 1, acked_cursor: 0 }));
+    w.frames(&mut next);
+    w.send(&mut next, Frame::SlotOpen(SlotOpen { slot: 42 }));
+    assert_eq!(w.frames(&mut inviter), vec![Frame::SlotOpen(SlotOpen { slot: 42 })], "the next joiner gets its turn");
+}
