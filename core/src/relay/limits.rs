@@ -162,8 +162,8 @@ impl TokenBucket {
 #[derive(Clone, Debug)]
 pub(crate) struct SourceBuckets {
     buckets: std::collections::BTreeMap<Source, TokenBucket>,
-    burst: u32,
-    interval: Duration,
+    /// The full bucket each new source starts from (its clock is set when it is copied).
+    fresh: TokenBucket,
 }
 
 /// Most source addresses tracked by one [`SourceBuckets`].
@@ -171,8 +171,7 @@ const MAX_SOURCES: usize = 10_000;
 
 impl SourceBuckets {
     pub fn per(burst: u32, rate: u32, period: Duration) -> Self {
-        let interval = Duration(period.as_micros() / u64::from(rate.max(1)));
-        SourceBuckets { buckets: Default::default(), burst, interval }
+        SourceBuckets { buckets: Default::default(), fresh: TokenBucket::per(burst, rate, period, Instant(0)) }
     }
 
     /// Takes a token from `source`'s bucket; the unknown source is not limited here.
@@ -186,8 +185,8 @@ impl SourceBuckets {
                 self.buckets.clear();
             }
         }
-        let (burst, interval) = (self.burst, self.interval);
-        self.buckets.entry(source).or_insert_with(|| TokenBucket::new(burst, interval, now)).take(now)
+        let fresh = &self.fresh;
+        self.buckets.entry(source).or_insert_with(|| TokenBucket { last: now, ..fresh.clone() }).take(now)
     }
 }
 

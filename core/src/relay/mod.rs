@@ -444,13 +444,19 @@ impl Relay {
                     self.send(joiner, &slot_close(slot, crate::wire::SlotCloseReason::Cancelled));
                 }
             } else {
-                self.slots.detach(slot);
-                if let Some(s) = self.slots.get(slot) {
-                    let inviter = s.inviter;
-                    self.send(inviter, &slot_close(slot, crate::wire::SlotCloseReason::Failed));
-                }
+                self.fail_attempt(slot);
             }
         }
+    }
+
+    /// Ends the attempt of `slot`'s attached joiner as failed: the inviter is told, the slot
+    /// waits for the next joiner. Returns the joiner that was attached.
+    fn fail_attempt(&mut self, slot: u32) -> Option<ConnId> {
+        let joiner = self.slots.detach(slot);
+        if let Some(inviter) = self.slots.get(slot).map(|s| s.inviter) {
+            self.send(inviter, &slot_close(slot, crate::wire::SlotCloseReason::Failed));
+        }
+        joiner
     }
 
     /// Encrypts and queues a frame for an open connection.
@@ -496,13 +502,9 @@ impl Relay {
             self.close(conn);
         }
         for slot in self.slots.stalled(now) {
-            // The attempt failed: both sides hear it as they would a joiner that left.
-            if let Some(joiner) = self.slots.detach(slot) {
+            // The inviter hears it as a joiner that left; the joiner, that its attempt failed.
+            if let Some(joiner) = self.fail_attempt(slot) {
                 self.send(joiner, &slot_close(slot, crate::wire::SlotCloseReason::Failed));
-            }
-            if let Some(s) = self.slots.get(slot) {
-                let inviter = s.inviter;
-                self.send(inviter, &slot_close(slot, crate::wire::SlotCloseReason::Failed));
             }
         }
         for slot in self.slots.expired(now) {

@@ -676,13 +676,19 @@ fn a_connection_over_its_frame_budget_is_closed() {
     assert!(w.events.contains(&RelayEvent::Rejected { conn: a.conn, reason: RejectReason::Flood }));
 }
 
+/// A greeted pairing connection with a fresh key.
+fn pairing(w: &mut World) -> Dev {
+    let pk = NoiseKeypair::generate(&mut w.rng);
+    let mut dev = w.connect(&pk, Intent::Pairing);
+    w.frames(&mut dev);
+    w.send(&mut dev, Frame::Hello(Hello { min_version: 1, max_version: 1, acked_cursor: 0 }));
+    w.frames(&mut dev);
+    dev
+}
+
 fn pairing_lookup(w: &mut World, source: Source, slot: u32) -> Option<ErrorCode> {
     w.source = source;
-    let pk = NoiseKeypair::generate(&mut w.rng);
-    let mut scanner = w.connect(&pk, Intent::Pairing);
-    w.frames(&mut scanner);
-    w.send(&mut scanner, Frame::Hello(Hello { min_version: 1, max_version: 1, acked_cursor: 0 }));
-    w.frames(&mut scanner);
+    let mut scanner = pairing(w);
     w.send(&mut scanner, Frame::SlotOpen(SlotOpen { slot }));
     error_code(&w.frames(&mut scanner))
 }
@@ -816,11 +822,7 @@ fn a_joiner_that_goes_silent_loses_its_attempt_and_the_slot_is_free_again() {
     let mut inviter = w.member(&k, true);
     w.send(&mut inviter, Frame::SlotRegister(SlotRegister { slot: 42, expires_at_ms: T0 + 600_000 }));
     w.frames(&mut inviter);
-    let pk = NoiseKeypair::generate(&mut w.rng);
-    let mut joiner = w.connect(&pk, Intent::Pairing);
-    w.frames(&mut joiner);
-    w.send(&mut joiner, Frame::Hello(Hello { min_version: 1, max_version: 1, acked_cursor: 0 }));
-    w.frames(&mut joiner);
+    let mut joiner = pairing(&mut w);
     w.send(&mut joiner, Frame::SlotOpen(SlotOpen { slot: 42 }));
     assert_eq!(w.frames(&mut inviter), vec![Frame::SlotOpen(SlotOpen { slot: 42 })]);
     assert!(w.relay.poll_timeout().is_some_and(|t| t <= w.now.mono + slots::ATTEMPT_TIMEOUT));
@@ -832,11 +834,7 @@ fn a_joiner_that_goes_silent_loses_its_attempt_and_the_slot_is_free_again() {
     let failed = Frame::SlotClose(SlotClose { slot: 42, reason: SlotCloseReason::Failed });
     assert_eq!(w.frames(&mut inviter), vec![failed.clone()]);
     assert_eq!(w.frames(&mut joiner), vec![failed]);
-    let pk2 = NoiseKeypair::generate(&mut w.rng);
-    let mut next = w.connect(&pk2, Intent::Pairing);
-    w.frames(&mut next);
-    w.send(&mut next, Frame::Hello(Hello { min_version: 1, max_version: 1, acked_cursor: 0 }));
-    w.frames(&mut next);
+    let mut next = pairing(&mut w);
     w.send(&mut next, Frame::SlotOpen(SlotOpen { slot: 42 }));
     assert_eq!(w.frames(&mut inviter), vec![Frame::SlotOpen(SlotOpen { slot: 42 })], "the next joiner gets its turn");
 }
