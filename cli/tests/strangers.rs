@@ -14,7 +14,7 @@ use zerok_core::CoreRng;
 use zerok_core::client::RelayInfo;
 use zerok_core::keys::{GroupId, NoiseKeypair};
 use zerok_core::noise::Intent;
-use zerok_core::wire::{ErrorCode, Frame, SlotOpen};
+use zerok_core::wire::{Bytes, ErrorCode, Frame, SlotMessage, SlotOpen};
 use zerok_transport_iroh::{ClientOptions, SyncClient, os_seed};
 
 #[allow(dead_code, reason = "each test binary uses part of the shared support")]
@@ -159,7 +159,8 @@ async fn slow_request_heads_are_closed_after_the_head_timeout() {
 }
 
 /// Issue 14: the slot lookup limit was per connection and connections are free, so all 2^20
-/// invite slots could be scanned within an invite's life.
+/// invite slots could be scanned within an invite's life; and a missing slot answered
+/// `NotFound` at once, a live one not, so each lookup told whether the slot held an invite.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slot_scan_from_one_address_gets_a_few_answers_and_pairing_still_works() {
     let dir = tempfile::tempdir().unwrap();
@@ -168,24 +169,34 @@ async fn a_slot_scan_from_one_address_gets_a_few_answers_and_pairing_still_works
     let before = rss_kib(pid);
     let scanner = endpoint_on("127.0.0.2").await;
     let mut rng = CoreRng::from_seed(os_seed().unwrap());
-    let (mut not_found, mut limited, mut lookups) = (0usize, 0usize, 0u32);
-    for _ in 0..40 {
+    let (mut answered, mut limited, mut other, mut lookups) = (0usize, 0usize, 0usize, 0u32);
+    // Four lookups a connection: a connection attaches to at most four slots.
+    for _ in 0..50 {
         let key = NoiseKeypair::generate(&mut rng);
         let Some(mut s) = speak(&scanner, &info, &key, &GroupId::random(&mut rng), Intent::Pairing).await else {
             continue;
         };
         let _welcome = s.next_frame(Duration::from_secs(5)).await;
-        for _ in 0..5 {
+        for _ in 0..4 {
             lookups += 1;
-            s.queue(&Frame::SlotOpen(SlotOpen { slot: lookups * 7919 % (1 << 20) }));
+            let slot = lookups * 7919 % (1 << 20);
+            let code = zerok_core::invite::ShortCode::from_parts(slot, u64::from(lookups)).unwrap();
+            let (_, spake) = zerok_core::invite::SpakeExchange::start(&code, &mut rng);
+            s.queue(&Frame::SlotOpen(SlotOpen { slot }));
+            s.queue(&Frame::SlotMessage(SlotMessage { slot, data: Bytes([&[1u8][..], &spake].concat()) }));
         }
         s.flush().await;
-        for _ in 0..5 {
+        // A refused lookup's SPAKE2 message gets `NotFound` after the `RateLimited`.
+        let mut answers = 0;
+        while answers < 4 {
             match s.next_frame(Duration::from_secs(2)).await {
-                Some(Frame::Error(e)) if e.code == ErrorCode::NotFound => not_found += 1,
+                Some(Frame::SlotMessage(m)) if m.data.0.first() == Some(&1) => answered += 1,
                 Some(Frame::Error(e)) if e.code == ErrorCode::RateLimited => limited += 1,
-                _ => {}
+                Some(Frame::Error(e)) if e.code == ErrorCode::NotFound => continue,
+                None => break,
+                _ => other += 1,
             }
+            answers += 1;
         }
     }
     // Meanwhile, two devices of 127.0.0.1 pair.
@@ -197,10 +208,11 @@ async fn a_slot_scan_from_one_address_gets_a_few_answers_and_pairing_still_works
     let slowest = slowest_round_trip(&alice).await;
     let after = rss_kib(pid);
     eprintln!(
-        "slot scan of {lookups} lookups from one address: {not_found} answered, {limited} rate-limited; pairing on the side worked; slowest round trip {slowest:?}; RSS {before} -> {after} KiB"
+        "slot scan of {lookups} lookups from one address: {answered} answered (by decoys), {limited} rate-limited, {other} else; pairing on the side worked; slowest round trip {slowest:?}; RSS {before} -> {after} KiB"
     );
-    assert!(not_found <= 22, "at most the address's burst (20) and its refill: {not_found} answered");
-    assert!(not_found + limited >= 190, "every lookup has an answer: {not_found} + {limited}");
+    assert!(answered <= 22, "at most the address's burst (20) and its refill: {answered} answered");
+    assert!(answered >= 18, "a slot without an invite answers as one with another code: {answered}");
+    assert!(answered + limited >= 190, "every lookup has an answer: {answered} + {limited} ({other} else)");
     assert!(slowest < SERVED_WITHIN);
     assert!(after < before + RSS_BOUND_KIB);
 }
@@ -240,4 +252,59 @@ async fn a_group_creation_flood_from_one_address_is_capped_and_others_still_crea
     assert!(slowest < SERVED_WITHIN);
     assert!(after < before + RSS_BOUND_KIB);
     assert!(relay_alive(pid));
+}
+
+/// Issue 14: any member could register every slot of the pairing space, and an inviter that
+/// met `SlotTaken` retried for ever. One connection now holds 4 slots; a member with 64
+/// connections holds 256 of the 2^20, and pairing on the side works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_squatting_slots_holds_a_few_and_pairing_still_works() {
+    use zerok_core::wire::SlotRegister;
+    let dir = tempfile::tempdir().unwrap();
+    let (relay, conn) = start_relay(&dir.path().join("relay"), &["--bind", "127.0.0.1:0"]);
+    let (info, pid) = (relay_info(&conn), relay.0.id());
+    let before = rss_kib(pid);
+    let squatter = endpoint_on("127.0.0.2").await;
+    let mut rng = CoreRng::from_seed(os_seed().unwrap());
+    let (key, group) = (NoiseKeypair::generate(&mut rng), GroupId::random(&mut rng));
+    let create = Intent::CreateGroup { admission_token: None };
+    let mut first = speak(&squatter, &info, &key, &group, create).await.expect("the squatter's group");
+    assert!(matches!(first.next_frame(Duration::from_secs(5)).await, Some(Frame::Welcome(_))));
+    let expires_at_ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64 + 600_000;
+    let (mut registered, mut refused, mut next_slot) = (0usize, 0usize, 0u32);
+    let mut held = Vec::new();
+    for _ in 0..64 {
+        let Some(mut s) = speak(&squatter, &info, &key, &group, Intent::Member).await else { continue };
+        let _welcome = s.next_frame(Duration::from_secs(5)).await;
+        for _ in 0..5 {
+            next_slot += 1;
+            s.queue(&Frame::SlotRegister(SlotRegister { slot: next_slot * 4099 % (1 << 20), expires_at_ms }));
+        }
+        s.flush().await;
+        for _ in 0..5 {
+            match s.next_frame(Duration::from_secs(2)).await {
+                Some(Frame::SlotRegistered(_)) => registered += 1,
+                Some(Frame::Error(e)) if e.code == ErrorCode::QuotaExceeded => refused += 1,
+                _ => {}
+            }
+        }
+        held.push(s);
+    }
+    let alice = SyncClient::open(device(dir.path(), "alice", &info)).await.unwrap();
+    alice.create_group(None, Duration::from_secs(30)).await.unwrap();
+    let invite = alice.create_invite(Duration::from_secs(30)).await.unwrap();
+    let bob = SyncClient::open(device(dir.path(), "bob", &info)).await.unwrap();
+    bob.join_invite(&invite.short_code, Duration::from_secs(60)).await.expect("pairing works beside a squatter");
+    let slowest = slowest_round_trip(&alice).await;
+    let after = rss_kib(pid);
+    eprintln!(
+        "slot squatting from 64 member connections: {registered} slots held, {refused} refused; pairing on the side worked; slowest round trip {slowest:?}; RSS {before} -> {after} KiB"
+    );
+    assert_eq!(registered, 64 * 4, "4 slots a connection");
+    assert_eq!(refused, 64, "the fifth of each connection is refused");
+    assert!(slowest < SERVED_WITHIN);
+    assert!(after < before + RSS_BOUND_KIB);
+    assert!(relay_alive(pid));
+    drop(held);
 }

@@ -23,6 +23,17 @@ fn settle(world: &mut World, check: &mut Checker) {
     }
 }
 
+/// Runs until `device` joined or was told its pairing failed: a relay with no invite for the
+/// code answers after a delay, with no bytes in flight meanwhile.
+fn settle_join(world: &mut World, check: &mut Checker, device: usize) {
+    for _ in 0..200_000 {
+        let joined = world.devices[device].client.as_ref().is_some_and(|c| c.membership().is_some());
+        if joined || !failures(world, device).is_empty() || !world.advance(check) {
+            return;
+        }
+    }
+}
+
 fn group_with_invite(seed: u64) -> (World, Checker, String, String) {
     let mut world = World::new(seed, 3, NetConfig::default());
     let mut check = Checker::default();
@@ -73,11 +84,12 @@ fn a_short_code_pairs_and_both_screens_show_the_same_confirmation() {
     settle(&mut world, &mut check);
     assert!(world.devices[0].store.inbox.iter().any(|b| b.payload == b"hi from the new device"));
 
-    // Single use: the same code cannot be used again.
+    // Single use: the same code cannot be used again. The relay answers it as it answers any
+    // code it holds no invite for: a wrong code.
     world.command(2, Command::JoinInvite(short), &mut check).unwrap().unwrap();
-    settle(&mut world, &mut check);
+    settle_join(&mut world, &mut check, 2);
     assert!(world.devices[2].client.as_ref().unwrap().membership().is_none());
-    assert_eq!(failures(&world, 2), vec![PairingFailure::InviteUnavailable]);
+    assert_eq!(failures(&world, 2), vec![PairingFailure::WrongCode]);
 }
 
 #[test]
@@ -137,4 +149,49 @@ fn wrong_code_for_slot(short: &str, n: u64) -> String {
         }
     }
     unreachable!()
+}
+
+/// The pairing events a device saw, by kind.
+fn pairing_events(world: &World, device: usize) -> Vec<String> {
+    world.devices[device]
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::PairingConfirmation { .. } => Some("confirmation".to_owned()),
+            ClientEvent::PairingFailed { reason } => Some(format!("failed {reason:?}")),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Issue 14: a scan told live slots from empty ones (`NotFound` at once for an empty one). A
+/// joiner now meets the same answers for a wrong code on a live invite and for a code on a
+/// slot that holds none, and the live invite loses only the attempt really made on it.
+#[test]
+fn a_code_for_no_invite_fails_exactly_like_a_wrong_code() {
+    let (mut world, mut check, short, _) = group_with_invite(5);
+    let live = zerok_core::invite::ShortCode::parse(&short).unwrap();
+    world.command(1, Command::JoinInvite(wrong_code_for_slot(&short, 0)), &mut check).unwrap().unwrap();
+    settle_join(&mut world, &mut check, 1);
+    let empty_slot = (live.slot() + 1) % (1 << zerok_core::invite::SLOT_BITS);
+    let empty = zerok_core::invite::ShortCode::from_parts(empty_slot, 99).unwrap().display();
+    world.command(2, Command::JoinInvite(empty), &mut check).unwrap().unwrap();
+    settle_join(&mut world, &mut check, 2);
+    assert_eq!(pairing_events(&world, 1), ["confirmation", "failed WrongCode"]);
+    assert_eq!(pairing_events(&world, 2), pairing_events(&world, 1));
+    world.command(2, Command::JoinInvite(short), &mut check).unwrap().unwrap();
+    settle(&mut world, &mut check);
+    assert!(world.devices[2].client.as_ref().unwrap().membership().is_some(), "the invite still works");
+}
+
+/// A QR code carries the inviter's key: a used one is told apart from a wrong code.
+#[test]
+fn a_used_qr_invite_is_unavailable() {
+    let (mut world, mut check, _, qr) = group_with_invite(6);
+    world.command(2, Command::JoinInvite(qr.clone()), &mut check).unwrap().unwrap();
+    settle(&mut world, &mut check);
+    assert!(world.devices[2].client.as_ref().unwrap().membership().is_some());
+    world.command(1, Command::JoinInvite(qr), &mut check).unwrap().unwrap();
+    settle_join(&mut world, &mut check, 1);
+    assert_eq!(failures(&world, 1), vec![PairingFailure::InviteUnavailable]);
 }

@@ -120,7 +120,33 @@ pub struct SyncClient {
     status: watch::Receiver<SyncStatus>,
     endpoint: Endpoint,
     task: tokio::task::JoinHandle<()>,
+    /// Connections still running (see [`Pumps`]).
+    pumps: watch::Receiver<usize>,
 }
+
+/// Counts running connection pumps, so closing waits for what they were given to go out.
+#[derive(Clone)]
+struct Pumps(std::sync::Arc<watch::Sender<usize>>);
+
+/// One running pump; counted down when it ends.
+struct PumpRunning(Pumps);
+
+impl Pumps {
+    fn start(&self) -> PumpRunning {
+        self.0.send_modify(|n| *n += 1);
+        PumpRunning(self.clone())
+    }
+}
+
+impl Drop for PumpRunning {
+    fn drop(&mut self) {
+        self.0.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+/// Longest a close waits for connections to hand the relay what they were given (a pump waits
+/// up to 2 s for the relay to read its stream's end).
+const PUMPS_DRAIN: Duration = Duration::from_secs(3);
 
 impl SyncClient {
     /// Opens the device in `options.data_dir` (creating its keys on first use). Sync starts
@@ -140,7 +166,9 @@ impl SyncClient {
         let (requests, requests_rx) = mpsc::unbounded_channel();
         let (net_tx, net_rx) = mpsc::unbounded_channel();
         let store = spawn_store(db, net_tx.clone());
+        let (pumps_tx, pumps) = watch::channel(0);
         let driver = Driver {
+            pumps: Pumps(std::sync::Arc::new(pumps_tx)),
             client,
             clock,
             endpoint: endpoint.clone(),
@@ -151,7 +179,7 @@ impl SyncClient {
             writers: HashMap::new(),
         };
         let task = tokio::spawn(driver.run(requests_rx, net_rx));
-        Ok(SyncClient { requests, store, events, status, endpoint, task })
+        Ok(SyncClient { requests, store, events, status, endpoint, task, pumps })
     }
 
     /// Sends an app command to the core.
@@ -341,6 +369,12 @@ impl SyncClient {
             let _ = tokio::time::timeout(flush_for, status.wait_for(|s| *s != SyncStatus::Pending)).await;
         }
         self.task.abort();
+        // What the core already handed a connection (a pairing's group welcome, the last
+        // acknowledgements) still goes out: with the driver gone, each pump writes its queue,
+        // ends its stream and waits briefly for the relay to read it. Closing the endpoint at
+        // once threw that away, and a joiner lost its welcome now and then.
+        let mut pumps = self.pumps.clone();
+        let _ = tokio::time::timeout(PUMPS_DRAIN, pumps.wait_for(|n| *n == 0)).await;
         self.endpoint.close().await;
     }
 }
@@ -419,6 +453,7 @@ struct Driver {
     status: watch::Sender<SyncStatus>,
     net: mpsc::UnboundedSender<Ev>,
     writers: HashMap<ConnId, net::Writer>,
+    pumps: Pumps,
 }
 
 impl Driver {
@@ -500,7 +535,9 @@ impl Driver {
 
     fn connect(&self, conn: ConnId, relay: RelayInfo) {
         let (endpoint, events) = (self.endpoint.clone(), self.net.clone());
+        let running = self.pumps.start();
         tokio::spawn(async move {
+            let _running = running;
             let Ok((connection, send, recv)) = net::dial(&endpoint, relay.endpoint_id, &relay.addrs).await else {
                 let _ = events.send(Ev::Disconnected { conn });
                 return;

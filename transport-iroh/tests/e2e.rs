@@ -146,12 +146,10 @@ async fn three_wrong_codes_kill_the_invite() {
             "{err}"
         );
     }
+    // The relay answers a dead invite as it answers a wrong code: a scan learns nothing.
     let err = mallory.join_invite(&invite.short_code, WAIT).await.expect_err("the invite is dead");
     assert!(
-        matches!(
-            err,
-            zerok_transport_iroh::ClientError::Pairing(zerok_core::client::PairingFailure::InviteUnavailable)
-        ),
+        matches!(err, zerok_transport_iroh::ClientError::Pairing(zerok_core::client::PairingFailure::WrongCode)),
         "{err}"
     );
     relay.shutdown().await.unwrap();
@@ -171,14 +169,11 @@ async fn an_expired_invite_is_refused_by_code_and_by_qr() {
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
     assert!(invite.expires_at_ms <= now_ms + 800, "the invite carries its expiry");
     tokio::time::sleep(Duration::from_millis(1_200)).await;
-    // The relay no longer holds the short code's slot; the QR payload carries its expiry, so
-    // the joiner refuses it without asking.
+    // The relay no longer holds the short code's slot and answers it as a wrong code; the QR
+    // payload carries its expiry, so the joiner refuses it without asking.
     let err = bob.join_invite(&invite.short_code, WAIT).await.expect_err("an expired code never joins");
     assert!(
-        matches!(
-            err,
-            zerok_transport_iroh::ClientError::Pairing(zerok_core::client::PairingFailure::InviteUnavailable)
-        ),
+        matches!(err, zerok_transport_iroh::ClientError::Pairing(zerok_core::client::PairingFailure::WrongCode)),
         "{err}"
     );
     let err = bob.join_invite(&invite.qr_text, WAIT).await.expect_err("an expired QR never joins");

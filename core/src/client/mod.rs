@@ -441,9 +441,12 @@ pub enum ClientEvent {
 /// Why pairing failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PairingFailure {
-    /// The code was wrong, or the handshake failed.
+    /// The code was wrong, or the handshake failed. For a short code this also means the
+    /// invite expired, was used or ran out of attempts: the relay answers a code it holds no
+    /// invite for as a live invite with another code would (docs/SECURITY.md, slot scanning).
     WrongCode,
-    /// The invite is unknown, expired, used, or out of attempts.
+    /// The invite is expired, used, or out of attempts (known for a QR code, which carries
+    /// its expiry and the inviter's key), or the relay refused the lookup.
     InviteUnavailable,
     /// The relay could not be reached or refused the connection.
     RelayUnavailable,

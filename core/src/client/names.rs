@@ -57,7 +57,7 @@ impl PairingFailure {
     /// What to tell the user.
     pub fn message(self) -> &'static str {
         match self {
-            PairingFailure::WrongCode => "pairing failed: wrong code",
+            PairingFailure::WrongCode => "pairing failed: wrong code, or the invite expired or was used",
             PairingFailure::InviteUnavailable => "pairing failed: the invite expired or was used",
             PairingFailure::RelayUnavailable => "pairing failed: the relay could not be reached",
             PairingFailure::Storage => "pairing failed: this device could not save the group",

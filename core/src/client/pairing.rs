@@ -7,7 +7,8 @@
 
 use super::{Client, ClientEvent, CommandError, DisconnectReason, Membership, PairingFailure, RelayInfo};
 use crate::invite::{
-    GroupWelcome, InviteCode, JoinRequest, QrInvite, ShortCode, SpakeExchange, pairing_prologue, qr_psk,
+    GroupWelcome, InviteCode, JoinRequest, QrInvite, ShortCode, SpakeExchange, TAG_HANDSHAKE, TAG_SPAKE, TAG_TRANSPORT,
+    pairing_prologue, qr_psk, tagged,
 };
 use crate::keys::{InviteSecret, NoiseKeypair, NoisePublic};
 use crate::noise::{PairingHandshake, PairingRole, Session};
@@ -16,9 +17,6 @@ use crate::wire::{
     Bytes, ErrorCode, Frame, RegisterDevice, SlotClose, SlotCloseReason, SlotMessage, SlotOpen, SlotRegister,
 };
 
-const TAG_SPAKE: u8 = 1;
-const TAG_HANDSHAKE: u8 = 2;
-const TAG_TRANSPORT: u8 = 3;
 /// Failed joiner attempts before the inviter closes the invite.
 const MAX_FAILURES: u8 = 3;
 
@@ -111,13 +109,6 @@ fn joiner_handshake(
         PairingHandshake::new(rng, PairingRole::Joiner, access_key, psk, &pairing_prologue(slot), pinned).ok()?;
     let m1 = hs.write(&[]).ok()?;
     Some((Box::new(hs), tagged(TAG_HANDSHAKE, &m1)))
-}
-
-fn tagged(tag: u8, body: &[u8]) -> Bytes {
-    let mut v = Vec::with_capacity(body.len() + 1);
-    v.push(tag);
-    v.extend_from_slice(body);
-    Bytes(v)
 }
 
 impl Client {
@@ -508,8 +499,14 @@ impl Client {
                 self.send_frame(&Frame::SlotMessage(SlotMessage { slot, data: m1 }));
             }
             (JoinerStep::Handshake(mut hs), TAG_HANDSHAKE) => {
-                if hs.read(body).is_err() {
-                    return self.join_failed(PairingFailure::WrongCode);
+                match hs.read(body) {
+                    Ok(_) => {}
+                    // A QR code names the inviter's key: another key is the relay standing in
+                    // for an invite it no longer holds (used, or its attempts spent).
+                    Err(crate::noise::HandshakeError::PinnedKeyMismatch) => {
+                        return self.join_failed(PairingFailure::InviteUnavailable);
+                    }
+                    Err(_) => return self.join_failed(PairingFailure::WrongCode),
                 }
                 let request = JoinRequest::new(access_key.public(), self.config.device.device_id());
                 let Ok(m3) = hs.write(&request.to_bytes()) else {

@@ -6,6 +6,7 @@ mod short_code;
 mod spake;
 
 pub use pairing::{GroupWelcome, JoinRequest, pairing_prologue};
+pub(crate) use pairing::{TAG_HANDSHAKE, TAG_SPAKE, TAG_TRANSPORT, tagged};
 pub use qr::{MAX_ADDR_HINTS, MAX_ADDR_LEN, MAX_QR_TEXT, QR_PREFIX, QR_VERSION, QrInvite, qr_svg_data_url};
 pub use short_code::{SECRET_BITS, SHORT_CODE_CHARS, SLOT_BITS, ShortCode};
 pub use spake::{SpakeExchange, qr_psk};

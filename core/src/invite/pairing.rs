@@ -8,6 +8,21 @@ use crate::keys::{DeviceId, EpochSecret, GroupId, NoisePublic};
 use crate::noise::PROTOCOL_VERSION;
 use crate::wire::decode_canonical;
 
+/// Slot message tags: the first byte of every pairing slot message.
+pub(crate) const TAG_SPAKE: u8 = 1;
+/// A Noise XXpsk3 handshake message.
+pub(crate) const TAG_HANDSHAKE: u8 = 2;
+/// A Noise transport message (the group welcome).
+pub(crate) const TAG_TRANSPORT: u8 = 3;
+
+/// A slot message body behind its tag.
+pub(crate) fn tagged(tag: u8, body: &[u8]) -> crate::wire::Bytes {
+    let mut v = Vec::with_capacity(body.len() + 1);
+    v.push(tag);
+    v.extend_from_slice(body);
+    crate::wire::Bytes(v)
+}
+
 /// The pairing prologue: domain label, protocol version and slot.
 pub fn pairing_prologue(slot: u32) -> Vec<u8> {
     let mut p = b"0k-sync/pair/v1\0".to_vec();

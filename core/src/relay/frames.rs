@@ -1,7 +1,9 @@
 //! Frames from authenticated devices, and store completions.
 
+use super::decoy::{Decoy, Reply};
 use super::{
-    Conn, OpCtx, RejectReason, Relay, RelayEvent, RelayStoreOp, RelayStoreResult, Role, TokenBucket, bye, slot_close,
+    Conn, Deadline, OpCtx, RejectReason, Relay, RelayEvent, RelayStoreOp, RelayStoreResult, Role, TokenBucket, bye,
+    slot_close,
 };
 use crate::io::{ConnId, OpId, StoreError};
 use crate::noise::PROTOCOL_VERSION;
@@ -248,8 +250,12 @@ impl Relay {
         if r.slot >= 1 << crate::invite::SLOT_BITS || ttl_ms == 0 {
             return self.send_error(conn, ErrorCode::BadRequest, Duration::ZERO);
         }
-        match self.slots.register(r.slot, conn, now.mono + Duration::from_millis(ttl_ms), now.mono) {
-            Ok(()) => self.send(conn, &Frame::SlotRegistered(SlotRegistered { slot: r.slot })),
+        let expires = now.mono + Duration::from_millis(ttl_ms);
+        match self.slots.register(r.slot, conn, expires, now.mono) {
+            Ok(()) => {
+                self.schedule(expires, Deadline::Slot(r.slot));
+                self.send(conn, &Frame::SlotRegistered(SlotRegistered { slot: r.slot }))
+            }
             Err(super::slots::SlotRefusal::TooMany) => self.send_error(conn, ErrorCode::QuotaExceeded, Duration::ZERO),
             Err(_) => self.send_error(conn, ErrorCode::SlotTaken, Duration::ZERO),
         }
@@ -270,20 +276,71 @@ impl Relay {
         if let Err(wait) = self.slot_opens.take(now) {
             return self.send_error(conn, ErrorCode::RateLimited, wait);
         }
+        let decoys = &session.decoys;
+        if decoys.iter().any(|d| d.slot == slot) || self.slots.peer(slot, conn).is_some() {
+            return;
+        }
+        if decoys.len() + self.slots.attached_to(conn) >= super::slots::MAX_SLOTS_PER_CONN {
+            return self.send_error(conn, ErrorCode::QuotaExceeded, Duration::ZERO);
+        }
         match self.slots.open(slot, conn, now, self.config.limits.max_slot_attempts) {
-            Ok(inviter) => self.send(inviter, &Frame::SlotOpen(SlotOpen { slot })),
-            Err(_) => self.send_error(conn, ErrorCode::NotFound, Duration::ZERO),
+            Ok(inviter) => {
+                self.schedule(now + super::slots::ATTEMPT_TIMEOUT, Deadline::Slot(slot));
+                self.send(inviter, &Frame::SlotOpen(SlotOpen { slot }))
+            }
+            // Missing, busy or used up: answered as a live invite with another code would be.
+            Err(_) => {
+                let decoy = Decoy::new(slot, super::decoy::decoy_key(&self.decoy_secret, slot), now);
+                let due = decoy.next_due();
+                if let Some(Conn::Open(session)) = self.conns.get_mut(&conn) {
+                    session.decoys.push(decoy);
+                }
+                self.schedule(due, Deadline::Decoy(conn));
+            }
         }
     }
 
     fn forward_slot_message(&mut self, conn: ConnId, m: SlotMessage) {
+        let now = self.now.mono;
+        if let Some(Conn::Open(session)) = self.conns.get_mut(&conn)
+            && let Some(decoy) = session.decoys.iter_mut().find(|d| d.slot == m.slot)
+        {
+            decoy.receive(&m.data, &mut self.rng, now);
+            let due = decoy.next_due();
+            return self.schedule(due, Deadline::Decoy(conn));
+        }
         match self.slots.peer(m.slot, conn) {
             Some(peer) => self.send(peer, &Frame::SlotMessage(m)),
             None => self.send_error(conn, ErrorCode::NotFound, Duration::ZERO),
         }
     }
 
+    /// Sends the decoy replies of `conn` whose delay is over; a decoy that failed is gone.
+    pub(super) fn decoy_due(&mut self, conn: ConnId, now: crate::time::Instant) {
+        let Some(Conn::Open(session)) = self.conns.get_mut(&conn) else { return };
+        let mut replies = Vec::new();
+        session.decoys.retain_mut(|d| {
+            let due = d.due(now);
+            let over = matches!(due.last(), Some(Reply::Failed));
+            replies.extend(due.into_iter().map(|r| (d.slot, r)));
+            !over
+        });
+        let next = session.decoys.iter().map(Decoy::next_due).min();
+        for (slot, reply) in replies {
+            match reply {
+                Reply::Message(data) => self.send(conn, &Frame::SlotMessage(SlotMessage { slot, data })),
+                Reply::Failed => self.send(conn, &slot_close(slot, SlotCloseReason::Failed)),
+            }
+        }
+        if let Some(next) = next {
+            self.schedule(next, Deadline::Decoy(conn));
+        }
+    }
+
     fn slot_closed_by(&mut self, conn: ConnId, c: SlotClose) {
+        if let Some(Conn::Open(session)) = self.conns.get_mut(&conn) {
+            session.decoys.retain(|d| d.slot != c.slot);
+        }
         let Some(slot) = self.slots.get(c.slot) else {
             return;
         };

@@ -141,8 +141,12 @@ impl Relay {
                 push_order: Default::default(),
                 pulling: false,
                 expires,
+                decoys: Vec::new(),
             })),
         );
+        if let Some(expires) = expires {
+            self.schedule(expires, super::Deadline::Conn(conn));
+        }
         self.out.push_back(RelayOutput::Transmit { conn, bytes });
         self.event(RelayEvent::Authenticated { conn });
         self.drain_frames(conn);

@@ -26,6 +26,8 @@
 //! }
 //! ```
 
+mod deadlines;
+mod decoy;
 mod frames;
 mod group;
 mod handshake;
@@ -43,10 +45,12 @@ use std::collections::{BTreeMap, VecDeque};
 
 use crate::CoreRng;
 use crate::io::{ConnId, OpId};
-use crate::keys::NoiseKeypair;
+use crate::keys::{NoiseKeypair, NoiseSecret};
 use crate::noise::{Channel, IkResponder, ReplayGuard};
 use crate::time::{Duration, Instant, Now};
 use crate::wire::{Bye, ByeReason, ErrorCode, ErrorFrame, Frame, RecordReader};
+use deadlines::{Deadline, Deadlines};
+use decoy::Decoy;
 use group::Group;
 use limits::SourceBuckets;
 use push_order::PushOrder;
@@ -230,6 +234,8 @@ struct Session {
     pulling: bool,
     /// When a pairing connection is closed, however busy.
     expires: Option<Instant>,
+    /// Slots this pairing connection opened that hold no invite it could join.
+    decoys: Vec<Decoy>,
 }
 
 enum OpCtx {
@@ -265,6 +271,9 @@ pub struct Relay {
     next_op: u64,
     out: VecDeque<RelayOutput>,
     next_retention: Instant,
+    deadlines: Deadlines,
+    /// Derives the decoy inviters' keys.
+    decoy_secret: NoiseSecret,
 }
 
 impl core::fmt::Debug for Relay {
@@ -294,11 +303,18 @@ impl Relay {
         let group_creates = TokenBucket::per(limits.group_create_burst, limits.group_create_per_min, minute, now.mono);
         let group_creates_by_source =
             SourceBuckets::per(limits.group_create_source_burst, limits.group_create_source_per_min, minute);
+        let mut rng = CoreRng::from_seed(seed);
+        let decoy_secret = NoiseSecret::random(&mut rng);
+        let mut deadlines = Deadlines::default();
+        let next_retention = now.mono + RETENTION_INTERVAL;
+        if config.limits.retention_ttl.is_some() {
+            deadlines.at(next_retention, Deadline::Retention);
+        }
         Relay {
             total_bytes: groups.iter().map(|s| s.bytes).sum(),
             groups: groups.iter().map(|s| (s.group_id, Self::restore_group(&config, s))).collect(),
             config,
-            rng: CoreRng::from_seed(seed),
+            rng,
             now,
             conns: BTreeMap::new(),
             creating: BTreeMap::new(),
@@ -313,7 +329,9 @@ impl Relay {
             ops: BTreeMap::new(),
             next_op: 0,
             out: VecDeque::new(),
-            next_retention: now.mono + RETENTION_INTERVAL,
+            next_retention,
+            deadlines,
+            decoy_secret,
         }
     }
 
@@ -339,6 +357,7 @@ impl Relay {
                 let reader = RecordReader::new(self.config.limits.max_preauth_record);
                 let deadline = now.mono + self.config.limits.handshake_timeout;
                 self.conns.insert(conn, Conn::Handshaking { reader, peer, source, deadline });
+                self.schedule(deadline, Deadline::Conn(conn));
             }
             RelayInput::Received { conn, bytes } => self.on_bytes(conn, &bytes),
             RelayInput::Closed { conn } => self.forget(conn),
@@ -353,15 +372,33 @@ impl Relay {
         self.out.pop_front().unwrap_or_else(|| RelayOutput::Timeout(self.poll_timeout()))
     }
 
-    /// The earliest deadline: a handshake timeout, a slot expiry or the retention tick.
+    /// The earliest deadline: a handshake timeout, a connection's or slot's end, a decoy's
+    /// reply or the retention tick. It may come early (the cause gone); a tick then does nothing.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let handshakes = self.conns.values().filter_map(|c| match c {
-            Conn::Handshaking { deadline, .. } => Some(*deadline),
-            Conn::Open(s) => s.expires,
-            Conn::Creating { .. } => None,
-        });
-        let retention = self.retention_enabled().then_some(self.next_retention);
-        handshakes.chain(self.slots.next_expiry()).chain(retention).min()
+        self.deadlines.next()
+    }
+
+    fn schedule(&mut self, when: Instant, what: Deadline) {
+        self.deadlines.at(when, what);
+        let live = self.conns.len() + 2 * self.slots.len() + 1;
+        if self.deadlines.bloated(live) {
+            let conns = self.conns.iter().flat_map(|(id, c)| {
+                let own = match c {
+                    Conn::Handshaking { deadline, .. } => Some(*deadline),
+                    Conn::Open(s) => s.expires,
+                    Conn::Creating { .. } => None,
+                };
+                let decoys = match c {
+                    Conn::Open(s) => s.decoys.iter().map(Decoy::next_due).min(),
+                    _ => None,
+                };
+                own.map(|t| (t, Deadline::Conn(*id))).into_iter().chain(decoys.map(|t| (t, Deadline::Decoy(*id))))
+            });
+            let slots = self.slots.deadlines().map(|(t, n)| (t, Deadline::Slot(n)));
+            let retention = self.retention_enabled().then_some((self.next_retention, Deadline::Retention));
+            let live: Vec<_> = conns.chain(slots).chain(retention).collect();
+            self.deadlines.rebuild(live);
+        }
     }
 
     /// Tells the relay whether its storage can take writes: while it cannot (the disk is full,
@@ -429,13 +466,17 @@ impl Relay {
         let Some(state) = self.conns.remove(&conn) else {
             return;
         };
-        if let Conn::Open(session) = state
-            && let Role::Member { group, .. } = session.role
-            && let Some(g) = self.groups.get_mut(&group)
-        {
-            g.online.remove(&conn);
+        match state {
+            Conn::Open(session) => {
+                if let Role::Member { group, .. } = session.role
+                    && let Some(g) = self.groups.get_mut(&group)
+                {
+                    g.online.remove(&conn);
+                }
+            }
+            Conn::Creating { .. } => self.creating.retain(|_, c| *c != conn),
+            Conn::Handshaking { .. } => {}
         }
-        self.creating.retain(|_, c| *c != conn);
         for (slot, is_inviter) in self.slots.involving(conn) {
             if is_inviter {
                 if let Some(s) = self.slots.remove(slot)
@@ -479,35 +520,34 @@ impl Relay {
 
     fn on_timeout(&mut self) {
         let now = self.now.mono;
-        let late: Vec<ConnId> = self
-            .conns
-            .iter()
-            .filter_map(|(id, c)| match c {
-                Conn::Handshaking { deadline, .. } if *deadline <= now => Some(*id),
-                _ => None,
-            })
-            .collect();
-        for conn in late {
-            self.reject(conn, RejectReason::Timeout);
-        }
-        let expired: Vec<ConnId> = self
-            .conns
-            .iter()
-            .filter_map(|(id, c)| match c {
-                Conn::Open(s) if s.expires.is_some_and(|e| e <= now) => Some(*id),
-                _ => None,
-            })
-            .collect();
-        for conn in expired {
-            self.close(conn);
-        }
-        for slot in self.slots.stalled(now) {
-            // The inviter hears it as a joiner that left; the joiner, that its attempt failed.
-            if let Some(joiner) = self.fail_attempt(slot) {
-                self.send(joiner, &slot_close(slot, crate::wire::SlotCloseReason::Failed));
+        for what in self.deadlines.due(now) {
+            match what {
+                Deadline::Conn(conn) => self.conn_due(conn, now),
+                Deadline::Slot(slot) => self.slot_due(slot, now),
+                Deadline::Decoy(conn) => self.decoy_due(conn, now),
+                Deadline::Retention if self.retention_enabled() && self.next_retention <= now => {
+                    self.next_retention = now + RETENTION_INTERVAL;
+                    self.schedule(self.next_retention, Deadline::Retention);
+                    self.run_retention();
+                }
+                Deadline::Retention => {}
             }
         }
-        for slot in self.slots.expired(now) {
+    }
+
+    /// A handshake that took too long, or a pairing connection at the end of its life.
+    fn conn_due(&mut self, conn: ConnId, now: Instant) {
+        match self.conns.get(&conn) {
+            Some(Conn::Handshaking { deadline, .. }) if *deadline <= now => self.reject(conn, RejectReason::Timeout),
+            Some(Conn::Open(s)) if s.expires.is_some_and(|e| e <= now) => self.close(conn),
+            _ => {}
+        }
+    }
+
+    /// A slot that expired, or whose attached joiner's attempt ran out.
+    fn slot_due(&mut self, slot: u32, now: Instant) {
+        let Some(s) = self.slots.get(slot) else { return };
+        if s.expires <= now {
             if let Some(s) = self.slots.remove(slot) {
                 let reason = crate::wire::SlotCloseReason::Expired;
                 self.send(s.inviter, &slot_close(slot, reason));
@@ -515,10 +555,11 @@ impl Relay {
                     self.send(j, &slot_close(slot, reason));
                 }
             }
-        }
-        if self.retention_enabled() && self.next_retention <= now {
-            self.next_retention = now + RETENTION_INTERVAL;
-            self.run_retention();
+        } else if s.attempt_ends.is_some_and(|t| t <= now) {
+            // The inviter hears it as a joiner that left; the joiner, that its attempt failed.
+            if let Some(joiner) = self.fail_attempt(slot) {
+                self.send(joiner, &slot_close(slot, crate::wire::SlotCloseReason::Failed));
+            }
         }
     }
 

@@ -2,7 +2,7 @@
 //! relay forwards opaque messages between them until the slot is used, expires or runs out of
 //! attempts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::io::ConnId;
 use crate::time::Instant;
@@ -38,7 +38,9 @@ pub(crate) const MAX_SLOTS_PER_CONN: usize = 4;
 pub(crate) struct Slots {
     slots: BTreeMap<u32, Slot>,
     /// Slots held by each inviter.
-    held: BTreeMap<ConnId, usize>,
+    held: BTreeMap<ConnId, BTreeSet<u32>>,
+    /// Slots each joiner is attached to.
+    attached: BTreeMap<ConnId, BTreeSet<u32>>,
 }
 
 impl Slots {
@@ -46,14 +48,17 @@ impl Slots {
         match self.slots.get(&slot) {
             Some(s) if s.inviter != inviter && s.expires > now => Err(SlotRefusal::Taken),
             Some(s) if s.inviter == inviter => {
+                if let Some(joiner) = s.joiner {
+                    unlink(&mut self.attached, joiner, slot);
+                }
                 self.slots.insert(slot, Slot { inviter, joiner: None, expires, attempts: 0, attempt_ends: None });
                 Ok(())
             }
-            _ if self.held.get(&inviter).is_some_and(|n| *n >= MAX_SLOTS_PER_CONN) => Err(SlotRefusal::TooMany),
+            _ if self.held.get(&inviter).is_some_and(|n| n.len() >= MAX_SLOTS_PER_CONN) => Err(SlotRefusal::TooMany),
             _ => {
                 self.remove(slot);
                 self.slots.insert(slot, Slot { inviter, joiner: None, expires, attempts: 0, attempt_ends: None });
-                *self.held.entry(inviter).or_insert(0) += 1;
+                self.held.entry(inviter).or_default().insert(slot);
                 Ok(())
             }
         }
@@ -68,6 +73,7 @@ impl Slots {
         s.attempts += 1;
         s.joiner = Some(joiner);
         s.attempt_ends = Some(now + ATTEMPT_TIMEOUT);
+        self.attached.entry(joiner).or_default().insert(slot);
         Ok(s.inviter)
     }
 
@@ -87,7 +93,9 @@ impl Slots {
     pub fn detach(&mut self, slot: u32) -> Option<ConnId> {
         let s = self.slots.get_mut(&slot)?;
         s.attempt_ends = None;
-        s.joiner.take()
+        let joiner = s.joiner.take()?;
+        unlink(&mut self.attached, joiner, slot);
+        Some(joiner)
     }
 
     pub fn get(&self, slot: u32) -> Option<&Slot> {
@@ -96,45 +104,39 @@ impl Slots {
 
     pub fn remove(&mut self, slot: u32) -> Option<Slot> {
         let removed = self.slots.remove(&slot)?;
-        if let Some(n) = self.held.get_mut(&removed.inviter) {
-            *n -= 1;
-            if *n == 0 {
-                self.held.remove(&removed.inviter);
-            }
+        unlink(&mut self.held, removed.inviter, slot);
+        if let Some(joiner) = removed.joiner {
+            unlink(&mut self.attached, joiner, slot);
         }
         Some(removed)
     }
 
     /// Slots that `conn` takes part in, as (slot, is_inviter).
     pub fn involving(&self, conn: ConnId) -> Vec<(u32, bool)> {
-        self.slots
-            .iter()
-            .filter_map(|(n, s)| {
-                if s.inviter == conn {
-                    Some((*n, true))
-                } else if s.joiner == Some(conn) {
-                    Some((*n, false))
-                } else {
-                    None
-                }
-            })
-            .collect()
+        let held = self.held.get(&conn).into_iter().flatten().map(|n| (*n, true));
+        held.chain(self.attached.get(&conn).into_iter().flatten().map(|n| (*n, false))).collect()
     }
 
-    pub fn expired(&self, now: Instant) -> Vec<u32> {
-        self.slots.iter().filter(|(_, s)| s.expires <= now).map(|(n, _)| *n).collect()
+    /// Slots `conn` is attached to as a joiner.
+    pub fn attached_to(&self, conn: ConnId) -> usize {
+        self.attached.get(&conn).map_or(0, BTreeSet::len)
     }
 
-    /// Slots whose attached joiner's attempt has run out.
-    pub fn stalled(&self, now: Instant) -> Vec<u32> {
-        self.slots.iter().filter(|(_, s)| s.attempt_ends.is_some_and(|t| t <= now)).map(|(n, _)| *n).collect()
-    }
-
-    pub fn next_expiry(&self) -> Option<Instant> {
-        self.slots.values().flat_map(|s| [Some(s.expires), s.attempt_ends]).flatten().min()
+    /// Every pending deadline: expiries and attempts' ends.
+    pub fn deadlines(&self) -> impl Iterator<Item = (Instant, u32)> + '_ {
+        self.slots.iter().flat_map(|(n, s)| [Some(s.expires), s.attempt_ends].into_iter().flatten().map(|t| (t, *n)))
     }
 
     pub fn len(&self) -> usize {
         self.slots.len()
+    }
+}
+
+fn unlink(index: &mut BTreeMap<ConnId, BTreeSet<u32>>, conn: ConnId, slot: u32) {
+    if let Some(set) = index.get_mut(&conn) {
+        set.remove(&slot);
+        if set.is_empty() {
+            index.remove(&conn);
+        }
     }
 }
