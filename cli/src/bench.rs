@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 use zerok_core::client::{ClientEvent, Command};
 use zerok_core::relay::RelayLimits;
+use zerok_relay::{RelayDb, RelayServer, RelayServerConfig};
 use zerok_transport_iroh::net;
-use zerok_transport_iroh::{ClientOptions, RelayDb, RelayServer, RelayServerConfig, SyncClient, os_seed};
+use zerok_transport_iroh::{ClientOptions, SyncClient, os_seed};
 
 use crate::Failure;
 

@@ -6,7 +6,8 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use zerok_core::client::{ClientEvent, SyncStatus};
 use zerok_core::relay::RelayLimits;
-use zerok_transport_iroh::{ClientOptions, RelayServer, RelayServerConfig, SyncClient};
+use zerok_relay::{RelayServer, RelayServerConfig};
+use zerok_transport_iroh::{ClientOptions, SyncClient};
 
 use zerok_transport_iroh::connection;
 

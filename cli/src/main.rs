@@ -6,7 +6,6 @@ mod bench;
 mod bench_scale;
 mod demo;
 mod logging;
-mod relay_settings;
 mod reports;
 mod spinner;
 
@@ -16,10 +15,11 @@ use std::time::Duration;
 use std::io::IsTerminal as _;
 
 use clap::{Parser, Subcommand};
-use relay_settings::{RelaySettings, Resolved};
 use tokio::io::AsyncReadExt;
 use zerok_core::client::ClientEvent;
-use zerok_transport_iroh::{ClientOptions, RelayServer, SyncClient, connection};
+use zerok_relay::RelayServer;
+use zerok_relay::settings::{RelaySettings, Resolved};
+use zerok_transport_iroh::{ClientOptions, SyncClient, connection};
 
 /// Zero-knowledge sync for local-first apps: devices sync through a relay that only ever
 /// stores ciphertext.

@@ -11,7 +11,7 @@ use support::{Device, config, next_matching, start_relay, temp_relay};
 use tauri::ipc::InvokeBody;
 use tauri_plugin_sync::{Invite, PullResult, PushResult, SyncExt};
 use tempfile::TempDir;
-use zerok_transport_iroh::RelayServer;
+use zerok_relay::RelayServer;
 
 fn pair(a: &Device, b: &Device) {
     let a_codes = a.events("sync://pairing-code");

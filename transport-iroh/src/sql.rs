@@ -1,4 +1,5 @@
-//! Shared SQLite plumbing: opening a database durably, integer conversions and error mapping.
+//! Shared SQLite plumbing of the device store and the relay's (`zerok-relay`): opening a database
+//! durably, group commit, integer conversions and error mapping.
 
 use std::path::Path;
 

@@ -16,7 +16,8 @@ use tauri_plugin_sync::Config;
 use tauri_utils::acl::ExecutionContext;
 use tauri_utils::acl::resolved::{Resolved, ResolvedCommand, ResolvedCommandReference};
 use zerok_core::relay::RelayLimits;
-use zerok_transport_iroh::{RelayServer, RelayServerConfig, connection};
+use zerok_relay::{RelayServer, RelayServerConfig};
+use zerok_transport_iroh::connection;
 
 include!("../../command_names.rs");
 

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use zerok_core::client::ClientEvent;
 use zerok_core::relay::RelayLimits;
-use zerok_transport_iroh::{ClientOptions, RelayServer, RelayServerConfig, SyncClient, connection};
+use zerok_relay::{RelayServer, RelayServerConfig};
+use zerok_transport_iroh::{ClientOptions, SyncClient, connection};
 
 const WAIT: Duration = Duration::from_secs(120);
 

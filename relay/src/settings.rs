@@ -4,12 +4,21 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use crate::{HostLimits, RelayServerConfig};
 use serde::Deserialize;
 use zerok_core::Duration;
 use zerok_core::relay::RelayLimits;
-use zerok_transport_iroh::{HostLimits, RelayServerConfig};
 
-use crate::Failure;
+/// A settings file that cannot be read, or a setting out of range: one line for the operator.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct SettingsError(pub String);
+
+impl SettingsError {
+    fn msg(m: &str) -> Self {
+        SettingsError(m.to_owned())
+    }
+}
 
 /// One relay setting per field; unset ones fall through to the file, then to the default.
 /// The TOML file uses the same names with underscores (`push_per_sec = 500`).
@@ -146,10 +155,11 @@ pub struct Resolved {
 
 impl RelaySettings {
     /// Reads a TOML settings file.
-    pub fn from_file(path: &Path) -> Result<Self, Failure> {
+    pub fn from_file(path: &Path) -> Result<Self, SettingsError> {
         let text = std::fs::read_to_string(path)
-            .map_err(|e| Failure::msg(&format!("cannot read the config file {}: {e}", path.display())))?;
-        toml::from_str(&text).map_err(|e| Failure::msg(&format!("config file {}: {}", path.display(), e.message())))
+            .map_err(|e| SettingsError::msg(&format!("cannot read the config file {}: {e}", path.display())))?;
+        toml::from_str(&text)
+            .map_err(|e| SettingsError::msg(&format!("config file {}: {}", path.display(), e.message())))
     }
 
     /// These settings, with the unset ones taken from `lower`.
@@ -201,7 +211,7 @@ impl RelaySettings {
     }
 
     /// The configuration, defaults filled in; refuses settings that would break the relay.
-    pub fn resolve(self) -> Result<Resolved, Failure> {
+    pub fn resolve(self) -> Result<Resolved, SettingsError> {
         let d = RelayLimits::default();
         let secs = Duration::from_secs;
         let limits = RelayLimits {
@@ -273,10 +283,10 @@ impl RelaySettings {
             ("max_connections_per_source", host.max_connections_per_source as u64),
         ];
         if let Some((name, _)) = at_least_one.iter().find(|(_, v)| *v == 0) {
-            return Err(Failure::msg(&format!("{name} must be at least 1")));
+            return Err(SettingsError::msg(&format!("{name} must be at least 1")));
         }
         if limits.max_envelope > d.max_envelope {
-            return Err(Failure::msg(&format!(
+            return Err(SettingsError::msg(&format!(
                 "max_envelope is at most {} (the largest blob a device seals)",
                 d.max_envelope
             )));

@@ -18,13 +18,13 @@ use zerok_core::relay::{
 };
 
 use crate::admission::{self, Admission, HostLimits, Ticket};
-use crate::clock::{Clock, os_seed};
 use crate::http;
 use crate::metrics::Metrics;
-use crate::net::{self, NetError, Write};
-use crate::relay_store::RelayDb;
-use crate::sql::recv_batch;
+use crate::store::RelayDb;
 use zerok_core::connection;
+use zerok_transport_iroh::net::{self, NetError, Write};
+use zerok_transport_iroh::sql::recv_batch;
+use zerok_transport_iroh::{Clock, os_seed};
 
 /// Most store operations committed in one transaction.
 const GROUP_COMMIT: usize = 512;
@@ -232,7 +232,7 @@ fn load_identity(path: &Path) -> Result<(SecretKey, NoiseSecret), RelayError> {
             fresh.extend_from_slice(&os_seed()?);
             fresh.extend_from_slice(&os_seed()?);
             let tmp = path.with_extension("key.tmp");
-            let mut file = crate::sql::create_owner_only(&tmp)?;
+            let mut file = zerok_transport_iroh::sql::create_owner_only(&tmp)?;
             std::io::Write::write_all(&mut file, fresh.as_slice())?;
             file.sync_all()?;
             std::fs::rename(&tmp, path)?;

@@ -17,8 +17,8 @@ use zerok_core::http_head::{MAX_HEAD, RequestHead, head_end};
 
 use crate::admission::Ticket;
 use crate::metrics::Metrics;
-use crate::net::Write;
-use crate::relay_server::Attach;
+use crate::server::Attach;
+use zerok_transport_iroh::net::Write;
 
 /// Where browsers open their WebSocket.
 pub const SYNC_PATH: &str = "/sync";

@@ -11,7 +11,7 @@ use zerok_core::io::StoreError;
 use zerok_core::relay::{ChainCheck, ChainRepair, GroupSnapshot, RESTORED_PUSH_IDS, RelayStoreOp, RelayStoreResult};
 use zerok_core::wire::{Bytes, StoredBlob};
 
-use crate::sql::{add_column_once, array, commit_batch, exec, int, query_row, store_error, uint};
+use zerok_transport_iroh::sql::{add_column_once, array, commit_batch, exec, int, query_row, store_error, uint};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS groups (
@@ -58,7 +58,7 @@ pub struct Batch {
 impl RelayDb {
     /// Opens or creates the database at `path`.
     pub fn open(path: &Path) -> rusqlite::Result<Self> {
-        let conn = crate::sql::open(path)?;
+        let conn = zerok_transport_iroh::sql::open(path)?;
         conn.execute_batch(SCHEMA)?;
         count_stored_once(&conn)?;
         record_earliest_once(&conn)?;
