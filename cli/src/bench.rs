@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 use zerok_core::client::{ClientEvent, Command};
 use zerok_core::relay::RelayLimits;
-use zerok_relay::{RelayDb, RelayServer, RelayServerConfig};
+use zerok_relay::{RelayServer, RelayServerConfig, RelayStore, SqliteStore};
 use zerok_transport_iroh::net;
 use zerok_transport_iroh::{ClientOptions, SyncClient, os_seed};
 
@@ -26,8 +26,6 @@ pub async fn run(only_push: Option<(usize, u64)>) -> Result<(), Failure> {
         "disk: 256 MiB in 1 MiB writes, each followed by fdatasync: {disk:.0} MiB/s  (the limit for durable pushes: a blob is written to the WAL and checkpointed at the device and at the relay, about 4x its size)"
     );
     let relay = RelayServer::start(RelayServerConfig {
-        data_dir: dir.path().join("relay"),
-        bind: loopback(),
         // One device pipelines far above the default per-key rate limit (500 pushes/s), and
         // the late joiner must find the whole history.
         limits: RelayLimits {
@@ -36,9 +34,7 @@ pub async fn run(only_push: Option<(usize, u64)>) -> Result<(), Failure> {
             retention_all_acked: false,
             ..RelayLimits::default()
         },
-        http: None,
-        metrics_http: None,
-        host: Default::default(),
+        ..RelayServerConfig::new(dir.path().join("relay"), loopback())
     })
     .await?;
     let open = |name: &str| ClientOptions::new(dir.path().join(name), relay.info().clone(), loopback());
@@ -125,7 +121,7 @@ pub async fn run(only_push: Option<(usize, u64)>) -> Result<(), Failure> {
 /// and hashed once), against the disk figure.
 fn start_check(db: &std::path::Path, disk: f64) -> Result<(), Failure> {
     let started = Instant::now();
-    let mut db = RelayDb::open(db)?;
+    let mut db = SqliteStore::open(db)?;
     let repairs = db.repair_chains()?;
     let secs = started.elapsed().as_secs_f64();
     let (blobs, bytes) = db.snapshots()?.iter().fold((0, 0), |(n, b), g| (n + g.blobs, b + g.bytes));

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use tokio::sync::broadcast;
 use zerok_core::client::{ClientEvent, SyncStatus};
-use zerok_core::relay::RelayLimits;
 use zerok_relay::{RelayServer, RelayServerConfig};
 use zerok_transport_iroh::{ClientOptions, SyncClient};
 
@@ -17,14 +16,10 @@ const WAIT: Duration = Duration::from_secs(30);
 
 pub async fn run() -> Result<(), Failure> {
     let dir = tempfile::tempdir()?;
-    let relay = RelayServer::start(RelayServerConfig {
-        data_dir: dir.path().join("relay"),
-        bind: "127.0.0.1:0".parse().map_err(|_| Failure::msg("bad bind address"))?,
-        limits: RelayLimits::default(),
-        http: None,
-        metrics_http: None,
-        host: Default::default(),
-    })
+    let relay = RelayServer::start(RelayServerConfig::new(
+        dir.path().join("relay"),
+        "127.0.0.1:0".parse().map_err(|_| Failure::msg("bad bind address"))?,
+    ))
     .await?;
     println!("relay     listening on {} (loopback only)", relay.info().addrs.join(", "));
     println!("          {}", connection::format(relay.info()));

@@ -16,4 +16,4 @@ pub mod store;
 pub use admission::{HostLimits, source_of};
 pub use metrics::Metrics;
 pub use server::{RelayError, RelayServer, RelayServerConfig};
-pub use store::{Batch, RelayDb};
+pub use store::{Batch, PostgresStore, RelayStore, SqliteStore, StoreLocation, StoreOpenError};

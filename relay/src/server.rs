@@ -20,7 +20,7 @@ use zerok_core::relay::{
 use crate::admission::{self, Admission, HostLimits, Ticket};
 use crate::http;
 use crate::metrics::Metrics;
-use crate::store::RelayDb;
+use crate::store::{self, RelayStore, StoreLocation, StoreOpenError};
 use zerok_core::connection;
 use zerok_transport_iroh::net::{self, NetError, Write};
 use zerok_transport_iroh::sql::recv_batch;
@@ -46,6 +46,24 @@ pub struct RelayServerConfig {
     pub metrics_http: Option<SocketAddr>,
     /// What the process bounds beside the core: sockets per source, free space, origins.
     pub host: HostLimits,
+    /// Where groups and blobs are kept: SQLite in `data_dir` (the default) or PostgreSQL.
+    pub store: StoreLocation,
+}
+
+impl RelayServerConfig {
+    /// A relay in `data_dir` listening on `bind`, with every default: default limits, no HTTP,
+    /// the SQLite store.
+    pub fn new(data_dir: impl Into<PathBuf>, bind: SocketAddr) -> Self {
+        RelayServerConfig {
+            data_dir: data_dir.into(),
+            bind,
+            limits: RelayLimits::default(),
+            http: None,
+            metrics_http: None,
+            host: HostLimits::default(),
+            store: StoreLocation::Sqlite,
+        }
+    }
 }
 
 /// Why the relay could not start or had to stop.
@@ -54,9 +72,9 @@ pub enum RelayError {
     /// A file in the data dir.
     #[error("relay data: {0}")]
     Io(#[from] std::io::Error),
-    /// The database.
-    #[error("relay database: {0}")]
-    Db(#[from] rusqlite::Error),
+    /// The store could not be opened, migrated or loaded.
+    #[error(transparent)]
+    Store(#[from] StoreOpenError),
     /// The network.
     #[error(transparent)]
     Net(#[from] NetError),
@@ -109,8 +127,9 @@ impl RelayServer {
         std::fs::create_dir_all(&config.data_dir)?;
         let descriptors = admission::raise_descriptor_limit();
         let (iroh_secret, noise_secret) = load_identity(&config.data_dir.join("relay.key"))?;
-        let mut db = RelayDb::open(&config.data_dir.join("relay.db"))?;
-        for (group_id, repair) in db.repair_chains()? {
+        let (events, inbox) = mpsc::unbounded_channel();
+        let (store, repairs, snapshots) = open_store(&config, events.clone()).await?;
+        for (group_id, repair) in repairs {
             let dropped: Vec<String> = repair.dropped.iter().map(u64::to_string).collect();
             tracing::warn!(target: "zerok::relay",
                 group = %zerok_core::keys::GroupId::from_bytes(group_id).short_hex(),
@@ -120,7 +139,6 @@ impl RelayServer {
                  devices that read past the damage report a fork, and the pushers of dropped rows push them again"
             );
         }
-        let snapshots = db.snapshots()?;
         let snapshot_count = snapshots.len();
         let endpoint = net::bind(iroh_secret, config.bind, true).await?;
         let endpoint_id = *endpoint.id().as_bytes();
@@ -133,7 +151,6 @@ impl RelayServer {
         relay_config.limits = config.limits;
         let relay = Relay::new(relay_config, os_seed()?, clock.now(), snapshots);
         let metrics = Arc::new(Metrics::default());
-        let (events, inbox) = mpsc::unbounded_channel();
         let attach = Attach {
             events: events.clone(),
             next: Arc::new(AtomicU64::new(1)),
@@ -162,8 +179,11 @@ impl RelayServer {
             Some(addr) => Some(http::start(tokio::net::TcpListener::bind(addr).await?, site(http::Serves::Operator))?),
             None => None,
         };
-        tokio::spawn(watch_free_space(config.data_dir.clone(), events.clone()));
-        let store = spawn_store(db, events);
+        if config.store == StoreLocation::Sqlite {
+            // The database's disk is this one (PostgreSQL reports a full disk by itself).
+            tokio::spawn(watch_free_space(config.data_dir.clone(), events.clone()));
+        }
+        drop(events);
         tokio::spawn(accept(endpoint.clone(), attach));
         let (stop, stopped) = oneshot::channel();
         let storage = Storage { min_free: config.host.min_free_bytes, full_seen: false };
@@ -173,6 +193,7 @@ impl RelayServer {
             addrs = %info.addrs.join(","),
             groups = snapshot_count,
             data_dir = %config.data_dir.display(),
+            store = %config.store,
             open_files = descriptors.map_or_else(|| "unlimited".to_owned(), |n| n.to_string()),
             "relay started"
         );
@@ -248,9 +269,33 @@ fn load_identity(path: &Path) -> Result<(SecretKey, NoiseSecret), RelayError> {
     Ok((SecretKey::from_bytes(&iroh), NoiseSecret::from_bytes(noise)))
 }
 
+type StoreSender = std::sync::mpsc::Sender<(OpId, RelayStoreOp)>;
+
+/// Opens the store, repairs what was damaged at rest, loads the groups and starts the store
+/// thread, all off the async runtime (the PostgreSQL client runs one of its own, and is
+/// dropped on the store thread).
+async fn open_store(
+    config: &RelayServerConfig,
+    events: mpsc::UnboundedSender<Ev>,
+) -> Result<
+    (StoreSender, Vec<([u8; 32], zerok_core::relay::ChainRepair)>, Vec<zerok_core::relay::GroupSnapshot>),
+    RelayError,
+> {
+    let (location, data_dir) = (config.store.clone(), config.data_dir.clone());
+    let opened = tokio::task::spawn_blocking(move || -> Result<_, StoreOpenError> {
+        let mut db = store::open(&location, &data_dir)?;
+        let repairs = db.repair_chains()?;
+        let snapshots = db.snapshots()?;
+        Ok((spawn_store(db, events), repairs, snapshots))
+    })
+    .await
+    .map_err(|e| StoreOpenError(format!("the store failed to open: {e}")))??;
+    Ok(opened)
+}
+
 /// The store thread: executes operations in the order issued, as many per transaction as are
 /// waiting, and reports each result after the commit.
-fn spawn_store(mut db: RelayDb, events: mpsc::UnboundedSender<Ev>) -> std::sync::mpsc::Sender<(OpId, RelayStoreOp)> {
+fn spawn_store(mut db: Box<dyn RelayStore>, events: mpsc::UnboundedSender<Ev>) -> StoreSender {
     let (tx, rx) = std::sync::mpsc::channel::<(OpId, RelayStoreOp)>();
     std::thread::spawn(move || {
         while let Some(batch) = recv_batch(&rx, GROUP_COMMIT) {

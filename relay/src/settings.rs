@@ -28,6 +28,9 @@ pub struct RelaySettings {
     /// Where the relay keeps its identity and database [default: zerok-relay].
     #[arg(long, env = "ZEROK_RELAY_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Where groups and blobs are kept: `sqlite` (relay.db in the data dir) or a PostgreSQL URL, postgres://user@host:port/db, for relays that share one database [default: sqlite].
+    #[arg(long, env = "ZEROK_RELAY_STORE")]
+    pub store: Option<String>,
     /// UDP address to listen on [default: 127.0.0.1:4433].
     #[arg(long, env = "ZEROK_RELAY_BIND")]
     pub bind: Option<SocketAddr>,
@@ -169,6 +172,7 @@ impl RelaySettings {
         }
         each_over!(
             data_dir,
+            store,
             bind,
             http,
             metrics_http,
@@ -299,6 +303,10 @@ impl RelaySettings {
                 http: self.http,
                 metrics_http: self.metrics_http,
                 host,
+                store: match self.store {
+                    Some(s) => s.parse().map_err(|e: crate::store::StoreOpenError| SettingsError(e.0))?,
+                    None => crate::store::StoreLocation::Sqlite,
+                },
             },
             log: self.log.unwrap_or_else(|| "warn,zerok=info".to_owned()),
         })

@@ -12,14 +12,7 @@ use zerok_transport_iroh::{ClientOptions, SyncClient};
 const WAIT: Duration = Duration::from_secs(20);
 
 async fn relay(dir: &std::path::Path) -> RelayServer {
-    let config = RelayServerConfig {
-        data_dir: dir.join("relay"),
-        bind: "127.0.0.1:0".parse().unwrap(),
-        limits: RelayLimits::default(),
-        http: None,
-        metrics_http: None,
-        host: Default::default(),
-    };
+    let config = RelayServerConfig::new(dir.join("relay"), "127.0.0.1:0".parse().unwrap());
     RelayServer::start(config).await.expect("relay starts")
 }
 
@@ -108,14 +101,7 @@ async fn a_relay_restart_keeps_identity_and_data_and_an_offline_push_syncs_later
     assert_ne!(alice.status(), SyncStatus::Synced);
 
     // Same data dir: same identity; bind where it was so devices find it again.
-    let config = RelayServerConfig {
-        data_dir: dir.path().join("relay"),
-        bind: info.addrs[0].parse().unwrap(),
-        limits: RelayLimits::default(),
-        http: None,
-        metrics_http: None,
-        host: Default::default(),
-    };
+    let config = RelayServerConfig::new(dir.path().join("relay"), info.addrs[0].parse().unwrap());
     let second = RelayServer::start(config).await.expect("relay restarts");
     assert_eq!(second.info().endpoint_id, info.endpoint_id);
     assert_eq!(second.info().noise_key, info.noise_key);
@@ -222,12 +208,8 @@ async fn garbage_oversized_and_stalled_connections_are_closed_and_devices_are_st
     let dir = tempfile::tempdir().unwrap();
     let limits = RelayLimits { handshake_timeout: zerok_core::Duration::from_millis(300), ..RelayLimits::default() };
     let config = RelayServerConfig {
-        data_dir: dir.path().join("relay"),
-        bind: "127.0.0.1:0".parse().unwrap(),
         limits,
-        http: None,
-        metrics_http: None,
-        host: Default::default(),
+        ..RelayServerConfig::new(dir.path().join("relay"), "127.0.0.1:0".parse().unwrap())
     };
     let relay = RelayServer::start(config).await.unwrap();
     let attacker = net::bind(net::SecretKey::from_bytes(&os_seed().unwrap()), "127.0.0.1:0".parse().unwrap(), false)
@@ -265,12 +247,8 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
 async fn health_and_metrics_are_served_over_http() {
     let dir = tempfile::tempdir().unwrap();
     let config = RelayServerConfig {
-        data_dir: dir.path().join("relay"),
-        bind: "127.0.0.1:0".parse().unwrap(),
-        limits: RelayLimits::default(),
         http: Some("127.0.0.1:0".parse().unwrap()),
-        metrics_http: None,
-        host: Default::default(),
+        ..RelayServerConfig::new(dir.path().join("relay"), "127.0.0.1:0".parse().unwrap())
     };
     let relay = RelayServer::start(config).await.unwrap();
     let http = relay.http_addr().unwrap();

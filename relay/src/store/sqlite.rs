@@ -11,6 +11,7 @@ use zerok_core::io::StoreError;
 use zerok_core::relay::{ChainCheck, ChainRepair, GroupSnapshot, RESTORED_PUSH_IDS, RelayStoreOp, RelayStoreResult};
 use zerok_core::wire::{Bytes, StoredBlob};
 
+use super::{Batch, RelayStore, StoreOpenError};
 use zerok_transport_iroh::sql::{add_column_once, array, commit_batch, exec, int, query_row, store_error, uint};
 
 const SCHEMA: &str = "
@@ -42,31 +43,23 @@ CREATE UNIQUE INDEX IF NOT EXISTS blobs_by_push_id ON blobs (group_id, push_id);
 ";
 
 /// The relay's SQLite database.
-pub struct RelayDb {
+pub struct SqliteStore {
     conn: Connection,
 }
 
-/// The outcome of one batch: each operation's result, and whether the commit itself failed
-/// (then every write in the batch is reported failed and the relay must stop).
-pub struct Batch {
-    /// Results, in the order of the operations.
-    pub results: Vec<RelayStoreResult>,
-    /// The commit failed: the disk can no longer be trusted.
-    pub fatal: Option<String>,
-}
-
-impl RelayDb {
+impl SqliteStore {
     /// Opens or creates the database at `path`.
     pub fn open(path: &Path) -> rusqlite::Result<Self> {
         let conn = zerok_transport_iroh::sql::open(path)?;
         conn.execute_batch(SCHEMA)?;
         count_stored_once(&conn)?;
         record_earliest_once(&conn)?;
-        Ok(RelayDb { conn })
+        Ok(SqliteStore { conn })
     }
+}
 
-    /// Executes operations in one transaction.
-    pub fn execute(&mut self, ops: &[RelayStoreOp]) -> Batch {
+impl RelayStore for SqliteStore {
+    fn execute(&mut self, ops: &[RelayStoreOp]) -> Batch {
         let (results, fatal) = commit_batch(&mut self.conn, ops, |db, op| match run(db, op) {
             Ok(RelayStoreResult::Failed(e)) => Err(e),
             Ok(result) => Ok(result),
@@ -75,10 +68,7 @@ impl RelayDb {
         Batch { results: results.into_iter().map(|r| r.unwrap_or_else(RelayStoreResult::Failed)).collect(), fatal }
     }
 
-    /// Checks every group's log chain, row by row, and repairs a log damaged at rest (rows
-    /// deleted or altered while the relay was stopped): see [`ChainCheck`]. Returns each
-    /// repair made, for the operator's log. Reads every stored blob once.
-    pub fn repair_chains(&mut self) -> rusqlite::Result<Vec<([u8; 32], ChainRepair)>> {
+    fn repair_chains(&mut self) -> Result<Vec<([u8; 32], ChainRepair)>, StoreOpenError> {
         type GroupRow = (Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>);
         let groups: Vec<GroupRow> = self
             .conn
@@ -132,8 +122,7 @@ impl RelayDb {
         Ok(repairs)
     }
 
-    /// What the relay loads at start.
-    pub fn snapshots(&self) -> rusqlite::Result<Vec<GroupSnapshot>> {
+    fn snapshots(&mut self) -> Result<Vec<GroupSnapshot>, StoreOpenError> {
         let mut groups = self.conn.prepare("SELECT id, head, head_chain, stored_bytes, stored_blobs FROM groups")?;
         let rows = groups.query_map([], |r| {
             Ok((
@@ -381,6 +370,7 @@ fn prune(tx: &Db, group_id: &[u8; 32], before: u64, stored_before_ms: u64) -> ru
     Ok(RelayStoreResult::Pruned { earliest, bytes: uint(bytes), blobs: uint(blobs) })
 }
 
+/// Migrations of older SQLite databases; what every store does is in `contract.rs`.
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -397,38 +387,16 @@ mod tests {
         }
     }
 
-    fn counts(db: &RelayDb) -> (u64, u64, u64) {
+    fn counts(db: &mut SqliteStore) -> (u64, u64, u64) {
         let s = db.snapshots().unwrap();
         (s[0].earliest, s[0].bytes, s[0].blobs)
-    }
-
-    #[test]
-    fn stored_counts_survive_appends_prunes_and_reopening_without_a_scan() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("relay.db");
-        let mut db = RelayDb::open(&path).unwrap();
-        let mut ops = vec![RelayStoreOp::CreateGroup { group_id: GROUP, key: [2; 32] }];
-        ops.extend((1..=3).map(|c| RelayStoreOp::Append {
-            group_id: GROUP,
-            blob: blob(c, 100 * c as usize),
-            prev_cursor: c - 1,
-        }));
-        assert!(db.execute(&ops).fatal.is_none());
-        assert_eq!(counts(&db), (1, 600, 3));
-        let recent: Vec<u64> = db.snapshots().unwrap()[0].recent.iter().map(|(_, c)| *c).collect();
-        assert_eq!(recent, vec![1, 2, 3], "recent push ids, oldest first, for answering resends");
-        let pruned = db.execute(&[RelayStoreOp::Prune { group_id: GROUP, before: 3, stored_before_ms: 0 }]);
-        assert_eq!(pruned.results, vec![RelayStoreResult::Pruned { earliest: 3, bytes: 300, blobs: 1 }]);
-        drop(db);
-        let db = RelayDb::open(&path).unwrap();
-        assert_eq!(counts(&db), (3, 300, 1));
     }
 
     #[test]
     fn a_database_from_before_the_counts_is_counted_once_at_open() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("relay.db");
-        let mut db = RelayDb::open(&path).unwrap();
+        let mut db = SqliteStore::open(&path).unwrap();
         let ops = [
             RelayStoreOp::CreateGroup { group_id: GROUP, key: [2; 32] },
             RelayStoreOp::Append { group_id: GROUP, blob: blob(1, 250), prev_cursor: 0 },
@@ -439,63 +407,25 @@ mod tests {
             .execute_batch("ALTER TABLE groups DROP COLUMN stored_bytes; ALTER TABLE groups DROP COLUMN stored_blobs;")
             .unwrap();
         drop(db);
-        let mut db = RelayDb::open(&path).unwrap();
-        assert_eq!(counts(&db), (1, 250, 1));
+        let mut db = SqliteStore::open(&path).unwrap();
+        assert_eq!(counts(&mut db), (1, 250, 1));
         let append = [RelayStoreOp::Append { group_id: GROUP, blob: blob(2, 50), prev_cursor: 1 }];
         assert!(db.execute(&append).fatal.is_none());
-        assert_eq!(counts(&db), (1, 300, 2));
-    }
-
-    /// Appends `n` blobs whose chain values link, as the relay assigns them.
-    fn linked(db: &mut RelayDb, n: u64) {
-        let mut prev = zerok_core::log::genesis(&GROUP);
-        let mut ops = vec![RelayStoreOp::CreateGroup { group_id: GROUP, key: [2; 32] }];
-        for c in 1..=n {
-            let mut b = blob(c, 100);
-            b.chain = zerok_core::log::link(&prev, &b);
-            prev = b.chain;
-            ops.push(RelayStoreOp::Append { group_id: GROUP, blob: b, prev_cursor: c - 1 });
-        }
-        assert!(db.execute(&ops).fatal.is_none());
-    }
-
-    #[test]
-    fn a_log_damaged_at_rest_is_repaired_at_open_without_looking_pruned() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("relay.db");
-        let mut db = RelayDb::open(&path).unwrap();
-        linked(&mut db, 6);
-        assert!(db.repair_chains().unwrap().is_empty(), "an intact log is left alone");
-        db.conn
-            .execute_batch("DELETE FROM blobs WHERE cursor = 1; UPDATE blobs SET envelope = x'00' WHERE cursor = 4;")
-            .unwrap();
-        drop(db);
-        let mut db = RelayDb::open(&path).unwrap();
-        let repairs = db.repair_chains().unwrap();
-        assert_eq!(repairs.len(), 1);
-        assert_eq!(repairs[0].1.dropped, [2, 4], "the row after the deleted one, and the altered one");
-        assert_eq!(counts(&db), (1, 300, 3), "nothing was pruned: history still starts at cursor 1");
-        let read =
-            db.execute(&[RelayStoreOp::Read { group_id: GROUP, after: 0, up_to: 6, limit: 10, max_bytes: 1 << 20 }]);
-        let RelayStoreResult::Blobs { prev_chain, blobs, .. } = &read.results[0] else { panic!("{:?}", read.results) };
-        let mut chain = prev_chain.unwrap_or_else(|| zerok_core::log::genesis(&GROUP));
-        for b in blobs {
-            assert_eq!(zerok_core::log::link(&chain, b), b.chain, "cursor {} extends the log again", b.cursor);
-            chain = b.chain;
-        }
-        assert_eq!(db.snapshots().unwrap()[0].chain, Some(chain), "the head states the repaired chain");
-        assert!(db.repair_chains().unwrap().is_empty(), "a repaired log stays repaired");
+        assert_eq!(counts(&mut db), (1, 300, 2));
     }
 
     #[test]
     fn a_database_from_before_the_earliest_column_derives_it_once_at_open() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("relay.db");
-        let mut db = RelayDb::open(&path).unwrap();
-        linked(&mut db, 3);
+        let mut db = SqliteStore::open(&path).unwrap();
+        let ops: Vec<_> = std::iter::once(RelayStoreOp::CreateGroup { group_id: GROUP, key: [2; 32] })
+            .chain((1..=3).map(|c| RelayStoreOp::Append { group_id: GROUP, blob: blob(c, 100), prev_cursor: c - 1 }))
+            .collect();
+        assert!(db.execute(&ops).fatal.is_none());
         db.conn.execute_batch("DELETE FROM blobs WHERE cursor = 1; ALTER TABLE groups DROP COLUMN earliest;").unwrap();
         drop(db);
-        let db = RelayDb::open(&path).unwrap();
-        assert_eq!(counts(&db).0, 2, "what an older relay pruned is where its oldest row is");
+        let mut db = SqliteStore::open(&path).unwrap();
+        assert_eq!(counts(&mut db).0, 2, "what an older relay pruned is where its oldest row is");
     }
 }

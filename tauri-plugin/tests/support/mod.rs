@@ -15,7 +15,6 @@ use tauri::{App, Listener, WebviewWindow, WebviewWindowBuilder};
 use tauri_plugin_sync::Config;
 use tauri_utils::acl::ExecutionContext;
 use tauri_utils::acl::resolved::{Resolved, ResolvedCommand, ResolvedCommandReference};
-use zerok_core::relay::RelayLimits;
 use zerok_relay::{RelayServer, RelayServerConfig};
 use zerok_transport_iroh::connection;
 
@@ -129,15 +128,8 @@ pub fn temp_relay() -> (tempfile::TempDir, RelayServer) {
 
 /// A relay on loopback in `dir` (the same dir and `bind` restart the same relay).
 pub fn start_relay(dir: &Path, bind: &str) -> RelayServer {
-    tauri::async_runtime::block_on(RelayServer::start(RelayServerConfig {
-        data_dir: dir.to_path_buf(),
-        bind: bind.parse().unwrap(),
-        limits: RelayLimits::default(),
-        http: None,
-        metrics_http: None,
-        host: Default::default(),
-    }))
-    .unwrap()
+    tauri::async_runtime::block_on(RelayServer::start(RelayServerConfig::new(dir.to_path_buf(), bind.parse().unwrap())))
+        .unwrap()
 }
 
 pub fn relay_string(relay: &RelayServer) -> String {

@@ -11,7 +11,6 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use zerok_core::client::ClientEvent;
-use zerok_core::relay::RelayLimits;
 use zerok_relay::{RelayServer, RelayServerConfig};
 use zerok_transport_iroh::{ClientOptions, SyncClient, connection};
 
@@ -20,16 +19,9 @@ const WAIT: Duration = Duration::from_secs(120);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_app_in_a_real_webview_pairs_and_syncs_with_a_native_device() {
     let dir = tempfile::tempdir().unwrap();
-    let relay = RelayServer::start(RelayServerConfig {
-        data_dir: dir.path().join("relay"),
-        bind: "127.0.0.1:0".parse().unwrap(),
-        limits: RelayLimits::default(),
-        http: None,
-        metrics_http: None,
-        host: Default::default(),
-    })
-    .await
-    .unwrap();
+    let relay = RelayServer::start(RelayServerConfig::new(dir.path().join("relay"), "127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
     let native = SyncClient::open(ClientOptions::new(
         dir.path().join("native"),
         relay.info().clone(),
