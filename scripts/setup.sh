@@ -15,7 +15,9 @@ apt_packages=(rustc-web cargo-web rust-web-src libstd-rust-web-dev lld-22
   pkg-config libgtk-3-dev libwebkit2gtk-4.1-dev libsoup-3.0-dev libjavascriptcoregtk-4.1-dev
   librsvg2-dev libxdo-dev libayatana-appindicator3-dev xvfb xauth
   # the browser build's tests: headless Chromium, and chromedriver for wasm-bindgen-test
-  chromium chromium-driver)
+  chromium chromium-driver
+  # the relay's PostgreSQL store: its tests run against a throwaway server (scripts/test-pg.sh)
+  postgresql-15)
 if [ "$part" != wasm-bindgen ]; then
   missing=()
   for pkg in "${apt_packages[@]}"; do

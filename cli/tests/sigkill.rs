@@ -31,10 +31,28 @@ fn stored_at(relay_dir: &std::path::Path, push_id: &[u8; 16]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_push_survives_relay_sigkills() {
     let kills: u32 = std::env::var("ZEROK_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
+    survives_sigkills(kills, None).await;
+}
+
+/// The same on the PostgreSQL store (`ZEROK_TEST_PG`; `ZEROK_PG_KILLS`, 10 by default): the
+/// database lives on while the relay dies, and what a commit acknowledged is there afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_push_survives_relay_sigkills_on_postgres() {
+    let Some(pg) = support::TestDatabase::new() else { return };
+    let kills: u32 = std::env::var("ZEROK_PG_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+    survives_sigkills(kills, Some(&pg.url)).await;
+}
+
+async fn survives_sigkills(kills: u32, postgres: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     let port = free_udp_port();
     let relay_dir = dir.path().join("relay");
-    let (mut relay, conn) = start_relay(&relay_dir, &["--bind", &format!("127.0.0.1:{port}")]);
+    let bind = format!("127.0.0.1:{port}");
+    let mut args = vec!["--bind", bind.as_str()];
+    if let Some(url) = postgres {
+        args.extend(["--store", url]);
+    }
+    let (mut relay, conn) = start_relay(&relay_dir, &args);
     let info = relay_info(&conn);
     let open = |name: String| ClientOptions::new(dir.path().join(name), info.clone(), "127.0.0.1:0".parse().unwrap());
 
@@ -95,7 +113,7 @@ async fn every_acknowledged_push_survives_relay_sigkills() {
         rng ^= rng << 17;
         tokio::time::sleep(Duration::from_millis(300 + rng % 600)).await;
         drop(relay);
-        let (next, again) = start_relay(&relay_dir, &["--bind", &format!("127.0.0.1:{port}")]);
+        let (next, again) = start_relay(&relay_dir, &args);
         assert_eq!(again, conn, "the relay keeps its identity");
         relay = next;
     }
@@ -148,7 +166,10 @@ async fn every_acknowledged_push_survives_relay_sigkills() {
                     missing.push(format!(
                         "pusher {pusher:?} seq {s}: acked at {:?}, in the relay's database at {}",
                         found.map(|(id, _)| all_acked.get(id)),
-                        found.map(|(id, _)| stored_at(&relay_dir, id)).unwrap_or_default()
+                        found
+                            .filter(|_| postgres.is_none())
+                            .map(|(id, _)| stored_at(&relay_dir, id))
+                            .unwrap_or_default()
                     ));
                 }
                 if let Some(p) = pusher {
@@ -192,7 +213,8 @@ async fn every_acknowledged_push_survives_relay_sigkills() {
     }
     assert!(all_acked.len() as u32 >= kills, "the pushers made progress between kills ({} acked)", all_acked.len());
     eprintln!(
-        "{kills} SIGKILLs: {} pushes, {} acknowledged during the run, all present",
+        "{kills} SIGKILLs ({} store): {} pushes, {} acknowledged during the run, all present",
+        if postgres.is_some() { "PostgreSQL" } else { "SQLite" },
         all_pushed.len(),
         all_acked.len()
     );

@@ -42,6 +42,39 @@ pub fn start_relay(dir: &std::path::Path, args: &[&str]) -> (RelayProcess, Strin
     (relay, conn)
 }
 
+/// A schema of its own on the test PostgreSQL (`ZEROK_TEST_PG`), dropped at the end; `None`
+/// without a server, a failure without one when `ZEROK_REQUIRE_PG` is set (CI).
+pub struct TestDatabase {
+    admin: String,
+    /// What `zerok relay --store` takes: the server, with this schema as the search path.
+    pub url: String,
+    schema: String,
+}
+
+impl TestDatabase {
+    pub fn new() -> Option<Self> {
+        let Ok(admin) = std::env::var("ZEROK_TEST_PG") else {
+            assert!(std::env::var_os("ZEROK_REQUIRE_PG").is_none(), "ZEROK_REQUIRE_PG is set but ZEROK_TEST_PG is not");
+            return None;
+        };
+        let schema = format!("cli{}_{}", std::process::id(), std::time::UNIX_EPOCH.elapsed().unwrap().as_micros());
+        let out = Command::new("psql").arg(&admin).args(["-qc", &format!("CREATE SCHEMA {schema}")]).output().unwrap();
+        assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
+        let sep = if admin.contains('?') { '&' } else { '?' };
+        let url = format!("{admin}{sep}options=-csearch_path%3D{schema}");
+        Some(TestDatabase { admin, url, schema })
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .arg(&self.admin)
+            .args(["-qc", &format!("DROP SCHEMA {} CASCADE", self.schema)])
+            .output();
+    }
+}
+
 /// The relay a connection string names.
 pub fn relay_info(conn: &str) -> RelayInfo {
     zerok_core::connection::parse(conn).expect("a connection string")
