@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 use zerok_core::client::{ClientEvent, Command};
 use zerok_core::relay::RelayLimits;
-use zerok_relay::{RelayServer, RelayServerConfig, RelayStore, SqliteStore};
+use zerok_relay::{RelayServer, RelayServerConfig, RelayStore, SqliteStore, StoreLocation};
 use zerok_transport_iroh::net;
 use zerok_transport_iroh::{ClientOptions, SyncClient, os_seed};
 
@@ -25,28 +25,8 @@ pub async fn run(only_push: Option<(usize, u64)>) -> Result<(), Failure> {
     println!(
         "disk: 256 MiB in 1 MiB writes, each followed by fdatasync: {disk:.0} MiB/s  (the limit for durable pushes: a blob is written to the WAL and checkpointed at the device and at the relay, about 4x its size)"
     );
-    let relay = RelayServer::start(RelayServerConfig {
-        // One device pipelines far above the default per-key rate limit (500 pushes/s), and
-        // the late joiner must find the whole history.
-        limits: RelayLimits {
-            push_burst: 1_000_000,
-            push_per_sec: 1_000_000,
-            retention_all_acked: false,
-            ..RelayLimits::default()
-        },
-        ..RelayServerConfig::new(dir.path().join("relay"), loopback())
-    })
-    .await?;
+    let (relay, alice) = relay_and_pusher(dir.path(), StoreLocation::Sqlite).await?;
     let open = |name: &str| ClientOptions::new(dir.path().join(name), relay.info().clone(), loopback());
-    let alice = SyncClient::open(open("alice")).await?;
-    let bob = SyncClient::open(open("bob")).await?;
-    alice.create_group(None, WAIT).await?;
-    let invite = alice.create_invite(WAIT).await?;
-    bob.join_invite(&invite.short_code, WAIT).await?;
-    bob.wait_synced(WAIT).await?;
-    // The pushes are measured with no other device online: in real life the receivers run on
-    // their own machines, here they would take the pusher's cores.
-    bob.close(Duration::ZERO).await;
 
     let mut pushed = 0u64;
     if let Some((size, count)) = only_push {
@@ -114,6 +94,63 @@ pub async fn run(only_push: Option<(usize, u64)>) -> Result<(), Failure> {
         "relay process RSS: {before:.1} MiB, {after:.1} MiB with {connections} more idle devices connected: {:.1} KiB per connection",
         (after - before) * 1024.0 / connections as f64
     );
+    Ok(())
+}
+
+/// A relay on `store` in `dir` and a device in a group of two (the other device closed: the
+/// pushes are measured with no other device online; in real life the receivers run on their
+/// own machines, here they would take the pusher's cores).
+async fn relay_and_pusher(dir: &std::path::Path, store: StoreLocation) -> Result<(RelayServer, SyncClient), Failure> {
+    let relay = RelayServer::start(RelayServerConfig {
+        // One device pipelines far above the default per-key rate limit (500 pushes/s), and
+        // the late joiner must find the whole history.
+        limits: RelayLimits {
+            push_burst: 1_000_000,
+            push_per_sec: 1_000_000,
+            retention_all_acked: false,
+            ..RelayLimits::default()
+        },
+        store,
+        ..RelayServerConfig::new(dir.join("relay"), loopback())
+    })
+    .await?;
+    let open = |name: &str| ClientOptions::new(dir.join(name), relay.info().clone(), loopback());
+    let alice = SyncClient::open(open("alice")).await?;
+    let bob = SyncClient::open(open("bob")).await?;
+    alice.create_group(None, WAIT).await?;
+    let invite = alice.create_invite(WAIT).await?;
+    bob.join_invite(&invite.short_code, WAIT).await?;
+    bob.wait_synced(WAIT).await?;
+    bob.close(Duration::ZERO).await;
+    Ok((relay, alice))
+}
+
+/// `zerok bench --store URL`: the push figures of one relay on SQLite and on the PostgreSQL at
+/// `url`, in the same run, with their ratio (the fresh schema of each run is the caller's).
+pub async fn compare_stores(url: &str) -> Result<(), Failure> {
+    let mut rates: Vec<Vec<f64>> = Vec::new();
+    for store in [StoreLocation::Sqlite, url.parse()?] {
+        let dir = tempfile::tempdir()?;
+        let name = store.to_string();
+        let (relay, alice) = relay_and_pusher(dir.path(), store).await?;
+        let mut figures = Vec::new();
+        for (size, count) in [(1024usize, 5_000u64), (1024 * 1024, 32)] {
+            let secs = push_many(&alice, size, count).await?;
+            let (per_s, mib_s) = (count as f64 / secs, size as f64 * count as f64 / MIB / secs);
+            println!(
+                "{name}: push {size:>7} B x {count:>5}, one pipelined device: {per_s:>7.0} pushes/s {mib_s:>6.1} MiB/s"
+            );
+            figures.push(per_s);
+        }
+        alice.close(Duration::from_millis(200)).await;
+        relay.shutdown().await?;
+        rates.push(figures);
+    }
+    if let [sqlite, postgres] = &rates[..] {
+        for (i, what) in ["1 KiB", "1 MiB"].iter().enumerate() {
+            println!("PostgreSQL / SQLite, {what} pushes: {:.2}x", postgres[i] / sqlite[i]);
+        }
+    }
     Ok(())
 }
 

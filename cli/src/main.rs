@@ -40,6 +40,9 @@ enum Cmd {
         /// Only push COUNT blobs of SIZE bytes from one device, e.g. `1024x50000` (for profiling).
         #[arg(long, value_name = "SIZExCOUNT", value_parser = bench::parse_push)]
         push: Option<(usize, u64)>,
+        /// Only compare the push figures of the SQLite store and of the PostgreSQL store at this URL (its tables are created there).
+        #[arg(long, value_name = "POSTGRES_URL")]
+        store: Option<String>,
     },
     /// Run a relay. Each setting comes from its flag, else its environment variable, else the
     /// `--config` TOML file, else its default.
@@ -159,7 +162,8 @@ fn main() -> std::process::ExitCode {
 async fn run(command: Cmd) -> Result<(), Failure> {
     match command {
         Cmd::Demo => demo::run().await,
-        Cmd::Bench { push } => bench::run(push).await,
+        Cmd::Bench { store: Some(url), .. } => bench::compare_stores(&url).await,
+        Cmd::Bench { push, store: None } => bench::run(push).await,
         Cmd::Relay { config, settings } => {
             let file = config.as_deref().map(RelaySettings::from_file).transpose()?.unwrap_or_default();
             relay(settings.over(file).resolve()?).await

@@ -286,7 +286,10 @@ async fn open_store(
         let mut db = store::open(&location, &data_dir)?;
         let repairs = db.repair_chains()?;
         let snapshots = db.snapshots()?;
-        Ok((spawn_store(db, events), repairs, snapshots))
+        // SQLite's disk is watched (free space, resumed at 16 MiB free); a full PostgreSQL disk
+        // fails each write, and devices retry (`Unavailable`, after 30 s).
+        let watched = location == StoreLocation::Sqlite;
+        Ok((spawn_store(db, events, watched), repairs, snapshots))
     })
     .await
     .map_err(|e| StoreOpenError(format!("the store failed to open: {e}")))??;
@@ -295,13 +298,13 @@ async fn open_store(
 
 /// The store thread: executes operations in the order issued, as many per transaction as are
 /// waiting, and reports each result after the commit.
-fn spawn_store(mut db: Box<dyn RelayStore>, events: mpsc::UnboundedSender<Ev>) -> StoreSender {
+fn spawn_store(mut db: Box<dyn RelayStore>, events: mpsc::UnboundedSender<Ev>, watched: bool) -> StoreSender {
     let (tx, rx) = std::sync::mpsc::channel::<(OpId, RelayStoreOp)>();
     std::thread::spawn(move || {
         while let Some(batch) = recv_batch(&rx, GROUP_COMMIT) {
             let (ids, ops): (Vec<OpId>, Vec<RelayStoreOp>) = batch.into_iter().unzip();
             let done = db.execute(&ops);
-            if done.results.contains(&RelayStoreResult::Failed(StoreError::Full)) {
+            if watched && done.results.contains(&RelayStoreResult::Failed(StoreError::Full)) {
                 let _ = events.send(Ev::StorageFull);
             }
             for (op, result) in ids.into_iter().zip(done.results) {

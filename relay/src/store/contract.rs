@@ -278,3 +278,35 @@ fn a_lost_database_connection_is_made_again_and_the_batch_run_again() {
     assert_eq!(done.results, [RelayStoreResult::Done]);
     assert_eq!(db.snapshots().unwrap()[0].head, 3);
 }
+
+/// An operation that fails with a database error (here a row already at the cursor the head
+/// says is free: damage) fails alone; the rest of its transaction commits.
+#[test]
+fn an_operation_failing_with_an_error_fails_alone() {
+    each_backend(|f| {
+        let mut db = f.open();
+        linked(&mut *db, 2);
+        drop(db);
+        f.sql("UPDATE groups SET head = 1");
+        let mut db = f.open();
+        let ops = [
+            RelayStoreOp::RegisterKey { group_id: GROUP, key: [3; 32] },
+            RelayStoreOp::Append {
+                group_id: GROUP,
+                blob: StoredBlob { push_id: [9; 16], ..blob(2, 10) },
+                prev_cursor: 1,
+            },
+            RelayStoreOp::SaveAck { group_id: GROUP, key: [3; 32], cursor: 1 },
+        ];
+        let done = db.execute(&ops);
+        assert!(done.fatal.is_none(), "{}", f.name());
+        assert_eq!(
+            done.results,
+            [RelayStoreResult::Done, RelayStoreResult::Failed(StoreError::Io), RelayStoreResult::Done],
+            "{}",
+            f.name()
+        );
+        let snapshot = &db.snapshots().unwrap()[0];
+        assert!(snapshot.acked.contains(&([3; 32], 1)), "{}: the others committed", f.name());
+    });
+}

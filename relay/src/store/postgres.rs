@@ -10,10 +10,12 @@
 //! commit and answers `Done`. Only when the database stays away is the batch reported failed
 //! and the relay stops (a restart loads the truth from the database).
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use postgres::error::SqlState;
-use postgres::{Client, GenericClient, NoTls};
+use postgres::types::ToSql;
+use postgres::{Client, GenericClient, NoTls, Row, Statement};
 use zerok_core::io::StoreError;
 use zerok_core::relay::{ChainCheck, ChainRepair, GroupSnapshot, RESTORED_PUSH_IDS, RelayStoreOp, RelayStoreResult};
 use zerok_core::wire::{Bytes, StoredBlob};
@@ -66,6 +68,8 @@ const SESSION: &str = "SET statement_timeout = '30s'; SET lock_timeout = '10s';
 pub struct PostgresStore {
     url: String,
     client: Client,
+    /// Statements prepared on this connection, by their text.
+    prepared: HashMap<&'static str, Statement>,
 }
 
 /// Why an operation could not run: the database said no, or a stored value is damaged.
@@ -87,15 +91,29 @@ impl PostgresStore {
     pub fn connect(url: &str) -> std::result::Result<Self, StoreOpenError> {
         let mut client = connect(url)?;
         migrate(&mut client)?;
-        Ok(PostgresStore { url: url.to_owned(), client })
+        Ok(PostgresStore { url: url.to_owned(), client, prepared: HashMap::new() })
     }
 
-    fn try_batch(&mut self, ops: &[RelayStoreOp], again: bool) -> std::result::Result<Vec<RelayStoreResult>, Fail> {
+    /// Runs the batch in one transaction. Refusals (a duplicate, a fork, an unknown group)
+    /// write nothing and raise no error, so operations run one after another; an operation
+    /// that fails with an error aborts the attempt, and `careful` runs each operation in a
+    /// savepoint of its own (two more round trips each) so the others still commit.
+    fn try_batch(
+        &mut self,
+        ops: &[RelayStoreOp],
+        again: bool,
+        careful: bool,
+    ) -> std::result::Result<Vec<RelayStoreResult>, Fail> {
         let mut tx = self.client.transaction()?;
         let mut results = Vec::with_capacity(ops.len());
         for op in ops {
+            if !careful {
+                let result = run(&mut Sql { client: &mut tx, prepared: &mut self.prepared }, op)?;
+                results.push(settled(op, result, again));
+                continue;
+            }
             let mut savepoint = tx.savepoint("op")?;
-            match run(&mut savepoint, op) {
+            match run(&mut Sql { client: &mut savepoint, prepared: &mut self.prepared }, op) {
                 Ok(RelayStoreResult::Failed(e)) => {
                     savepoint.rollback()?;
                     results.push(RelayStoreResult::Failed(e));
@@ -120,11 +138,22 @@ impl RelayStore for PostgresStore {
     fn execute(&mut self, ops: &[RelayStoreOp]) -> Batch {
         let give_up = Instant::now() + RECONNECT_FOR;
         let mut wait = Duration::from_millis(50);
-        let mut again = false;
+        let (mut again, mut careful) = (false, false);
         loop {
-            let error = match self.try_batch(ops, again) {
+            let error = match self.try_batch(ops, again, careful) {
                 Ok(results) => return Batch { results, fatal: None },
+                // Refused at commit for want of space: nothing was written.
+                Err(Fail::Db(e)) if e.code() == Some(&SqlState::DISK_FULL) => {
+                    let results = vec![RelayStoreResult::Failed(StoreError::Full); ops.len()];
+                    return Batch { results, fatal: None };
+                }
                 Err(Fail::Db(e)) if connection_lost(&e) && Instant::now() < give_up => e,
+                // An operation failed with an error, which aborted the transaction: run them
+                // again, each in a savepoint, to fail that one alone.
+                Err(_) if !careful => {
+                    careful = true;
+                    continue;
+                }
                 Err(Fail::Db(e)) => return failed(ops, &e.to_string()),
                 Err(Fail::Damaged) => return failed(ops, "a stored value is damaged"),
             };
@@ -136,6 +165,7 @@ impl RelayStore for PostgresStore {
                 match connect(&self.url) {
                     Ok(client) => {
                         self.client = client;
+                        self.prepared.clear();
                         break;
                     }
                     Err(_) if Instant::now() < give_up => {}
@@ -311,7 +341,51 @@ pub(super) fn redacted(url: &str) -> String {
     }
 }
 
-fn run(tx: &mut impl GenericClient, op: &RelayStoreOp) -> Result<RelayStoreResult> {
+/// A transaction (or savepoint) whose statements are prepared once per connection: the
+/// server parses a statement's text the first time only, a round trip saved on each later use.
+struct Sql<'a, C> {
+    client: &'a mut C,
+    prepared: &'a mut HashMap<&'static str, Statement>,
+}
+
+type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
+
+impl<C: GenericClient> Sql<'_, C> {
+    fn statement(&mut self, sql: &'static str) -> std::result::Result<Statement, postgres::Error> {
+        if let Some(s) = self.prepared.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(sql)?;
+        self.prepared.insert(sql, s.clone());
+        Ok(s)
+    }
+
+    fn execute(&mut self, sql: &'static str, params: Params<'_>) -> std::result::Result<u64, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.client.execute(&s, params)
+    }
+
+    fn query(&mut self, sql: &'static str, params: Params<'_>) -> std::result::Result<Vec<Row>, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.client.query(&s, params)
+    }
+
+    fn query_opt(
+        &mut self,
+        sql: &'static str,
+        params: Params<'_>,
+    ) -> std::result::Result<Option<Row>, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.client.query_opt(&s, params)
+    }
+
+    fn query_one(&mut self, sql: &'static str, params: Params<'_>) -> std::result::Result<Row, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.client.query_one(&s, params)
+    }
+}
+
+fn run(tx: &mut Sql<'_, impl GenericClient>, op: &RelayStoreOp) -> Result<RelayStoreResult> {
     match op {
         RelayStoreOp::CreateGroup { group_id, key } => {
             tx.execute("INSERT INTO groups (id) VALUES ($1) ON CONFLICT DO NOTHING", &[&group_id.as_slice()])?;
@@ -346,47 +420,51 @@ fn run(tx: &mut impl GenericClient, op: &RelayStoreOp) -> Result<RelayStoreResul
     }
 }
 
+/// One statement, one round trip: lock the group's row, look for the push id, insert and move
+/// the head only if the blob extends it; the answer says which happened.
+const APPEND: &str = "
+WITH g AS (SELECT head FROM groups WHERE id = $1 FOR UPDATE),
+     dup AS (SELECT cursor FROM blobs WHERE group_id = $1 AND push_id = $3),
+     ins AS (
+        INSERT INTO blobs (group_id, cursor, push_id, stored_at_ms, envelope, chain)
+        SELECT $1, $2, $3, $4, $5, $6 FROM g WHERE g.head = $7 AND NOT EXISTS (SELECT 1 FROM dup)
+        RETURNING 1),
+     upd AS (
+        UPDATE groups SET head = $2, head_chain = $6, stored_bytes = stored_bytes + $8, stored_blobs = stored_blobs + 1
+        WHERE id = $1 AND EXISTS (SELECT 1 FROM ins)
+        RETURNING 1)
+SELECT (SELECT cursor FROM dup), EXISTS (SELECT 1 FROM upd)";
+
 fn append(
-    tx: &mut impl GenericClient,
+    tx: &mut Sql<'_, impl GenericClient>,
     group_id: &[u8; 32],
     blob: &StoredBlob,
     prev_cursor: u64,
 ) -> Result<RelayStoreResult> {
-    let id = group_id.as_slice();
-    // The group's row, locked until the commit: no other writer extends this head meanwhile.
-    let Some(head) = tx.query_opt("SELECT head FROM groups WHERE id = $1 FOR UPDATE", &[&id])? else {
-        return Ok(RelayStoreResult::Failed(StoreError::Io));
-    };
-    if let Some(stored) =
-        tx.query_opt("SELECT cursor FROM blobs WHERE group_id = $1 AND push_id = $2", &[&id, &blob.push_id.as_slice()])?
-    {
-        return Ok(RelayStoreResult::Duplicate { cursor: uint(stored.get(0)) });
-    }
-    if uint(head.get(0)) != prev_cursor {
-        // This blob's chain value does not extend the stored log.
-        return Ok(RelayStoreResult::Failed(StoreError::Io));
-    }
-    tx.execute(
-        "INSERT INTO blobs (group_id, cursor, push_id, stored_at_ms, envelope, chain) VALUES ($1, $2, $3, $4, $5, $6)",
+    let row = tx.query_one(
+        APPEND,
         &[
-            &id,
+            &group_id.as_slice(),
             &int(blob.cursor),
             &blob.push_id.as_slice(),
             &int(blob.stored_at_ms),
             &blob.envelope.0,
             &blob.chain.as_slice(),
+            &int(prev_cursor),
+            &int(blob.envelope.len() as u64),
         ],
     )?;
-    tx.execute(
-        "UPDATE groups SET head = $2, head_chain = $3, stored_bytes = stored_bytes + $4, stored_blobs = stored_blobs + 1
-         WHERE id = $1",
-        &[&id, &int(blob.cursor), &blob.chain.as_slice(), &int(blob.envelope.len() as u64)],
-    )?;
-    Ok(RelayStoreResult::Done)
+    let (stored, appended): (Option<i64>, bool) = (row.get(0), row.get(1));
+    Ok(match stored {
+        Some(cursor) => RelayStoreResult::Duplicate { cursor: uint(cursor) },
+        None if appended => RelayStoreResult::Done,
+        // An unknown group, or a blob that does not extend the stored log: nothing written.
+        None => RelayStoreResult::Failed(StoreError::Io),
+    })
 }
 
 fn read(
-    tx: &mut impl GenericClient,
+    tx: &mut Sql<'_, impl GenericClient>,
     group_id: &[u8; 32],
     after: u64,
     up_to: u64,
@@ -433,7 +511,7 @@ fn stored_blob(r: &postgres::Row) -> Result<StoredBlob> {
 }
 
 fn prune(
-    tx: &mut impl GenericClient,
+    tx: &mut Sql<'_, impl GenericClient>,
     group_id: &[u8; 32],
     before: u64,
     stored_before_ms: u64,
