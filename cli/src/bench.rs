@@ -147,8 +147,8 @@ pub async fn compare_stores(url: &str) -> Result<(), Failure> {
         rates.push(figures);
     }
     if let [sqlite, postgres] = &rates[..] {
-        for (i, what) in ["1 KiB", "1 MiB"].iter().enumerate() {
-            println!("PostgreSQL / SQLite, {what} pushes: {:.2}x", postgres[i] / sqlite[i]);
+        for ((what, sqlite), postgres) in ["1 KiB", "1 MiB"].iter().zip(sqlite).zip(postgres) {
+            println!("PostgreSQL / SQLite, {what} pushes: {:.2}x", postgres / sqlite);
         }
     }
     Ok(())
