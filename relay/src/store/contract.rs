@@ -310,3 +310,35 @@ fn an_operation_failing_with_an_error_fails_alone() {
         assert!(snapshot.acked.contains(&([3; 32], 1)), "{}: the others committed", f.name());
     });
 }
+
+/// Appends that extend each other are written together when they can be; when one of them is
+/// a resend, each is answered on its own, as if applied one by one.
+#[test]
+fn a_run_of_appends_with_a_resend_among_them_is_answered_append_by_append() {
+    each_backend(|f| {
+        let mut db = f.open();
+        linked(&mut *db, 2);
+        let ops = [
+            RelayStoreOp::Append { group_id: GROUP, blob: blob(3, 10), prev_cursor: 2 },
+            RelayStoreOp::Append {
+                group_id: GROUP,
+                blob: StoredBlob { push_id: [1; 16], ..blob(4, 10) },
+                prev_cursor: 3,
+            },
+            RelayStoreOp::Append { group_id: GROUP, blob: blob(5, 10), prev_cursor: 4 },
+        ];
+        let done = db.execute(&ops);
+        assert_eq!(
+            done.results,
+            [
+                RelayStoreResult::Done,
+                RelayStoreResult::Duplicate { cursor: 1 },
+                RelayStoreResult::Failed(StoreError::Io)
+            ],
+            "{}",
+            f.name()
+        );
+        assert_eq!(db.snapshots().unwrap()[0].head, 3, "{}", f.name());
+        assert_eq!(counts(&mut *db), (1, 210, 3), "{}", f.name());
+    });
+}

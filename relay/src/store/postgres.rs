@@ -106,12 +106,23 @@ impl PostgresStore {
     ) -> std::result::Result<Vec<RelayStoreResult>, Fail> {
         let mut tx = self.client.transaction()?;
         let mut results = Vec::with_capacity(ops.len());
-        for op in ops {
+        let mut rest = ops;
+        while let Some(op) = rest.first() {
             if !careful {
-                let result = run(&mut Sql { client: &mut tx, prepared: &mut self.prepared }, op)?;
+                let mut sql = Sql { client: &mut tx, prepared: &mut self.prepared };
+                // A run of appends extending each other, as pushes arrive: one statement.
+                let (appends, after) = rest.split_at(append_run(rest));
+                if appends.len() > 1 && append_all(&mut sql, appends)? {
+                    results.extend(std::iter::repeat_n(RelayStoreResult::Done, appends.len()));
+                    rest = after;
+                    continue;
+                }
+                let result = run(&mut sql, op)?;
                 results.push(settled(op, result, again));
+                rest = rest.get(1..).unwrap_or_default();
                 continue;
             }
+            rest = rest.get(1..).unwrap_or_default();
             let mut savepoint = tx.savepoint("op")?;
             match run(&mut Sql { client: &mut savepoint, prepared: &mut self.prepared }, op) {
                 Ok(RelayStoreResult::Failed(e)) => {
@@ -461,6 +472,73 @@ fn append(
         // An unknown group, or a blob that does not extend the stored log: nothing written.
         None => RelayStoreResult::Failed(StoreError::Io),
     })
+}
+
+/// How many operations from the first are appends to one group, each extending the one before.
+fn append_run(ops: &[RelayStoreOp]) -> usize {
+    let mut run = 0;
+    let mut tip: Option<([u8; 32], u64)> = None;
+    for op in ops {
+        let RelayStoreOp::Append { group_id, blob, prev_cursor } = op else { break };
+        if tip.is_some_and(|(g, cursor)| g != *group_id || cursor != *prev_cursor) {
+            break;
+        }
+        tip = Some((*group_id, blob.cursor));
+        run += 1;
+    }
+    run
+}
+
+/// Appends a run (see [`append_run`]) in one statement, if none of its push ids is stored and
+/// the first extends the head; false, with nothing written, otherwise (each is then appended
+/// alone, to answer each).
+const APPEND_ALL: &str = "
+WITH g AS (SELECT head FROM groups WHERE id = $1 FOR UPDATE),
+     dup AS (SELECT 1 FROM blobs WHERE group_id = $1 AND push_id = ANY($3)),
+     ins AS (
+        INSERT INTO blobs (group_id, cursor, push_id, stored_at_ms, envelope, chain)
+        SELECT $1, u.c, u.p, u.t, u.e, u.ch
+        FROM unnest($2::BIGINT[], $3::BYTEA[], $4::BIGINT[], $5::BYTEA[], $6::BYTEA[]) AS u(c, p, t, e, ch), g
+        WHERE g.head = $7 AND NOT EXISTS (SELECT 1 FROM dup)
+        RETURNING 1),
+     upd AS (
+        UPDATE groups SET head = $8, head_chain = $9, stored_bytes = stored_bytes + $10,
+            stored_blobs = stored_blobs + $11
+        WHERE id = $1 AND EXISTS (SELECT 1 FROM ins)
+        RETURNING 1)
+SELECT EXISTS (SELECT 1 FROM upd)";
+
+fn append_all(tx: &mut Sql<'_, impl GenericClient>, run: &[RelayStoreOp]) -> Result<bool> {
+    let blobs: Vec<&StoredBlob> = run
+        .iter()
+        .filter_map(|op| if let RelayStoreOp::Append { blob, .. } = op { Some(blob) } else { None })
+        .collect();
+    let (Some(RelayStoreOp::Append { group_id, prev_cursor, .. }), Some(last)) = (run.first(), blobs.last()) else {
+        return Ok(false);
+    };
+    let cursors: Vec<i64> = blobs.iter().map(|b| int(b.cursor)).collect();
+    let push_ids: Vec<&[u8]> = blobs.iter().map(|b| b.push_id.as_slice()).collect();
+    let times: Vec<i64> = blobs.iter().map(|b| int(b.stored_at_ms)).collect();
+    let envelopes: Vec<&[u8]> = blobs.iter().map(|b| b.envelope.0.as_slice()).collect();
+    let chains: Vec<&[u8]> = blobs.iter().map(|b| b.chain.as_slice()).collect();
+    let bytes: u64 = blobs.iter().map(|b| b.envelope.len() as u64).sum();
+    let row = tx.query_one(
+        APPEND_ALL,
+        &[
+            &group_id.as_slice(),
+            &cursors,
+            &push_ids,
+            &times,
+            &envelopes,
+            &chains,
+            &int(*prev_cursor),
+            &int(last.cursor),
+            &last.chain.as_slice(),
+            &int(bytes),
+            &(blobs.len() as i64),
+        ],
+    )?;
+    Ok(row.get(0))
 }
 
 fn read(
