@@ -153,17 +153,17 @@ impl RelayStore for PostgresStore {
         loop {
             let error = match self.try_batch(ops, again, careful) {
                 Ok(results) => return Batch { results, fatal: None },
+                Err(Fail::Db(e)) if connection_lost(&e) && Instant::now() < give_up => e,
+                // An operation failed with an error (a full disk among them), which aborted the
+                // transaction: run them again, each in a savepoint, to fail that one alone.
+                Err(_) if !careful => {
+                    careful = true;
+                    continue;
+                }
                 // Refused at commit for want of space: nothing was written.
                 Err(Fail::Db(e)) if e.code() == Some(&SqlState::DISK_FULL) => {
                     let results = vec![RelayStoreResult::Failed(StoreError::Full); ops.len()];
                     return Batch { results, fatal: None };
-                }
-                Err(Fail::Db(e)) if connection_lost(&e) && Instant::now() < give_up => e,
-                // An operation failed with an error, which aborted the transaction: run them
-                // again, each in a savepoint, to fail that one alone.
-                Err(_) if !careful => {
-                    careful = true;
-                    continue;
                 }
                 Err(Fail::Db(e)) => return failed(ops, &e.to_string()),
                 Err(Fail::Damaged) => return failed(ops, "a stored value is damaged"),
