@@ -59,17 +59,7 @@ async fn a_database_restarted_during_pushes_loses_nothing_and_the_relay_recovers
             acked.insert(push_id, cursor);
         }
     }
-    let got = tokio::time::timeout(WAIT, async {
-        loop {
-            let got = bob.pull(0, 1 << 20).await.unwrap();
-            if got.len() >= pushed.len() {
-                return got;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await
-    .expect("the other device receives every push");
+    let got = support::pull_at_least(&bob, pushed.len(), WAIT).await.expect("the other device receives every push");
     assert_eq!(got.len(), pushed.len(), "each blob once");
     for b in &got {
         assert_eq!(pushed.get(&b.push_id), Some(&b.payload));

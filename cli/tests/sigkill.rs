@@ -189,17 +189,8 @@ async fn survives_sigkills(kills: u32, postgres: Option<&str>) {
             }
         }
     }
-    let got = tokio::time::timeout(catch_up, async {
-        loop {
-            let got = reader.pull(0, 1 << 20).await.unwrap();
-            if got.len() >= all_pushed.len() {
-                return got;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await
-    .expect("the reader receives every push");
+    let got =
+        support::pull_at_least(&reader, all_pushed.len(), catch_up).await.expect("the reader receives every push");
     drop(relay);
 
     assert_eq!(got.len(), all_pushed.len(), "each blob once");

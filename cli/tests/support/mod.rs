@@ -75,6 +75,24 @@ impl Drop for TestDatabase {
     }
 }
 
+/// What `device` holds once it holds at least `n` blobs, within `within` (else `None`).
+pub async fn pull_at_least(
+    device: &zerok_transport_iroh::SyncClient,
+    n: usize,
+    within: Duration,
+) -> Option<Vec<zerok_core::client::ReceivedBlob>> {
+    let wait = async {
+        loop {
+            let got = device.pull(0, 1 << 20).await.unwrap();
+            if got.len() >= n {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(within, wait).await.ok()
+}
+
 /// The relay a connection string names.
 pub fn relay_info(conn: &str) -> RelayInfo {
     zerok_core::connection::parse(conn).expect("a connection string")

@@ -8,7 +8,7 @@ use zerok_core::wire::{Bytes, StoredBlob};
 
 use super::{PostgresStore, RelayStore, SqliteStore};
 
-const GROUP: [u8; 32] = [1; 32];
+pub(super) const GROUP: [u8; 32] = [1; 32];
 
 /// A backend under test: opens its store (again), and changes its database behind its back.
 trait Fixture {
@@ -84,7 +84,7 @@ fn each_backend(test: impl Fn(&dyn Fixture)) {
     }
 }
 
-fn blob(cursor: u64, size: usize) -> StoredBlob {
+pub(super) fn blob(cursor: u64, size: usize) -> StoredBlob {
     StoredBlob {
         cursor,
         push_id: [cursor as u8; 16],
@@ -94,13 +94,13 @@ fn blob(cursor: u64, size: usize) -> StoredBlob {
     }
 }
 
-fn counts(db: &mut dyn RelayStore) -> (u64, u64, u64) {
+pub(super) fn counts(db: &mut dyn RelayStore) -> (u64, u64, u64) {
     let s = db.snapshots().unwrap();
     (s[0].earliest, s[0].bytes, s[0].blobs)
 }
 
 /// Appends `n` blobs whose chain values link, as the relay assigns them.
-fn linked(db: &mut dyn RelayStore, n: u64) {
+pub(super) fn linked(db: &mut dyn RelayStore, n: u64) {
     let mut prev = zerok_core::log::genesis(&GROUP);
     let mut ops = vec![RelayStoreOp::CreateGroup { group_id: GROUP, key: [2; 32] }];
     for c in 1..=n {

@@ -373,24 +373,8 @@ fn prune(tx: &Db, group_id: &[u8; 32], before: u64, stored_before_ms: u64) -> ru
 /// Migrations of older SQLite databases; what every store does is in `contract.rs`.
 #[cfg(test)]
 mod tests {
+    use super::super::contract::{GROUP, blob, counts, linked};
     use super::*;
-
-    const GROUP: [u8; 32] = [1; 32];
-
-    fn blob(cursor: u64, size: usize) -> StoredBlob {
-        StoredBlob {
-            cursor,
-            push_id: [cursor as u8; 16],
-            stored_at_ms: cursor,
-            envelope: Bytes(vec![7; size]),
-            chain: [cursor as u8; 32],
-        }
-    }
-
-    fn counts(db: &mut SqliteStore) -> (u64, u64, u64) {
-        let s = db.snapshots().unwrap();
-        (s[0].earliest, s[0].bytes, s[0].blobs)
-    }
 
     #[test]
     fn a_database_from_before_the_counts_is_counted_once_at_open() {
@@ -419,10 +403,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("relay.db");
         let mut db = SqliteStore::open(&path).unwrap();
-        let ops: Vec<_> = std::iter::once(RelayStoreOp::CreateGroup { group_id: GROUP, key: [2; 32] })
-            .chain((1..=3).map(|c| RelayStoreOp::Append { group_id: GROUP, blob: blob(c, 100), prev_cursor: c - 1 }))
-            .collect();
-        assert!(db.execute(&ops).fatal.is_none());
+        linked(&mut db, 3);
         db.conn.execute_batch("DELETE FROM blobs WHERE cursor = 1; ALTER TABLE groups DROP COLUMN earliest;").unwrap();
         drop(db);
         let mut db = SqliteStore::open(&path).unwrap();
