@@ -194,11 +194,10 @@ impl RelayStore for PostgresStore {
             let group_id: [u8; 32] = fixed(g.get(0)).map_err(damaged)?;
             let pruned: Option<Vec<u8>> = g.get(2);
             let mut check = ChainCheck::new(&group_id, pruned.map(fixed).transpose().map_err(damaged)?);
-            let rows = self.client.query_raw(
+            let mut rows = self.client.query_raw(
                 "SELECT cursor, push_id, stored_at_ms, envelope, chain FROM blobs WHERE group_id = $1 ORDER BY cursor",
                 [&group_id.as_slice()],
             )?;
-            let mut rows = rows;
             while let Some(r) = postgres::fallible_iterator::FallibleIterator::next(&mut rows)? {
                 match stored_blob(&r) {
                     Ok(blob) => check.row(&blob),
