@@ -6,9 +6,9 @@
 pub struct PlantedBugs {
     /// Relay: acknowledge a push before its append is durable.
     pub ack_before_durable: bool,
-    /// Relay: do not deduplicate retried pushes.
+    /// Relay and its store (simulator): do not deduplicate retried pushes.
     pub skip_dedupe: bool,
-    /// Relay: after a restart, give out the last durable cursor again.
+    /// Relay store (simulator): after a restart, give out the last durable cursor again.
     pub cursor_reuse_after_restart: bool,
     /// Device store (simulator): lose the outbox when the device crashes.
     pub drop_outbox_on_crash: bool,

@@ -119,6 +119,8 @@ enum Ev {
     StorageFull,
     /// The free-space watcher's reading of the data dir's file system.
     FreeBytes(u64),
+    /// Another relay over the same database appended to this group (a hint).
+    GroupChanged([u8; 32]),
 }
 
 impl RelayServer {
@@ -149,6 +151,13 @@ impl RelayServer {
         let output_budget = OUTPUT_BUDGET.max(4 * config.limits.max_page_bytes);
         let max_connections = config.limits.max_connections;
         relay_config.limits = config.limits;
+        if let StoreLocation::Postgres(url) = &config.store {
+            // Other relays may share the database: they hint at their appends, and the core
+            // reads groups from the store before admitting devices and polls their heads.
+            relay_config.shared_store = true;
+            let events = events.clone();
+            store::listen(url, move |group| events.send(Ev::GroupChanged(group)).is_ok());
+        }
         let relay = Relay::new(relay_config, os_seed()?, clock.now(), snapshots);
         let metrics = Arc::new(Metrics::default());
         let attach = Attach {
@@ -546,6 +555,7 @@ async fn serve(
                     set_refusing_writes(&mut relay, &metrics, refusing);
                     continue;
                 }
+                Some(Ev::GroupChanged(group)) => RelayInput::GroupChanged { group },
                 Some(Ev::StoreFailed(why)) => {
                     tracing::error!(target: "zerok::relay", %why, "storage failed: stopping without acknowledging anything more");
                     return Err(RelayError::StoreFailed(why));

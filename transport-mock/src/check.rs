@@ -440,27 +440,27 @@ impl Observer for Checker {
         if self.adversarial {
             return;
         }
-        if let (RelayStoreOp::Append { blob, .. }, RelayStoreResult::Done) = (op, result) {
-            if let Some(previous) = self.relay_cursors.insert(blob.cursor, blob.push_id)
-                && previous != blob.push_id
+        if let (RelayStoreOp::Append { push_id, .. }, RelayStoreResult::Stored { cursor, .. }) = (op, result) {
+            if let Some(previous) = self.relay_cursors.insert(*cursor, *push_id)
+                && previous != *push_id
             {
                 self.verified.remove(&previous);
-                self.fail(format!("cursor {} reused for another push", blob.cursor));
+                self.fail(format!("cursor {} reused for another push", *cursor));
             }
-            if let Some(first) = self.relay_push_ids.insert(blob.push_id, blob.cursor)
-                && first != blob.cursor
+            if let Some(first) = self.relay_push_ids.insert(*push_id, *cursor)
+                && first != *cursor
             {
-                self.fail(format!("the relay accepted a duplicate push (cursor {first}, again at {})", blob.cursor));
+                self.fail(format!("the relay accepted a duplicate push (cursor {first}, again at {})", *cursor));
             }
             // A push the relay lost to damage is pushed again once its pusher finds it missing,
             // after newer ones.
-            let order = self.push_order.get(&blob.push_id).filter(|_| !self.lost_to_damage.contains_key(&blob.push_id));
+            let order = self.push_order.get(push_id).filter(|_| !self.lost_to_damage.contains_key(push_id));
             if let Some(&(device, place)) = order {
                 let highest = *self.stored_order.entry(device).or_insert(place);
                 if place < highest {
                     self.fail(format!(
                         "device {device}'s push {place} stored at cursor {} after its push {highest}",
-                        blob.cursor
+                        *cursor
                     ));
                 }
                 self.stored_order.insert(device, highest.max(place));

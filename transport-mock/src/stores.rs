@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use zerok_core::client::{ClientState, ClientStoreOp, ReceivedBlob};
 use zerok_core::io::StoreError;
-use zerok_core::relay::{ChainCheck, GroupSnapshot, RESTORED_PUSH_IDS, RelayStoreOp, RelayStoreResult};
+use zerok_core::relay::{ChainCheck, GroupSnapshot, RESTORED_PUSH_IDS, RelayStoreOp, RelayStoreResult, next_blob};
 use zerok_core::wire::StoredBlob;
 
 /// One group's durable rows at the relay.
@@ -28,6 +28,23 @@ pub struct StoredGroup {
 }
 
 impl StoredGroup {
+    /// What a relay loads of the group, with its `recent` newest push ids.
+    pub fn snapshot(&self, group_id: &[u8; 32], recent: usize) -> GroupSnapshot {
+        let mut recent: Vec<_> = self.blobs.values().rev().take(recent).map(|b| (b.push_id, b.cursor)).collect();
+        recent.reverse();
+        GroupSnapshot {
+            group_id: *group_id,
+            keys: self.keys.clone(),
+            head: self.head,
+            chain: self.head_chain,
+            earliest: self.earliest.max(1),
+            bytes: self.blobs.values().map(|b| b.envelope.len() as u64).sum(),
+            blobs: self.blobs.len() as u64,
+            acked: self.acked.iter().map(|(k, c)| (*k, *c)).collect(),
+            recent,
+        }
+    }
+
     /// The log chain value at `cursor`: of the highest blob at or below it, else of the last
     /// pruned one (`None`: nothing at or below it was ever stored).
     pub fn chain_at(&self, cursor: u64) -> Option<[u8; 32]> {
@@ -42,6 +59,10 @@ pub struct RelayStore {
     pub groups: BTreeMap<[u8; 32], StoredGroup>,
     /// Operations fail with `Full` while set.
     pub full: bool,
+    /// Planted bug: appends are not deduplicated by push id.
+    pub skip_dedupe: bool,
+    /// Planted bug: the next append reuses the head's cursor (set when the store reopens).
+    pub reuse_cursor_once: bool,
 }
 
 impl RelayStore {
@@ -52,16 +73,15 @@ impl RelayStore {
             return RelayStoreResult::Failed(StoreError::Full);
         }
         match op {
-            RelayStoreOp::CreateGroup { group_id, key } => {
-                let g = self
-                    .groups
-                    .entry(*group_id)
-                    .or_insert_with(|| StoredGroup { earliest: 1, ..StoredGroup::default() });
-                if !g.keys.contains(key) {
-                    g.keys.push(*key);
+            RelayStoreOp::CreateGroup { group_id, key } => match self.groups.get(group_id) {
+                Some(g) if g.keys.contains(key) => RelayStoreResult::Done,
+                Some(_) => RelayStoreResult::Failed(StoreError::Io),
+                None => {
+                    let g = StoredGroup { earliest: 1, keys: vec![*key], ..StoredGroup::default() };
+                    self.groups.insert(*group_id, g);
+                    RelayStoreResult::Done
                 }
-                RelayStoreResult::Done
-            }
+            },
             RelayStoreOp::RegisterKey { group_id, key } => match self.groups.get_mut(group_id) {
                 Some(g) => {
                     if !g.keys.contains(key) {
@@ -71,20 +91,30 @@ impl RelayStore {
                 }
                 None => RelayStoreResult::Failed(StoreError::Io),
             },
-            RelayStoreOp::Append { group_id, blob, prev_cursor } => {
+            RelayStoreOp::Append { group_id, push_id, stored_at_ms, envelope, after } => {
                 let Some(g) = self.groups.get_mut(group_id) else { return RelayStoreResult::Failed(StoreError::Io) };
-                if let Some((cursor, _)) = g.blobs.iter().find(|(_, b)| b.push_id == blob.push_id) {
-                    return RelayStoreResult::Duplicate { cursor: *cursor };
+                let stored_at = |id: &[u8; 16]| g.blobs.iter().find(|(_, b)| b.push_id == *id).map(|(c, _)| *c);
+                if let Some(cursor) = stored_at(push_id).filter(|_| !self.skip_dedupe) {
+                    return RelayStoreResult::Duplicate { cursor };
                 }
-                if *prev_cursor != g.head {
+                if after.is_some_and(|a| stored_at(&a).is_none()) {
                     return RelayStoreResult::Failed(StoreError::Io);
                 }
+                let (mut head, mut head_chain) = (g.head, g.head_chain);
+                if std::mem::take(&mut self.reuse_cursor_once) && head > 0 {
+                    head -= 1;
+                    head_chain = g.chain_at(head);
+                }
+                let blob = next_blob(group_id, head, head_chain, *push_id, *stored_at_ms, envelope.clone());
                 // A plain keyed write, as a careless schema would do: reusing a cursor
-                // overwrites. The simulation's checks must notice if the relay ever does.
+                // overwrites. The simulation's checks must notice if a store ever does.
                 g.blobs.insert(blob.cursor, blob.clone());
                 g.head = blob.cursor;
                 g.head_chain = Some(blob.chain);
-                RelayStoreResult::Done
+                RelayStoreResult::Stored { cursor: blob.cursor, chain: blob.chain }
+            }
+            RelayStoreOp::LoadGroup { group_id } => {
+                RelayStoreResult::Group(self.groups.get(group_id).map(|g| g.snapshot(group_id, 0)))
             }
             RelayStoreOp::Read { group_id, after, up_to, limit, max_bytes } => {
                 let Some(g) = self.groups.get(group_id) else {
@@ -111,12 +141,14 @@ impl RelayStore {
                 }
                 RelayStoreResult::Done
             }
-            RelayStoreOp::Prune { group_id, before, stored_before_ms } => {
+            RelayStoreOp::Prune { group_id, all_acked, stored_before_ms } => {
                 let Some(g) = self.groups.get_mut(group_id) else { return RelayStoreResult::Failed(StoreError::Io) };
+                let min_acked = g.keys.iter().map(|k| g.acked.get(k).copied().unwrap_or(0)).min().unwrap_or(0);
+                let before = if *all_acked { min_acked.min(g.head) + 1 } else { 0 };
                 let mut pruned = false;
                 while let Some(entry) = g.blobs.first_entry() {
                     let b = entry.get();
-                    if *entry.key() >= *before && b.stored_at_ms >= *stored_before_ms {
+                    if *entry.key() >= before && b.stored_at_ms >= *stored_before_ms {
                         break;
                     }
                     g.pruned_chain = Some(entry.remove().chain);
@@ -156,25 +188,7 @@ impl RelayStore {
 
     /// What the relay loads at start.
     pub fn snapshots(&self) -> Vec<GroupSnapshot> {
-        self.groups
-            .iter()
-            .map(|(id, g)| GroupSnapshot {
-                group_id: *id,
-                keys: g.keys.clone(),
-                head: g.head,
-                chain: g.head_chain,
-                earliest: g.earliest.max(1),
-                bytes: g.blobs.values().map(|b| b.envelope.len() as u64).sum(),
-                blobs: g.blobs.len() as u64,
-                acked: g.acked.iter().map(|(k, c)| (*k, *c)).collect(),
-                recent: {
-                    let mut recent: Vec<_> =
-                        g.blobs.values().rev().take(RESTORED_PUSH_IDS).map(|b| (b.push_id, b.cursor)).collect();
-                    recent.reverse();
-                    recent
-                },
-            })
-            .collect()
+        self.groups.iter().map(|(id, g)| g.snapshot(id, RESTORED_PUSH_IDS)).collect()
     }
 }
 

@@ -242,6 +242,7 @@ impl World {
     pub fn plant(&mut self, bugs: zerok_core::bugs::PlantedBugs) {
         self.bugs = bugs;
         self.relay.config.bugs = bugs;
+        self.relay.store.skip_dedupe = bugs.skip_dedupe;
         let now = self.now_for(0);
         let seed = self.rng.bytes();
         self.relay.relay = Some(Relay::new(self.relay.config.clone(), seed, now, self.relay.store.snapshots()));
@@ -745,6 +746,10 @@ impl World {
         let repair = self.adversary.is_none();
         if repair {
             self.relay.store.repair();
+        }
+        #[cfg(feature = "planted-bugs")]
+        {
+            self.relay.store.reuse_cursor_once = self.bugs.cursor_reuse_after_restart;
         }
         let snapshots = self.relay.store.snapshots();
         let seed = self.rng.bytes();

@@ -161,9 +161,13 @@ impl Rig {
                 self.groups.push(*group_id);
                 RelayStoreResult::Done
             }
-            RelayStoreOp::Append { blob, .. } => {
-                self.relay_store.insert(blob.cursor, blob.clone());
-                RelayStoreResult::Done
+            RelayStoreOp::Append { group_id, push_id, stored_at_ms, envelope, .. } => {
+                let head = self.relay_store.last_key_value().map(|(c, b)| (*c, b.chain));
+                let (cursor, chain) = head.map_or((0, None), |(c, chain)| (c, Some(chain)));
+                let blob = crate::relay::next_blob(group_id, cursor, chain, *push_id, *stored_at_ms, envelope.clone());
+                let (cursor, chain) = (blob.cursor, blob.chain);
+                self.relay_store.insert(cursor, blob);
+                RelayStoreResult::Stored { cursor, chain }
             }
             RelayStoreOp::Read { after, up_to, limit, .. } => {
                 let mut blobs: Vec<_> = self

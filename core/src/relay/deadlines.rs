@@ -20,6 +20,8 @@ pub(crate) enum Deadline {
     /// A connection's decoy replies.
     Decoy(ConnId),
     Retention,
+    /// Reading the heads of groups with devices online from a shared store.
+    HeadPoll,
 }
 
 /// Stale entries tolerated before a rebuild, beyond twice the live ones.

@@ -131,10 +131,9 @@ impl Relay {
         if let Some(cursor) = g.stored_cursor(&push.push_id).filter(|_| dedupe) {
             return self.ack_push(conn, push.push_id, cursor);
         }
-        if let Some(pending) = g.pending.get_mut(&push.push_id).filter(|_| dedupe) {
+        if let Some(pending) = g.pending.get(&push.push_id).filter(|_| dedupe) {
             if !pending.doomed {
-                pending.waiters.push(conn);
-                return;
+                return g.wait_for(push.push_id, conn);
             }
             // Waiting on it would let this device's later pushes overtake it.
             return self.refuse_push(conn, push.push_id, ErrorCode::Unavailable, Duration::from_secs(1));
@@ -149,17 +148,20 @@ impl Relay {
             return self.refuse_push(conn, push.push_id, ErrorCode::QuotaExceeded, Duration::ZERO);
         }
         self.total_bytes += size as u64;
-        let (blob, prev_cursor) = g.assign(push.push_id, push.envelope, self.now.unix_ms, conn);
-        #[cfg(feature = "planted-bugs")]
-        let cursor = blob.cursor;
+        let after = g.assign(push.push_id, size as u64, conn);
         #[cfg(feature = "planted-bugs")]
         if self.config.bugs.ack_before_durable {
+            let cursor = g.head + g.pending.len() as u64;
             self.send(conn, &Frame::PushAck(PushAck { push_id: push.push_id, cursor }));
         }
-        self.store(
-            RelayStoreOp::Append { group_id: group, blob, prev_cursor },
-            OpCtx::Append { group, push_id: push.push_id, size },
-        );
+        let append = RelayStoreOp::Append {
+            group_id: group,
+            push_id: push.push_id,
+            stored_at_ms: self.now.unix_ms,
+            envelope: push.envelope,
+            after,
+        };
+        self.store(append, OpCtx::Append { group, push_id: push.push_id, size });
     }
 
     /// Refuses a push: the connection's later pushes are dropped until it comes again.
@@ -398,6 +400,17 @@ impl Relay {
                     _ => self.send_error(conn, ErrorCode::Unavailable, Duration::from_secs(1)),
                 }
             }
+            OpCtx::Load { group, conn } => {
+                if conn.is_none() {
+                    self.refreshing.remove(&group);
+                }
+                if let RelayStoreResult::Group(Some(snapshot)) = &result {
+                    self.group_loaded(snapshot);
+                }
+                if let Some(conn) = conn {
+                    self.looked_up(conn);
+                }
+            }
             OpCtx::SaveAck => {}
             OpCtx::Prune { group } => {
                 if let (RelayStoreResult::Pruned { earliest, bytes, blobs }, Some(g)) =
@@ -424,46 +437,72 @@ impl Relay {
         }
     }
 
-    fn appended(&mut self, group: [u8; 32], push_id: [u8; 16], size: usize, result: RelayStoreResult) {
-        let stored_at = match &result {
-            RelayStoreResult::Done => self.groups.get(&group).and_then(|g| g.pending.get(&push_id)).map(|p| p.cursor),
-            RelayStoreResult::Duplicate { cursor } => Some(*cursor),
-            _ => None,
-        };
-        #[cfg(feature = "planted-bugs")]
-        let stored_at = match (&result, self.config.bugs.skip_dedupe) {
-            (RelayStoreResult::Duplicate { .. }, true) => {
-                self.groups.get(&group).and_then(|g| g.pending.get(&push_id)).map(|p| p.cursor)
+    /// What the store holds of a group: taken in, and its devices told of a new head.
+    fn group_loaded(&mut self, snapshot: &super::GroupSnapshot) {
+        let moved = match self.groups.get_mut(&snapshot.group_id) {
+            Some(g) => {
+                let before = g.footprint();
+                let moved = g.refresh(snapshot);
+                self.total_bytes = (self.total_bytes + g.footprint()).saturating_sub(before);
+                moved
             }
-            _ => stored_at,
+            None => {
+                self.total_bytes += snapshot.bytes;
+                let group =
+                    super::Group::from_snapshot(&super::GroupSnapshot { recent: Vec::new(), ..snapshot.clone() });
+                self.groups.insert(snapshot.group_id, group);
+                false
+            }
+        };
+        if moved {
+            self.notify_online(snapshot.group_id, &[]);
+        }
+    }
+
+    /// Tells the group's devices online (but `except`) of its durable head.
+    fn notify_online(&mut self, group: [u8; 32], except: &[ConnId]) {
+        let Some(g) = self.groups.get(&group) else { return };
+        let head = g.head;
+        let online: Vec<ConnId> = g.online.iter().copied().filter(|c| !except.contains(c)).collect();
+        for c in online {
+            self.send(c, &Frame::Notify(Notify { cursor: head }));
+        }
+    }
+
+    fn appended(&mut self, group: [u8; 32], push_id: [u8; 16], size: usize, result: RelayStoreResult) {
+        let (stored, duplicate) = match &result {
+            RelayStoreResult::Stored { cursor, chain } => (Some((*cursor, *chain)), None),
+            RelayStoreResult::Duplicate { cursor } => (None, Some(*cursor)),
+            _ => (None, None),
         };
         let Some(g) = self.groups.get_mut(&group) else {
             return;
         };
         let before = g.footprint();
-        let Some((push, head_moved)) = g.settle(&push_id, stored_at) else {
+        let Some((push, head_moved)) = g.settle(&push_id, stored, duplicate) else {
             return;
         };
         self.total_bytes = (self.total_bytes + g.footprint()).saturating_sub(before);
         let doomed = g.take_newly_doomed();
-        let head = g.head;
-        let online: Vec<ConnId> = g.online.iter().copied().filter(|c| !push.waiters.contains(c)).collect();
+        // Stored before this relay heard of the blobs up to it (another relay's, or this
+        // one's before a lost answer): the head is read again before devices are told.
+        let behind = duplicate.is_some_and(|cursor| cursor > g.head);
         // Their devices' later pushes must wait for them now, not only once they fail.
         for (id, waiters) in doomed {
             for w in waiters {
                 self.hold_back_after(w, id);
             }
         }
-        match (stored_at, result) {
-            (Some(cursor), _) => {
-                if cursor == push.cursor {
+        match stored.map(|(cursor, _)| cursor).or(duplicate) {
+            Some(cursor) => {
+                if stored.is_some() {
                     self.event(RelayEvent::Stored { cursor, bytes: size });
                 }
                 for w in &push.waiters {
                     self.ack_push(*w, push_id, cursor);
                 }
             }
-            (None, result) => {
+            None => {
                 let wait = match result {
                     RelayStoreResult::Failed(StoreError::Full) => Duration::from_secs(30),
                     _ => Duration::from_secs(1),
@@ -474,9 +513,10 @@ impl Relay {
             }
         }
         if head_moved {
-            for c in online {
-                self.send(c, &Frame::Notify(Notify { cursor: head }));
-            }
+            self.notify_online(group, &push.waiters);
+        }
+        if behind {
+            self.refresh_group(group);
         }
     }
 }

@@ -17,7 +17,7 @@ impl Relay {
                 reader.push(bytes);
                 self.try_handshake(conn);
             }
-            Some(Conn::Creating { leftover, .. }) => {
+            Some(Conn::Creating { leftover, .. } | Conn::LookingUp { leftover, .. }) => {
                 // A device waits for the handshake's answer before it sends anything more.
                 if leftover.len() + bytes.len() > self.config.limits.max_preauth_record {
                     return self.reject(conn, RejectReason::Protocol);
@@ -52,6 +52,28 @@ impl Relay {
         if !self.replay.check(&key, responder.auth().timestamp_ms, self.now.unix_ms) {
             return self.reject(conn, RejectReason::Replay);
         }
+        let group = responder.auth().group_id;
+        if self.config.shared_store && responder.auth().intent != Intent::Pairing {
+            // Another relay may have created the group, admitted the key or appended since
+            // this one last looked: the store decides, and the welcome's head is current.
+            let responder = Box::new(responder);
+            self.conns.insert(conn, Conn::LookingUp { responder, leftover, source });
+            return self.store(RelayStoreOp::LoadGroup { group_id: group }, OpCtx::Load { group, conn: Some(conn) });
+        }
+        self.authorize(conn, responder, leftover, source);
+    }
+
+    /// The store answered the group lookup of a handshake waiting for it.
+    pub(super) fn looked_up(&mut self, conn: ConnId) {
+        if let Some(Conn::LookingUp { responder, leftover, source }) = self.conns.remove(&conn) {
+            self.authorize(conn, *responder, leftover, source);
+        }
+    }
+
+    /// Admits, refuses or creates the group for a device whose first handshake message was
+    /// read, by what the relay knows of the group.
+    fn authorize(&mut self, conn: ConnId, responder: IkResponder, leftover: Vec<u8>, source: Source) {
+        let key = responder.remote_key();
         let group = responder.auth().group_id;
         match responder.auth().intent.clone() {
             Intent::Pairing => self.admit(conn, responder, Role::Pairing, leftover, source),

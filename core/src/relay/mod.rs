@@ -39,7 +39,7 @@ mod store;
 
 pub use limits::{RelayLimits, Source, TokenBucket};
 pub use repair::{ChainCheck, ChainRepair};
-pub use store::{GroupSnapshot, RESTORED_PUSH_IDS, RelayStoreOp, RelayStoreResult};
+pub use store::{GroupSnapshot, RESTORED_PUSH_IDS, RelayStoreOp, RelayStoreResult, next_blob};
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -59,6 +59,10 @@ use slots::Slots;
 /// How often retention runs.
 const RETENTION_INTERVAL: Duration = Duration::from_secs(60);
 
+/// How often a relay over a shared store reads the heads of its groups with devices online,
+/// in case a hint that another relay appended was lost.
+pub const HEAD_POLL: Duration = Duration::from_secs(1);
+
 /// The relay's identity and limits.
 #[derive(Clone, Debug)]
 pub struct RelayConfig {
@@ -68,6 +72,9 @@ pub struct RelayConfig {
     pub noise_key: NoiseKeypair,
     /// Every limit.
     pub limits: RelayLimits,
+    /// Other relays share the store (PostgreSQL): group state is read from the store before a
+    /// device is admitted, and heads are refreshed on hints and by a poll.
+    pub shared_store: bool,
     /// Deliberate bugs, for proving the simulator's checks.
     #[cfg(feature = "planted-bugs")]
     pub bugs: crate::bugs::PlantedBugs,
@@ -80,6 +87,7 @@ impl RelayConfig {
             endpoint_id,
             noise_key,
             limits: RelayLimits::default(),
+            shared_store: false,
             #[cfg(feature = "planted-bugs")]
             bugs: Default::default(),
         }
@@ -112,6 +120,12 @@ pub enum RelayInput {
     },
     /// A deadline passed.
     Timeout,
+    /// Another relay over the same store may have changed this group (a hint: it may be
+    /// late, lost or false; the relay reads the store to know).
+    GroupChanged {
+        /// The group.
+        group: [u8; 32],
+    },
     /// A store operation finished.
     StoreDone {
         /// The operation.
@@ -207,8 +221,23 @@ pub enum RelayEvent {
 }
 
 enum Conn {
-    Handshaking { reader: RecordReader, peer: [u8; 32], source: Source, deadline: Instant },
-    Creating { responder: Box<IkResponder>, leftover: Vec<u8>, source: Source },
+    Handshaking {
+        reader: RecordReader,
+        peer: [u8; 32],
+        source: Source,
+        deadline: Instant,
+    },
+    /// Waiting for the store: a group creation, or (shared store) the group's members.
+    Creating {
+        responder: Box<IkResponder>,
+        leftover: Vec<u8>,
+        source: Source,
+    },
+    LookingUp {
+        responder: Box<IkResponder>,
+        leftover: Vec<u8>,
+        source: Source,
+    },
     Open(Box<Session>),
 }
 
@@ -239,12 +268,36 @@ struct Session {
 }
 
 enum OpCtx {
-    CreateGroup { conn: ConnId, group: [u8; 32], key: [u8; 32] },
-    RegisterKey { conn: ConnId, group: [u8; 32], key: [u8; 32] },
-    Append { group: [u8; 32], push_id: [u8; 16], size: usize },
-    Read { conn: ConnId, group: [u8; 32], after: u64, head: u64 },
+    CreateGroup {
+        conn: ConnId,
+        group: [u8; 32],
+        key: [u8; 32],
+    },
+    RegisterKey {
+        conn: ConnId,
+        group: [u8; 32],
+        key: [u8; 32],
+    },
+    Append {
+        group: [u8; 32],
+        push_id: [u8; 16],
+        size: usize,
+    },
+    /// A handshake waits for the group's members (`conn`), or a poll or hint refreshes it.
+    Load {
+        group: [u8; 32],
+        conn: Option<ConnId>,
+    },
+    Read {
+        conn: ConnId,
+        group: [u8; 32],
+        after: u64,
+        head: u64,
+    },
     SaveAck,
-    Prune { group: [u8; 32] },
+    Prune {
+        group: [u8; 32],
+    },
 }
 
 /// The relay.
@@ -271,6 +324,9 @@ pub struct Relay {
     next_op: u64,
     out: VecDeque<RelayOutput>,
     next_retention: Instant,
+    next_poll: Instant,
+    /// Groups with a LoadGroup in flight for a poll or hint (one at a time each).
+    refreshing: std::collections::BTreeSet<[u8; 32]>,
     deadlines: Deadlines,
     /// Derives the decoy inviters' keys.
     decoy_secret: NoiseSecret,
@@ -310,6 +366,9 @@ impl Relay {
         if config.limits.retention_ttl.is_some() {
             deadlines.at(next_retention, Deadline::Retention);
         }
+        if config.shared_store {
+            deadlines.at(now.mono + HEAD_POLL, Deadline::HeadPoll);
+        }
         Relay {
             total_bytes: groups.iter().map(|s| s.bytes).sum(),
             groups: groups.iter().map(|s| (s.group_id, Self::restore_group(&config, s))).collect(),
@@ -330,19 +389,15 @@ impl Relay {
             next_op: 0,
             out: VecDeque::new(),
             next_retention,
+            next_poll: now.mono + HEAD_POLL,
+            refreshing: Default::default(),
             deadlines,
             decoy_secret,
         }
     }
 
     fn restore_group(_config: &RelayConfig, snapshot: &GroupSnapshot) -> Group {
-        #[allow(unused_mut, reason = "mutated only with planted bugs")]
-        let mut group = Group::from_snapshot(snapshot);
-        #[cfg(feature = "planted-bugs")]
-        if _config.bugs.cursor_reuse_after_restart {
-            group.reuse_last_cursor();
-        }
-        group
+        Group::from_snapshot(snapshot)
     }
 
     /// Feeds one input.
@@ -362,6 +417,7 @@ impl Relay {
             RelayInput::Received { conn, bytes } => self.on_bytes(conn, &bytes),
             RelayInput::Closed { conn } => self.forget(conn),
             RelayInput::Timeout => self.on_timeout(),
+            RelayInput::GroupChanged { group } => self.refresh_group(group),
             RelayInput::StoreDone { op, result } => self.on_store_done(op, result),
         }
     }
@@ -386,7 +442,7 @@ impl Relay {
                 let own = match c {
                     Conn::Handshaking { deadline, .. } => Some(*deadline),
                     Conn::Open(s) => s.expires,
-                    Conn::Creating { .. } => None,
+                    Conn::Creating { .. } | Conn::LookingUp { .. } => None,
                 };
                 let decoys = match c {
                     Conn::Open(s) => s.decoys.iter().map(Decoy::next_due).min(),
@@ -396,7 +452,8 @@ impl Relay {
             });
             let slots = self.slots.deadlines().map(|(t, n)| (t, Deadline::Slot(n)));
             let retention = self.retention_enabled().then_some((self.next_retention, Deadline::Retention));
-            let live: Vec<_> = conns.chain(slots).chain(retention).collect();
+            let poll = self.config.shared_store.then_some((self.next_poll, Deadline::HeadPoll));
+            let live: Vec<_> = conns.chain(slots).chain(retention).chain(poll).collect();
             self.deadlines.rebuild(live);
         }
     }
@@ -423,6 +480,7 @@ impl Relay {
         self.conns.get(&conn).map(|c| match c {
             Conn::Handshaking { .. } => "handshaking",
             Conn::Creating { .. } => "creating",
+            Conn::LookingUp { .. } => "looking-up",
             Conn::Open(s) if !s.greeted => "open-ungreeted",
             Conn::Open(s) if matches!(s.role, Role::Member { .. }) => "open-member",
             Conn::Open(_) => "open-pairing",
@@ -471,11 +529,11 @@ impl Relay {
                 if let Role::Member { group, .. } = session.role
                     && let Some(g) = self.groups.get_mut(&group)
                 {
-                    g.online.remove(&conn);
+                    g.forget_conn(conn);
                 }
             }
             Conn::Creating { .. } => self.creating.retain(|_, c| *c != conn),
-            Conn::Handshaking { .. } => {}
+            Conn::Handshaking { .. } | Conn::LookingUp { .. } => {}
         }
         for (slot, is_inviter) in self.slots.involving(conn) {
             if is_inviter {
@@ -531,6 +589,14 @@ impl Relay {
                     self.run_retention();
                 }
                 Deadline::Retention => {}
+                Deadline::HeadPoll if self.next_poll <= now => {
+                    self.next_poll = now + HEAD_POLL;
+                    self.schedule(self.next_poll, Deadline::HeadPoll);
+                    let online: Vec<[u8; 32]> =
+                        self.groups.iter().filter(|(_, g)| !g.online.is_empty()).map(|(id, _)| *id).collect();
+                    online.into_iter().for_each(|group| self.refresh_group(group));
+                }
+                Deadline::HeadPoll => {}
             }
         }
     }
@@ -574,11 +640,20 @@ impl Relay {
     }
 
     fn prune(&mut self, group: [u8; 32], stored_before_ms: u64) {
-        let Some(g) = self.groups.get(&group) else {
+        if !self.groups.contains_key(&group) {
             return;
-        };
-        let before = if self.config.limits.retention_all_acked { g.min_acked().min(g.head) + 1 } else { 0 };
-        self.store(RelayStoreOp::Prune { group_id: group, before, stored_before_ms }, OpCtx::Prune { group });
+        }
+        let all_acked = self.config.limits.retention_all_acked;
+        self.store(RelayStoreOp::Prune { group_id: group, all_acked, stored_before_ms }, OpCtx::Prune { group });
+    }
+
+    /// Reads a group's state from a shared store (one read in flight per group), to learn
+    /// what other relays appended: on a hint, and by the poll.
+    fn refresh_group(&mut self, group: [u8; 32]) {
+        if !self.groups.contains_key(&group) || !self.refreshing.insert(group) {
+            return;
+        }
+        self.store(RelayStoreOp::LoadGroup { group_id: group }, OpCtx::Load { group, conn: None });
     }
 }
 

@@ -24,6 +24,10 @@ struct World {
     ts: u64,
     next_conn: u64,
     stores: Vec<(OpId, RelayStoreOp)>,
+    /// Every store operation issued, to answer `Done` to an append as a store would.
+    issued: BTreeMap<OpId, RelayStoreOp>,
+    /// The cursor the test's store appended last.
+    stored_head: u64,
     closed: Vec<ConnId>,
     events: Vec<RelayEvent>,
     inbox: BTreeMap<ConnId, Vec<u8>>,
@@ -49,6 +53,8 @@ impl World {
             ts: T0,
             next_conn: 1,
             stores: Vec::new(),
+            issued: BTreeMap::new(),
+            stored_head: 0,
             closed: Vec::new(),
             events: Vec::new(),
             inbox: BTreeMap::new(),
@@ -56,13 +62,24 @@ impl World {
         }
     }
 
-    fn input(&mut self, input: RelayInput) {
+    /// Feeds an input; `Done` for an append is the store's `Stored` at its next cursor.
+    fn input(&mut self, mut input: RelayInput) {
+        if let RelayInput::StoreDone { op, result } = &mut input
+            && *result == RelayStoreResult::Done
+            && let Some(RelayStoreOp::Append { .. }) = self.issued.get(op)
+        {
+            self.stored_head += 1;
+            *result = RelayStoreResult::Stored { cursor: self.stored_head, chain: [self.stored_head as u8; 32] };
+        }
         self.relay.handle_input(self.now, input);
         loop {
             match self.relay.poll_output() {
                 RelayOutput::Transmit { conn, bytes } => self.inbox.entry(conn).or_default().extend(bytes),
                 RelayOutput::Close { conn } => self.closed.push(conn),
-                RelayOutput::Store { op, request } => self.stores.push((op, request)),
+                RelayOutput::Store { op, request } => {
+                    self.issued.insert(op, request.clone());
+                    self.stores.push((op, request));
+                }
                 RelayOutput::Event(e) => self.events.push(e),
                 RelayOutput::Timeout(_) => break,
             }
@@ -155,7 +172,7 @@ fn push_is_acknowledged_only_after_the_store_and_notifies_others() {
 
     w.push(&mut a, 1, 400);
     assert!(w.frames(&mut a).is_empty(), "no ack before the store is durable");
-    assert!(matches!(&w.stores[..], [(_, RelayStoreOp::Append { blob, .. })] if blob.cursor == 1));
+    assert!(matches!(&w.stores[..], [(_, RelayStoreOp::Append { push_id: [1, ..], after: None, .. })]));
     w.complete_all(RelayStoreResult::Done);
     assert_eq!(w.frames(&mut a), vec![Frame::PushAck(PushAck { push_id: [1; 16], cursor: 1 })]);
     assert_eq!(w.frames(&mut b), vec![Frame::Notify(Notify { cursor: 1 })]);
@@ -175,30 +192,42 @@ fn retries_are_idempotent_by_push_id() {
     w.push(&mut a, 5, 300);
     assert!(w.stores.is_empty(), "a retry after durability is answered from memory");
     assert_eq!(w.frames(&mut a), vec![Frame::PushAck(PushAck { push_id: [5; 16], cursor: 1 })]);
-    // A retry the relay forgot is caught by the store; the new cursor becomes a hole.
+    // A retry the relay forgot is caught by the store.
     w.push(&mut a, 6, 300);
     w.complete_all(RelayStoreResult::Duplicate { cursor: 1 });
     assert_eq!(w.frames(&mut a), vec![Frame::PushAck(PushAck { push_id: [6; 16], cursor: 1 })]);
-    assert_eq!(w.relay.group_head(w.group.expose()), Some(1), "the unused cursor 2 is a trailing hole");
+    assert_eq!(w.relay.group_head(w.group.expose()), Some(1));
+    assert!(w.stores.is_empty(), "nothing to read again: the duplicate is below the head");
+    // One stored beyond what this relay knows (by another relay, or before a lost answer):
+    // the head is read again before devices are told anything.
+    w.push(&mut a, 7, 300);
+    w.complete_all(RelayStoreResult::Duplicate { cursor: 5 });
+    assert_eq!(w.frames(&mut a), vec![Frame::PushAck(PushAck { push_id: [7; 16], cursor: 5 })]);
+    assert!(matches!(&w.stores[..], [(_, RelayStoreOp::LoadGroup { .. })]), "{:?}", w.stores);
 }
 
 #[test]
-fn the_head_only_covers_a_durable_prefix() {
+fn the_head_is_where_the_store_appended_last() {
     let mut w = World::new(RelayLimits::default());
     let k = NoiseKeypair::generate(&mut w.rng);
     let mut a = w.member(&k, true);
     w.push(&mut a, 1, 300);
     w.push(&mut a, 2, 300);
     let ops = std::mem::take(&mut w.stores);
-    w.input(RelayInput::StoreDone { op: ops[1].0, result: RelayStoreResult::Done });
-    assert_eq!(w.relay.group_head(w.group.expose()), Some(0));
+    assert!(matches!(ops[1].1, RelayStoreOp::Append { after: Some([1, ..]), .. }), "2 goes after 1");
     w.send(&mut a, Frame::Pull(Pull { after: 0, limit: 10 }));
     assert!(w.stores.is_empty(), "nothing readable yet");
     w.frames(&mut a);
-    w.input(RelayInput::StoreDone { op: ops[0].0, result: RelayStoreResult::Failed(StoreError::Full) });
-    assert_eq!(w.relay.group_head(w.group.expose()), Some(2));
-    let f = w.frames(&mut a);
-    assert_eq!(error_code(&f), Some(ErrorCode::Unavailable));
+    // Another relay appended cursors 1-3 meanwhile: push 1 went to cursor 4.
+    let chain = [4; 32];
+    w.input(RelayInput::StoreDone { op: ops[0].0, result: RelayStoreResult::Stored { cursor: 4, chain } });
+    assert_eq!(w.relay.group_head(w.group.expose()), Some(4));
+    assert_eq!(w.frames(&mut a), vec![Frame::PushAck(PushAck { push_id: [1; 16], cursor: 4 })]);
+    w.send(&mut a, Frame::Pull(Pull { after: 0, limit: 10 }));
+    assert!(matches!(&w.stores[..], [(_, RelayStoreOp::Read { up_to: 4, .. })]), "{:?}", w.stores);
+    w.input(RelayInput::StoreDone { op: ops[1].0, result: RelayStoreResult::Failed(StoreError::Full) });
+    assert_eq!(w.relay.group_head(w.group.expose()), Some(4));
+    assert_eq!(error_code(&w.frames(&mut a)), Some(ErrorCode::Unavailable));
 }
 
 #[test]
@@ -427,17 +456,19 @@ fn after_a_refused_push_later_ones_wait_for_its_resend() {
     for id in 1..=3 {
         w.push(&mut a, id, 100);
     }
-    let cursors: Vec<(u8, u64)> = w
+    let order: Vec<(u8, Option<u8>)> = w
         .stores
         .iter()
         .filter_map(|(_, op)| match op {
-            RelayStoreOp::Append { blob, .. } => Some((blob.push_id[0], blob.cursor)),
+            RelayStoreOp::Append { push_id, after, .. } => Some((push_id[0], after.map(|a| a[0]))),
             _ => None,
         })
         .collect();
-    assert_eq!(cursors, vec![(1, 2), (2, 3), (3, 4)], "in order, after the hole the failure left");
+    assert_eq!(order, vec![(1, None), (2, Some(1)), (3, Some(2))], "in order, each after the one before");
     w.complete_all(RelayStoreResult::Done);
-    assert_eq!(w.frames(&mut a).len(), 3, "all acknowledged");
+    let acks: Vec<u64> =
+        w.frames(&mut a).iter().filter_map(|f| if let Frame::PushAck(p) = f { Some(p.cursor) } else { None }).collect();
+    assert_eq!(acks, vec![1, 2, 3], "all acknowledged, at dense cursors");
 }
 
 #[test]
@@ -489,8 +520,8 @@ fn a_restarted_relay_answers_resent_pushes_from_the_restored_ids() {
     assert_eq!(w.frames(&mut a), vec![Frame::PushAck(PushAck { push_id: [1; 16], cursor: 1 })]);
 }
 
-/// Regression (simulation seed 68 of the new order check): a push chained onto another
-/// device's failed append is bound to fail; its device's later pushes must wait from the moment
+/// Regression (simulation seed 68 of the order check): a push waiting in the store on a push
+/// whose append failed is bound to fail; its device's later pushes must wait from the moment
 /// that is known, not only from when it fails, or they are stored ahead of it.
 #[test]
 fn pushes_behind_a_doomed_one_wait_from_the_moment_it_is_doomed() {
@@ -502,24 +533,27 @@ fn pushes_behind_a_doomed_one_wait_from_the_moment_it_is_doomed() {
     w.complete_all(RelayStoreResult::Done);
     w.frames(&mut a);
     let mut b = w.member(&k2, false);
-    w.push(&mut a, 1, 100);
+    w.push(&mut b, 1, 100);
     w.push(&mut b, 2, 100);
+    w.push(&mut a, 9, 100);
     let ops = std::mem::take(&mut w.stores);
+    assert!(matches!(ops[2].1, RelayStoreOp::Append { after: None, .. }), "a's order is its own");
     w.input(RelayInput::StoreDone { op: ops[0].0, result: RelayStoreResult::Failed(StoreError::Io) });
     w.push(&mut b, 3, 100);
-    assert!(w.stores.is_empty(), "3 would be stored ahead of 2, which extends the failed 1");
+    assert!(w.stores.is_empty(), "3 would be stored ahead of 2, which waits on the failed 1");
     w.push(&mut b, 2, 100);
     assert_eq!(error_code(&w.frames(&mut b)), Some(ErrorCode::Unavailable), "a resend of a doomed push is refused");
     w.input(RelayInput::StoreDone { op: ops[1].0, result: RelayStoreResult::Failed(StoreError::Io) });
-    for id in [2, 3] {
+    w.input(RelayInput::StoreDone { op: ops[2].0, result: RelayStoreResult::Done });
+    for id in [1, 2, 3] {
         w.push(&mut b, id, 100);
     }
     let ids: Vec<u8> = w
         .stores
         .iter()
-        .filter_map(|(_, op)| if let RelayStoreOp::Append { blob, .. } = op { Some(blob.push_id[0]) } else { None })
+        .filter_map(|(_, op)| if let RelayStoreOp::Append { push_id, .. } = op { Some(push_id[0]) } else { None })
         .collect();
-    assert_eq!(ids, vec![2, 3], "in b's order once it resends");
+    assert_eq!(ids, vec![1, 2, 3], "in b's order once it resends");
 }
 
 /// Regression (the late-joiner test on the real binaries): a CLI command's last `Ack` is often
@@ -539,7 +573,7 @@ fn the_cursor_a_device_says_hello_with_is_saved_as_its_acknowledgement() {
     w.frames(&mut again);
     w.send(&mut again, Frame::Hello(Hello { min_version: 1, max_version: 1, acked_cursor: 2 }));
     let saved = w.stores.iter().any(|(_, op)| matches!(op, RelayStoreOp::SaveAck { cursor: 2, .. }));
-    let pruned = w.stores.iter().any(|(_, op)| matches!(op, RelayStoreOp::Prune { before: 3, .. }));
+    let pruned = w.stores.iter().any(|(_, op)| matches!(op, RelayStoreOp::Prune { all_acked: true, .. }));
     assert!(saved && pruned, "{:?}", w.stores);
 }
 

@@ -14,7 +14,7 @@ use std::path::Path;
 
 use zerok_core::relay::{ChainRepair, GroupSnapshot, RelayStoreOp, RelayStoreResult};
 
-pub use postgres::PostgresStore;
+pub use postgres::{PostgresStore, listen};
 pub use sqlite::SqliteStore;
 
 /// What a relay's store does, whatever the backend.

@@ -1,14 +1,16 @@
 //! The relay's store on PostgreSQL, for relays that outgrow one machine's disk or share one
-//! database. The same contract as SQLite ([`super::RelayStore`]) and the same tables; a group's
-//! row is locked (`FOR UPDATE`) while an append extends its log, so two writers can never
-//! both extend the same head.
+//! database. The same contract as SQLite ([`super::RelayStore`]) and the same tables. The
+//! store assigns cursors: a batch locks the rows of the groups it appends to (`FOR UPDATE`, in
+//! id order, so relays never deadlock), reads each head, and writes each group's appends at
+//! the next cursors in one statement, so several relays over one database never hand out a
+//! cursor twice or fork a log.
 //!
 //! A connection lost mid-batch (the server restarted, a network cut) is not a crash: the store
 //! connects again, with backoff, for up to [`RECONNECT_FOR`], and runs the whole batch again.
 //! That is safe whether or not the lost attempt committed: every operation is idempotent, an
-//! append finding its push id already stored at its own cursor is the earlier attempt's
-//! commit and answers `Done`. Only when the database stays away is the batch reported failed
-//! and the relay stops (a restart loads the truth from the database).
+//! append finding its push id already stored answers `Duplicate` with its cursor. Only when
+//! the database stays away is the batch reported failed and the relay stops (a restart loads
+//! the truth from the database).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -17,7 +19,9 @@ use postgres::error::SqlState;
 use postgres::types::ToSql;
 use postgres::{Client, GenericClient, NoTls, Row, Statement};
 use zerok_core::io::StoreError;
-use zerok_core::relay::{ChainCheck, ChainRepair, GroupSnapshot, RESTORED_PUSH_IDS, RelayStoreOp, RelayStoreResult};
+use zerok_core::relay::{
+    ChainCheck, ChainRepair, GroupSnapshot, RESTORED_PUSH_IDS, RelayStoreOp, RelayStoreResult, next_blob,
+};
 use zerok_core::wire::{Bytes, StoredBlob};
 use zerok_transport_iroh::sql::{int, uint};
 
@@ -70,6 +74,9 @@ pub struct PostgresStore {
     client: Client,
     /// Statements prepared on this connection, by their text.
     prepared: HashMap<&'static str, Statement>,
+    /// Lock the rows of the groups a batch appends to: false only in the concurrency test's
+    /// planted bug, which it must catch.
+    pub(super) lock_rows: bool,
 }
 
 /// Why an operation could not run: the database said no, or a stored value is damaged.
@@ -91,47 +98,45 @@ impl PostgresStore {
     pub fn connect(url: &str) -> std::result::Result<Self, StoreOpenError> {
         let mut client = connect(url)?;
         migrate(&mut client)?;
-        Ok(PostgresStore { url: url.to_owned(), client, prepared: HashMap::new() })
+        Ok(PostgresStore { url: url.to_owned(), client, prepared: HashMap::new(), lock_rows: true })
     }
 
     /// Runs the batch in one transaction. Refusals (a duplicate, a fork, an unknown group)
     /// write nothing and raise no error, so operations run one after another; an operation
     /// that fails with an error aborts the attempt, and `careful` runs each operation in a
     /// savepoint of its own (two more round trips each) so the others still commit.
-    fn try_batch(
-        &mut self,
-        ops: &[RelayStoreOp],
-        again: bool,
-        careful: bool,
-    ) -> std::result::Result<Vec<RelayStoreResult>, Fail> {
+    fn try_batch(&mut self, ops: &[RelayStoreOp], careful: bool) -> std::result::Result<Vec<RelayStoreResult>, Fail> {
+        let lock = self.lock_rows;
         let mut tx = self.client.transaction()?;
         let mut results = Vec::with_capacity(ops.len());
+        if lock {
+            lock_groups(&mut Sql { client: &mut tx, prepared: &mut self.prepared, lock }, ops)?;
+        }
         let mut rest = ops;
         while let Some(op) = rest.first() {
             if !careful {
-                let mut sql = Sql { client: &mut tx, prepared: &mut self.prepared };
-                // A run of appends extending each other, as pushes arrive: one statement.
+                let mut sql = Sql { client: &mut tx, prepared: &mut self.prepared, lock };
+                // A run of appends to one group, as pushes arrive: written by one statement.
                 let (appends, after) = rest.split_at(append_run(rest));
-                if appends.len() > 1 && append_all(&mut sql, appends)? {
-                    results.extend(std::iter::repeat_n(RelayStoreResult::Done, appends.len()));
+                if !appends.is_empty() {
+                    results.extend(append_all(&mut sql, appends)?);
                     rest = after;
                     continue;
                 }
-                let result = run(&mut sql, op)?;
-                results.push(settled(op, result, again));
+                results.push(run(&mut sql, op)?);
                 rest = rest.get(1..).unwrap_or_default();
                 continue;
             }
             rest = rest.get(1..).unwrap_or_default();
             let mut savepoint = tx.savepoint("op")?;
-            match run(&mut Sql { client: &mut savepoint, prepared: &mut self.prepared }, op) {
+            match run(&mut Sql { client: &mut savepoint, prepared: &mut self.prepared, lock }, op) {
                 Ok(RelayStoreResult::Failed(e)) => {
                     savepoint.rollback()?;
                     results.push(RelayStoreResult::Failed(e));
                 }
                 Ok(result) => {
                     savepoint.commit()?;
-                    results.push(settled(op, result, again));
+                    results.push(result);
                 }
                 Err(Fail::Db(e)) if connection_lost(&e) => return Err(Fail::Db(e)),
                 Err(e) => {
@@ -149,11 +154,16 @@ impl RelayStore for PostgresStore {
     fn execute(&mut self, ops: &[RelayStoreOp]) -> Batch {
         let give_up = Instant::now() + RECONNECT_FOR;
         let mut wait = Duration::from_millis(50);
-        let (mut again, mut careful) = (false, false);
+        let mut careful = false;
         loop {
-            let error = match self.try_batch(ops, again, careful) {
-                Ok(results) => return Batch { results, fatal: None },
+            let error = match self.try_batch(ops, careful) {
+                Ok(results) => {
+                    self.hint(ops, &results);
+                    return Batch { results, fatal: None };
+                }
                 Err(Fail::Db(e)) if connection_lost(&e) && Instant::now() < give_up => e,
+                // Another relay's transaction stood in the way: nothing was written, try again.
+                Err(Fail::Db(e)) if conflict(&e) && Instant::now() < give_up => continue,
                 // An operation failed with an error (a full disk among them), which aborted the
                 // transaction: run them again, each in a savepoint, to fail that one alone.
                 Err(_) if !careful => {
@@ -169,7 +179,6 @@ impl RelayStore for PostgresStore {
                 Err(Fail::Damaged) => return failed(ops, "a stored value is damaged"),
             };
             tracing::warn!(target: "zerok::relay", error = %error, "the database connection was lost: connecting again");
-            again = true;
             loop {
                 std::thread::sleep(wait);
                 wait = (wait * 2).min(Duration::from_secs(2));
@@ -238,41 +247,92 @@ impl RelayStore for PostgresStore {
 
     fn snapshots(&mut self) -> std::result::Result<Vec<GroupSnapshot>, StoreOpenError> {
         let damaged = || StoreOpenError("relay database (PostgreSQL): a stored key or chain is damaged".to_owned());
-        let groups =
-            self.client.query("SELECT id, head, head_chain, stored_bytes, stored_blobs, earliest FROM groups", &[])?;
-        let mut out = Vec::with_capacity(groups.len());
-        for g in groups {
-            let group_id: [u8; 32] = fixed(g.get(0)).map_err(|_| damaged())?;
-            let id = group_id.as_slice();
-            let mut keys = Vec::new();
-            let mut acked = Vec::new();
-            for m in self.client.query("SELECT access_key, acked FROM members WHERE group_id = $1", &[&id])? {
-                let key: [u8; 32] = fixed(m.get(0)).map_err(|_| damaged())?;
-                keys.push(key);
-                acked.push((key, uint(m.get(1))));
+        let ids = self.client.query("SELECT id FROM groups", &[])?;
+        let mut out = Vec::with_capacity(ids.len());
+        let mut sql = Sql { client: &mut self.client, prepared: &mut self.prepared, lock: true };
+        for row in ids {
+            let group_id: [u8; 32] = fixed(row.get(0)).map_err(|_| damaged())?;
+            match load_group(&mut sql, &group_id, RESTORED_PUSH_IDS) {
+                Ok(group) => out.extend(group),
+                Err(Fail::Db(e)) => return Err(e.into()),
+                Err(Fail::Damaged) => return Err(damaged()),
             }
-            let mut recent = Vec::new();
-            for r in self.client.query(
-                "SELECT push_id, cursor FROM blobs WHERE group_id = $1 ORDER BY cursor DESC LIMIT $2",
-                &[&id, &(RESTORED_PUSH_IDS as i64)],
-            )? {
-                recent.push((fixed(r.get(0)).map_err(|_| damaged())?, uint(r.get(1))));
-            }
-            recent.reverse();
-            let chain: Option<Vec<u8>> = g.get(2);
-            out.push(GroupSnapshot {
-                group_id,
-                keys,
-                head: uint(g.get(1)),
-                chain: chain.map(fixed).transpose().map_err(|_| damaged())?,
-                earliest: uint(g.get(5)),
-                bytes: uint(g.get(3)),
-                blobs: uint(g.get(4)),
-                acked,
-                recent,
-            });
         }
         Ok(out)
+    }
+}
+
+impl PostgresStore {
+    /// Tells the other relays listening on [`CHANGED`] which groups this batch appended to. A
+    /// hint only, sent after the commit (not inside it, where PostgreSQL would serialise every
+    /// commit on its notification queue): lost, the others' poll finds the change a little later.
+    fn hint(&mut self, ops: &[RelayStoreOp], results: &[RelayStoreResult]) {
+        let mut groups: Vec<&[u8]> = ops
+            .iter()
+            .zip(results)
+            .filter_map(|(op, r)| match (op, r) {
+                (RelayStoreOp::Append { group_id, .. }, RelayStoreResult::Stored { .. }) => Some(group_id.as_slice()),
+                _ => None,
+            })
+            .collect();
+        groups.sort_unstable();
+        groups.dedup();
+        if !groups.is_empty() {
+            let mut sql = Sql { client: &mut self.client, prepared: &mut self.prepared, lock: true };
+            let _ = sql.execute(NOTIFY, &[&groups]);
+        }
+    }
+}
+
+/// The channel relays over one database hear each other's appends on (payload: the group id
+/// in hex).
+const CHANGED: &str = "zerok_group_changed";
+
+const NOTIFY: &str = "SELECT pg_notify('zerok_group_changed', encode(g, 'hex')) FROM unnest($1::BYTEA[]) AS g";
+
+/// Listens on [`CHANGED`] on a thread of its own (connecting again with backoff whenever the
+/// connection is lost) and calls `changed` with each group another relay appended to. Stops
+/// when `changed` returns false.
+pub fn listen(url: &str, mut changed: impl FnMut([u8; 32]) -> bool + Send + 'static) {
+    let url = url.to_owned();
+    std::thread::spawn(move || {
+        let mut wait = Duration::from_millis(100);
+        loop {
+            match listen_once(&url, &mut changed) {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(target: "zerok::relay", error = %e, "the database's change hints were lost: listening again");
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    });
+}
+
+/// Returns Ok when `changed` says stop, an error when the connection is lost.
+fn listen_once(url: &str, changed: &mut impl FnMut([u8; 32]) -> bool) -> std::result::Result<(), postgres::Error> {
+    let mut client = connect(url)?;
+    client.batch_execute(&format!("LISTEN {CHANGED}"))?;
+    loop {
+        let mut any = false;
+        {
+            let mut notifications = client.notifications();
+            let mut heard = notifications.timeout_iter(Duration::from_secs(5));
+            while let Some(n) = postgres::fallible_iterator::FallibleIterator::next(&mut heard)? {
+                any = true;
+                let group = hex::decode(n.payload()).ok().and_then(|g| <[u8; 32]>::try_from(g).ok());
+                if let Some(group) = group
+                    && !changed(group)
+                {
+                    return Ok(());
+                }
+            }
+        }
+        // Quiet for a while: ask the server, which also finds a lost connection.
+        if !any {
+            client.simple_query("")?;
+        }
     }
 }
 
@@ -302,21 +362,14 @@ fn migrate(client: &mut Client) -> std::result::Result<(), postgres::Error> {
     tx.commit()
 }
 
-/// On a batch run again after a lost connection, an append already stored at its own cursor
-/// is the earlier attempt's commit: done, not a duplicate.
-fn settled(op: &RelayStoreOp, result: RelayStoreResult, again: bool) -> RelayStoreResult {
-    match (op, result) {
-        (RelayStoreOp::Append { blob, .. }, RelayStoreResult::Duplicate { cursor })
-            if again && cursor == blob.cursor =>
-        {
-            RelayStoreResult::Done
-        }
-        (_, result) => result,
-    }
-}
-
 fn failed(ops: &[RelayStoreOp], why: &str) -> Batch {
     Batch { results: vec![RelayStoreResult::Failed(StoreError::Io); ops.len()], fatal: Some(why.to_owned()) }
+}
+
+/// A deadlock or serialisation failure: the transaction was rolled back, and may simply be
+/// run again.
+fn conflict(e: &postgres::Error) -> bool {
+    e.code().is_some_and(|c| c.code().starts_with("40"))
 }
 
 /// The connection is gone (or the server is going away): the batch can be run again elsewhere.
@@ -356,6 +409,8 @@ pub(super) fn redacted(url: &str) -> String {
 struct Sql<'a, C> {
     client: &'a mut C,
     prepared: &'a mut HashMap<&'static str, Statement>,
+    /// Read heads `FOR UPDATE` (see [`PostgresStore::lock_rows`]).
+    lock: bool,
 }
 
 type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
@@ -398,12 +453,15 @@ impl<C: GenericClient> Sql<'_, C> {
 fn run(tx: &mut Sql<'_, impl GenericClient>, op: &RelayStoreOp) -> Result<RelayStoreResult> {
     match op {
         RelayStoreOp::CreateGroup { group_id, key } => {
-            tx.execute("INSERT INTO groups (id) VALUES ($1) ON CONFLICT DO NOTHING", &[&group_id.as_slice()])?;
-            tx.execute(
-                "INSERT INTO members (group_id, access_key) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                &[&group_id.as_slice(), &key.as_slice()],
-            )?;
-            Ok(RelayStoreResult::Done)
+            let id = group_id.as_slice();
+            if tx.execute("INSERT INTO groups (id) VALUES ($1) ON CONFLICT DO NOTHING", &[&id])? == 1 {
+                tx.execute("INSERT INTO members (group_id, access_key) VALUES ($1, $2)", &[&id, &key.as_slice()])?;
+                return Ok(RelayStoreResult::Done);
+            }
+            // A creation retried, or another device's group (through this relay or another).
+            let member =
+                tx.query_opt("SELECT 1 FROM members WHERE group_id = $1 AND access_key = $2", &[&id, &key.as_slice()])?;
+            Ok(if member.is_some() { RelayStoreResult::Done } else { RelayStoreResult::Failed(StoreError::Io) })
         }
         RelayStoreOp::RegisterKey { group_id, key } => {
             if tx.query_opt("SELECT 1 FROM groups WHERE id = $1", &[&group_id.as_slice()])?.is_none() {
@@ -415,7 +473,10 @@ fn run(tx: &mut Sql<'_, impl GenericClient>, op: &RelayStoreOp) -> Result<RelayS
             )?;
             Ok(RelayStoreResult::Done)
         }
-        RelayStoreOp::Append { group_id, blob, prev_cursor } => append(tx, group_id, blob, *prev_cursor),
+        RelayStoreOp::Append { .. } => {
+            Ok(append_all(tx, std::slice::from_ref(op))?.pop().unwrap_or(RelayStoreResult::Failed(StoreError::Io)))
+        }
+        RelayStoreOp::LoadGroup { group_id } => Ok(RelayStoreResult::Group(load_group(tx, group_id, 0)?)),
         RelayStoreOp::Read { group_id, after, up_to, limit, max_bytes } => {
             read(tx, group_id, *after, *up_to, *limit, *max_bytes)
         }
@@ -426,118 +487,150 @@ fn run(tx: &mut Sql<'_, impl GenericClient>, op: &RelayStoreOp) -> Result<RelayS
             )?;
             Ok(RelayStoreResult::Done)
         }
-        RelayStoreOp::Prune { group_id, before, stored_before_ms } => prune(tx, group_id, *before, *stored_before_ms),
-    }
-}
-
-/// One statement, one round trip: lock the group's row, look for the push id, insert and move
-/// the head only if the blob extends it; the answer says which happened.
-const APPEND: &str = "
-WITH g AS (SELECT head FROM groups WHERE id = $1 FOR UPDATE),
-     dup AS (SELECT cursor FROM blobs WHERE group_id = $1 AND push_id = $3),
-     ins AS (
-        INSERT INTO blobs (group_id, cursor, push_id, stored_at_ms, envelope, chain)
-        SELECT $1, $2, $3, $4, $5, $6 FROM g WHERE g.head = $7 AND NOT EXISTS (SELECT 1 FROM dup)
-        RETURNING 1),
-     upd AS (
-        UPDATE groups SET head = $2, head_chain = $6, stored_bytes = stored_bytes + $8, stored_blobs = stored_blobs + 1
-        WHERE id = $1 AND EXISTS (SELECT 1 FROM ins)
-        RETURNING 1)
-SELECT (SELECT cursor FROM dup), EXISTS (SELECT 1 FROM upd)";
-
-fn append(
-    tx: &mut Sql<'_, impl GenericClient>,
-    group_id: &[u8; 32],
-    blob: &StoredBlob,
-    prev_cursor: u64,
-) -> Result<RelayStoreResult> {
-    let row = tx.query_one(
-        APPEND,
-        &[
-            &group_id.as_slice(),
-            &int(blob.cursor),
-            &blob.push_id.as_slice(),
-            &int(blob.stored_at_ms),
-            &blob.envelope.0,
-            &blob.chain.as_slice(),
-            &int(prev_cursor),
-            &int(blob.envelope.len() as u64),
-        ],
-    )?;
-    let (stored, appended): (Option<i64>, bool) = (row.get(0), row.get(1));
-    Ok(match stored {
-        Some(cursor) => RelayStoreResult::Duplicate { cursor: uint(cursor) },
-        None if appended => RelayStoreResult::Done,
-        // An unknown group, or a blob that does not extend the stored log: nothing written.
-        None => RelayStoreResult::Failed(StoreError::Io),
-    })
-}
-
-/// How many operations from the first are appends to one group, each extending the one before.
-fn append_run(ops: &[RelayStoreOp]) -> usize {
-    let mut run = 0;
-    let mut tip: Option<([u8; 32], u64)> = None;
-    for op in ops {
-        let RelayStoreOp::Append { group_id, blob, prev_cursor } = op else { break };
-        if tip.is_some_and(|(g, cursor)| g != *group_id || cursor != *prev_cursor) {
-            break;
+        RelayStoreOp::Prune { group_id, all_acked, stored_before_ms } => {
+            prune(tx, group_id, *all_acked, *stored_before_ms)
         }
-        tip = Some((*group_id, blob.cursor));
-        run += 1;
     }
-    run
 }
 
-/// Appends a run (see [`append_run`]) in one statement, if none of its push ids is stored and
-/// the first extends the head; false, with nothing written, otherwise (each is then appended
-/// alone, to answer each).
+/// Locks the rows of every group the batch appends to or prunes, in id order: two relays'
+/// batches then wait for each other instead of deadlocking.
+fn lock_groups(tx: &mut Sql<'_, impl GenericClient>, ops: &[RelayStoreOp]) -> Result<()> {
+    let mut ids: Vec<&[u8]> = ops
+        .iter()
+        .filter_map(|op| match op {
+            RelayStoreOp::Append { group_id, .. } | RelayStoreOp::Prune { group_id, .. } => Some(group_id.as_slice()),
+            _ => None,
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if !ids.is_empty() {
+        tx.query("SELECT 1 FROM groups WHERE id = ANY($1) ORDER BY id FOR UPDATE", &[&ids])?;
+    }
+    Ok(())
+}
+
+/// How many operations from the first are appends to one group.
+fn append_run(ops: &[RelayStoreOp]) -> usize {
+    let first = match ops.first() {
+        Some(RelayStoreOp::Append { group_id, .. }) => group_id,
+        _ => return 0,
+    };
+    ops.iter().take_while(|op| matches!(op, RelayStoreOp::Append { group_id, .. } if group_id == first)).count()
+}
+
+const HEAD: &str = "SELECT head, head_chain FROM groups WHERE id = $1 FOR UPDATE";
+const HEAD_UNLOCKED: &str = "SELECT head, head_chain FROM groups WHERE id = $1";
+
+/// Writes a run of appends to one group (see [`append_run`]) at the group's next cursors:
+/// the head (its row locked), which of the push ids (and of the pushes they must follow) are
+/// stored, then every new blob and the new head in one statement: three round trips however
+/// long the run.
 const APPEND_ALL: &str = "
-WITH g AS (SELECT head FROM groups WHERE id = $1 FOR UPDATE),
-     dup AS (SELECT 1 FROM blobs WHERE group_id = $1 AND push_id = ANY($3)),
-     ins AS (
+WITH ins AS (
         INSERT INTO blobs (group_id, cursor, push_id, stored_at_ms, envelope, chain)
         SELECT $1, u.c, u.p, u.t, u.e, u.ch
-        FROM unnest($2::BIGINT[], $3::BYTEA[], $4::BIGINT[], $5::BYTEA[], $6::BYTEA[]) AS u(c, p, t, e, ch), g
-        WHERE g.head = $7 AND NOT EXISTS (SELECT 1 FROM dup)
-        RETURNING 1),
-     upd AS (
-        UPDATE groups SET head = $8, head_chain = $9, stored_bytes = stored_bytes + $10,
-            stored_blobs = stored_blobs + $11
-        WHERE id = $1 AND EXISTS (SELECT 1 FROM ins)
+        FROM unnest($2::BIGINT[], $3::BYTEA[], $4::BIGINT[], $5::BYTEA[], $6::BYTEA[]) AS u(c, p, t, e, ch)
         RETURNING 1)
-SELECT EXISTS (SELECT 1 FROM upd)";
+UPDATE groups SET head = $7, head_chain = $8, stored_bytes = stored_bytes + $9,
+    stored_blobs = stored_blobs + (SELECT COUNT(*) FROM ins)
+WHERE id = $1";
 
-fn append_all(tx: &mut Sql<'_, impl GenericClient>, run: &[RelayStoreOp]) -> Result<bool> {
-    let blobs: Vec<&StoredBlob> = run
-        .iter()
-        .filter_map(|op| if let RelayStoreOp::Append { blob, .. } = op { Some(blob) } else { None })
-        .collect();
-    let (Some(RelayStoreOp::Append { group_id, prev_cursor, .. }), Some(last)) = (run.first(), blobs.last()) else {
-        return Ok(false);
+fn append_all(tx: &mut Sql<'_, impl GenericClient>, run: &[RelayStoreOp]) -> Result<Vec<RelayStoreResult>> {
+    let Some(RelayStoreOp::Append { group_id, .. }) = run.first() else { return Ok(Vec::new()) };
+    let id = group_id.as_slice();
+    let Some(head) = tx.query_opt(if tx.lock { HEAD } else { HEAD_UNLOCKED }, &[&id])? else {
+        return Ok(vec![RelayStoreResult::Failed(StoreError::Io); run.len()]);
     };
-    let cursors: Vec<i64> = blobs.iter().map(|b| int(b.cursor)).collect();
-    let push_ids: Vec<&[u8]> = blobs.iter().map(|b| b.push_id.as_slice()).collect();
-    let times: Vec<i64> = blobs.iter().map(|b| int(b.stored_at_ms)).collect();
-    let envelopes: Vec<&[u8]> = blobs.iter().map(|b| b.envelope.0.as_slice()).collect();
-    let chains: Vec<&[u8]> = blobs.iter().map(|b| b.chain.as_slice()).collect();
-    let bytes: u64 = blobs.iter().map(|b| b.envelope.len() as u64).sum();
-    let row = tx.query_one(
-        APPEND_ALL,
-        &[
-            &group_id.as_slice(),
-            &cursors,
-            &push_ids,
-            &times,
-            &envelopes,
-            &chains,
-            &int(*prev_cursor),
-            &int(last.cursor),
-            &last.chain.as_slice(),
-            &int(bytes),
-            &(blobs.len() as i64),
-        ],
-    )?;
-    Ok(row.get(0))
+    let (mut cursor, chain): (i64, Option<Vec<u8>>) = (head.get(0), head.get(1));
+    let mut chain = chain.map(fixed).transpose().map_err(|_| Fail::Damaged)?;
+    let mut asked: Vec<&[u8]> = Vec::new();
+    for op in run {
+        if let RelayStoreOp::Append { push_id, after, .. } = op {
+            asked.push(push_id.as_slice());
+            asked.extend(after.as_ref().map(|a| a.as_slice()));
+        }
+    }
+    let mut stored: HashMap<Vec<u8>, i64> = HashMap::new();
+    for row in
+        tx.query("SELECT push_id, cursor FROM blobs WHERE group_id = $1 AND push_id = ANY($2)", &[&id, &asked])?
+    {
+        stored.insert(row.get(0), row.get(1));
+    }
+    let mut results = Vec::with_capacity(run.len());
+    let mut new: Vec<StoredBlob> = Vec::new();
+    for op in run {
+        let RelayStoreOp::Append { push_id, stored_at_ms, envelope, after, .. } = op else { continue };
+        if let Some(at) = stored.get(push_id.as_slice()) {
+            results.push(RelayStoreResult::Duplicate { cursor: uint(*at) });
+        } else if after.is_some_and(|a| !stored.contains_key(a.as_slice())) {
+            // The push before it failed: storing this one would put it ahead.
+            results.push(RelayStoreResult::Failed(StoreError::Io));
+        } else {
+            let blob = next_blob(group_id, uint(cursor), chain, *push_id, *stored_at_ms, envelope.clone());
+            (cursor, chain) = (int(blob.cursor), Some(blob.chain));
+            stored.insert(push_id.to_vec(), cursor);
+            results.push(RelayStoreResult::Stored { cursor: blob.cursor, chain: blob.chain });
+            new.push(blob);
+        }
+    }
+    if let (Some(last), Some(chain)) = (new.last(), chain) {
+        let cursors: Vec<i64> = new.iter().map(|b| int(b.cursor)).collect();
+        let push_ids: Vec<&[u8]> = new.iter().map(|b| b.push_id.as_slice()).collect();
+        let times: Vec<i64> = new.iter().map(|b| int(b.stored_at_ms)).collect();
+        let envelopes: Vec<&[u8]> = new.iter().map(|b| b.envelope.0.as_slice()).collect();
+        let chains: Vec<&[u8]> = new.iter().map(|b| b.chain.as_slice()).collect();
+        let bytes: u64 = new.iter().map(|b| b.envelope.len() as u64).sum();
+        tx.execute(
+            APPEND_ALL,
+            &[&id, &cursors, &push_ids, &times, &envelopes, &chains, &int(last.cursor), &chain.as_slice(), &int(bytes)],
+        )?;
+    }
+    Ok(results)
+}
+
+/// A group as the relay loads it, with its `recent` newest push ids.
+fn load_group(
+    tx: &mut Sql<'_, impl GenericClient>,
+    group_id: &[u8; 32],
+    recent: usize,
+) -> Result<Option<GroupSnapshot>> {
+    let id = group_id.as_slice();
+    let Some(g) = tx
+        .query_opt("SELECT head, head_chain, stored_bytes, stored_blobs, earliest FROM groups WHERE id = $1", &[&id])?
+    else {
+        return Ok(None);
+    };
+    let mut keys = Vec::new();
+    let mut acked = Vec::new();
+    for m in tx.query("SELECT access_key, acked FROM members WHERE group_id = $1", &[&id])? {
+        let key: [u8; 32] = fixed(m.get(0)).map_err(|_| Fail::Damaged)?;
+        keys.push(key);
+        acked.push((key, uint(m.get(1))));
+    }
+    let mut recent_ids = Vec::new();
+    if recent > 0 {
+        for r in tx.query(
+            "SELECT push_id, cursor FROM blobs WHERE group_id = $1 ORDER BY cursor DESC LIMIT $2",
+            &[&id, &(recent as i64)],
+        )? {
+            recent_ids.push((fixed(r.get(0)).map_err(|_| Fail::Damaged)?, uint(r.get(1))));
+        }
+        recent_ids.reverse();
+    }
+    let chain: Option<Vec<u8>> = g.get(1);
+    Ok(Some(GroupSnapshot {
+        group_id: *group_id,
+        keys,
+        head: uint(g.get(0)),
+        chain: chain.map(fixed).transpose().map_err(|_| Fail::Damaged)?,
+        earliest: uint(g.get(4)),
+        bytes: uint(g.get(2)),
+        blobs: uint(g.get(3)),
+        acked,
+        recent: recent_ids,
+    }))
 }
 
 fn read(
@@ -590,7 +683,7 @@ fn stored_blob(r: &postgres::Row) -> Result<StoredBlob> {
 fn prune(
     tx: &mut Sql<'_, impl GenericClient>,
     group_id: &[u8; 32],
-    before: u64,
+    all_acked: bool,
     stored_before_ms: u64,
 ) -> Result<RelayStoreResult> {
     let id = group_id.as_slice();
@@ -598,12 +691,17 @@ fn prune(
         return Ok(RelayStoreResult::Failed(StoreError::Io));
     };
     let head: i64 = head.get(0);
+    // Every member's acknowledgement as the database holds it: a key another relay just
+    // admitted holds pruning back.
+    let min_acked: i64 =
+        tx.query_one("SELECT COALESCE(MIN(acked), 0)::BIGINT FROM members WHERE group_id = $1", &[&id])?.get(0);
+    let before = if all_acked { min_acked.min(head) + 1 } else { 0 };
     // The log keeps a suffix: everything from the first blob that is neither old enough nor
     // below `before`.
     let keep_from: Option<i64> = tx
         .query_one(
             "SELECT MIN(cursor) FROM blobs WHERE group_id = $1 AND cursor >= $2 AND stored_at_ms >= $3",
-            &[&id, &int(before), &int(stored_before_ms)],
+            &[&id, &before, &int(stored_before_ms)],
         )?
         .get(0);
     let keep_from = keep_from.unwrap_or(head.saturating_add(1));
@@ -633,16 +731,6 @@ fn prune(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_append_found_stored_at_its_own_cursor_on_a_second_run_is_done() {
-        let blob = StoredBlob { cursor: 5, push_id: [1; 16], stored_at_ms: 0, envelope: Bytes(vec![]), chain: [0; 32] };
-        let op = RelayStoreOp::Append { group_id: [0; 32], blob, prev_cursor: 4 };
-        let at = |cursor| RelayStoreResult::Duplicate { cursor };
-        assert_eq!(settled(&op, at(5), true), RelayStoreResult::Done, "the lost attempt had committed");
-        assert_eq!(settled(&op, at(5), false), at(5), "a first run's duplicate is a device's resend");
-        assert_eq!(settled(&op, at(3), true), at(3), "stored earlier at another cursor: a resend");
-    }
 
     #[test]
     fn passwords_stay_out_of_logs() {

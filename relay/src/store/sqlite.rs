@@ -8,7 +8,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 type Db = Connection;
 use zerok_core::io::StoreError;
-use zerok_core::relay::{ChainCheck, ChainRepair, GroupSnapshot, RESTORED_PUSH_IDS, RelayStoreOp, RelayStoreResult};
+use zerok_core::relay::{
+    ChainCheck, ChainRepair, GroupSnapshot, RESTORED_PUSH_IDS, RelayStoreOp, RelayStoreResult, next_blob,
+};
 use zerok_core::wire::{Bytes, StoredBlob};
 
 use super::{Batch, RelayStore, StoreOpenError};
@@ -123,62 +125,76 @@ impl RelayStore for SqliteStore {
     }
 
     fn snapshots(&mut self) -> Result<Vec<GroupSnapshot>, StoreOpenError> {
-        let mut groups = self.conn.prepare("SELECT id, head, head_chain, stored_bytes, stored_blobs FROM groups")?;
-        let rows = groups.query_map([], |r| {
-            Ok((
-                r.get::<_, Vec<u8>>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, Option<Vec<u8>>>(2)?,
-                r.get::<_, Option<i64>>(3)?.unwrap_or(0),
-                r.get::<_, Option<i64>>(4)?.unwrap_or(0),
-            ))
-        })?;
+        let ids: Vec<Vec<u8>> = self
+            .conn
+            .prepare("SELECT id FROM groups")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
         let mut out = Vec::new();
-        for row in rows {
-            let (id, head, chain, bytes, blobs) = row?;
-            let group_id: [u8; 32] = array(id)?;
-            let earliest = earliest_cursor(&self.conn, &group_id)?;
-            let mut members = self.conn.prepare("SELECT access_key, acked FROM members WHERE group_id = ?1")?;
-            let mut keys = Vec::new();
-            let mut acked = Vec::new();
-            for m in members.query_map(params![group_id], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))? {
-                let (key, ack) = m?;
-                let key: [u8; 32] = array(key)?;
-                keys.push(key);
-                acked.push((key, uint(ack)));
-            }
-            let mut recent_ids = self.conn.prepare_cached(
-                "SELECT push_id, cursor FROM blobs WHERE group_id = ?1 ORDER BY cursor DESC LIMIT ?2",
-            )?;
-            let mut recent = Vec::new();
-            for row in recent_ids.query_map(params![group_id, RESTORED_PUSH_IDS as i64], |r| {
-                Ok((array(r.get::<_, Vec<u8>>(0)?)?, uint(r.get(1)?)))
-            })? {
-                recent.push(row?);
-            }
-            recent.reverse();
-            let head = uint(head);
-            out.push(GroupSnapshot {
-                group_id,
-                keys,
-                head,
-                chain: chain.map(array).transpose()?,
-                earliest,
-                bytes: uint(bytes),
-                blobs: uint(blobs),
-                acked,
-                recent,
-            });
+        for id in ids {
+            out.extend(load_group(&self.conn, &array(id)?, RESTORED_PUSH_IDS)?);
         }
         Ok(out)
     }
+}
+
+/// A group as the relay loads it, with its `recent` newest push ids.
+fn load_group(db: &Db, group_id: &[u8; 32], recent: usize) -> rusqlite::Result<Option<GroupSnapshot>> {
+    let row = query_row(
+        db,
+        "SELECT head, head_chain, stored_bytes, stored_blobs, earliest FROM groups WHERE id = ?1",
+        params![group_id],
+        |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Option<Vec<u8>>>(1)?,
+                r.get::<_, Option<i64>>(2)?.unwrap_or(0),
+                r.get::<_, Option<i64>>(3)?.unwrap_or(0),
+                r.get::<_, i64>(4)?,
+            ))
+        },
+    )
+    .optional()?;
+    let Some((head, chain, bytes, blobs, earliest)) = row else { return Ok(None) };
+    let mut members = db.prepare_cached("SELECT access_key, acked FROM members WHERE group_id = ?1")?;
+    let mut keys = Vec::new();
+    let mut acked = Vec::new();
+    for m in members.query_map(params![group_id], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))? {
+        let (key, ack) = m?;
+        let key: [u8; 32] = array(key)?;
+        keys.push(key);
+        acked.push((key, uint(ack)));
+    }
+    let mut recent_ids =
+        db.prepare_cached("SELECT push_id, cursor FROM blobs WHERE group_id = ?1 ORDER BY cursor DESC LIMIT ?2")?;
+    let mut recent_rows = Vec::new();
+    for row in recent_ids
+        .query_map(params![group_id, recent as i64], |r| Ok((array(r.get::<_, Vec<u8>>(0)?)?, uint(r.get(1)?))))?
+    {
+        recent_rows.push(row?);
+    }
+    recent_rows.reverse();
+    Ok(Some(GroupSnapshot {
+        group_id: *group_id,
+        keys,
+        head: uint(head),
+        chain: chain.map(array).transpose()?,
+        earliest: uint(earliest).max(1),
+        bytes: uint(bytes),
+        blobs: uint(blobs),
+        acked,
+        recent: recent_rows,
+    }))
 }
 
 fn run(tx: &Db, op: &RelayStoreOp) -> rusqlite::Result<RelayStoreResult> {
     match op {
         RelayStoreOp::CreateGroup { group_id, key } => create_group(tx, group_id, key),
         RelayStoreOp::RegisterKey { group_id, key } => register_key(tx, group_id, key),
-        RelayStoreOp::Append { group_id, blob, prev_cursor } => append(tx, group_id, blob, *prev_cursor),
+        RelayStoreOp::Append { group_id, push_id, stored_at_ms, envelope, after } => {
+            append(tx, group_id, *push_id, *stored_at_ms, envelope, *after)
+        }
+        RelayStoreOp::LoadGroup { group_id } => Ok(RelayStoreResult::Group(load_group(tx, group_id, 0)?)),
         RelayStoreOp::Read { group_id, after, up_to, limit, max_bytes } => {
             read(tx, group_id, *after, *up_to, *limit, *max_bytes)
         }
@@ -188,7 +204,9 @@ fn run(tx: &Db, op: &RelayStoreOp) -> rusqlite::Result<RelayStoreResult> {
             params![group_id, key, int(*cursor)],
         )
         .map(|_| RelayStoreResult::Done),
-        RelayStoreOp::Prune { group_id, before, stored_before_ms } => prune(tx, group_id, *before, *stored_before_ms),
+        RelayStoreOp::Prune { group_id, all_acked, stored_before_ms } => {
+            prune(tx, group_id, *all_acked, *stored_before_ms)
+        }
     }
 }
 
@@ -222,12 +240,19 @@ fn earliest_cursor(tx: &Db, group_id: &[u8; 32]) -> rusqlite::Result<u64> {
 }
 
 fn create_group(tx: &Db, group_id: &[u8; 32], key: &[u8; 32]) -> rusqlite::Result<RelayStoreResult> {
-    exec(
-        tx,
-        "INSERT OR IGNORE INTO groups (id, stored_bytes, stored_blobs, earliest) VALUES (?1, 0, 0, 1)",
-        params![group_id],
-    )?;
-    exec(tx, "INSERT OR IGNORE INTO members (group_id, access_key) VALUES (?1, ?2)", params![group_id, key])?;
+    if group_exists(tx, group_id)? {
+        let member = query_row(
+            tx,
+            "SELECT 1 FROM members WHERE group_id = ?1 AND access_key = ?2",
+            params![group_id, key],
+            |_| Ok(()),
+        )
+        .optional()?;
+        // A creation retried, or another device's group.
+        return Ok(if member.is_some() { RelayStoreResult::Done } else { RelayStoreResult::Failed(StoreError::Io) });
+    }
+    exec(tx, "INSERT INTO groups (id, stored_bytes, stored_blobs, earliest) VALUES (?1, 0, 0, 1)", params![group_id])?;
+    exec(tx, "INSERT INTO members (group_id, access_key) VALUES (?1, ?2)", params![group_id, key])?;
     Ok(RelayStoreResult::Done)
 }
 
@@ -243,35 +268,48 @@ fn group_exists(tx: &Db, group_id: &[u8; 32]) -> rusqlite::Result<bool> {
     Ok(query_row(tx, "SELECT 1 FROM groups WHERE id = ?1", params![group_id], |_| Ok(())).optional()?.is_some())
 }
 
-fn append(tx: &Db, group_id: &[u8; 32], blob: &StoredBlob, prev_cursor: u64) -> rusqlite::Result<RelayStoreResult> {
-    let stored: Option<i64> = query_row(
-        tx,
-        "SELECT cursor FROM blobs WHERE group_id = ?1 AND push_id = ?2",
-        params![group_id, blob.push_id],
-        |r| r.get(0),
-    )
-    .optional()?;
-    if let Some(cursor) = stored {
+fn append(
+    tx: &Db,
+    group_id: &[u8; 32],
+    push_id: [u8; 16],
+    stored_at_ms: u64,
+    envelope: &Bytes,
+    after: Option<[u8; 16]>,
+) -> rusqlite::Result<RelayStoreResult> {
+    let stored_at = |id: [u8; 16]| {
+        query_row(tx, "SELECT cursor FROM blobs WHERE group_id = ?1 AND push_id = ?2", params![group_id, id], |r| {
+            r.get::<_, i64>(0)
+        })
+        .optional()
+    };
+    if let Some(cursor) = stored_at(push_id)? {
         return Ok(RelayStoreResult::Duplicate { cursor: uint(cursor) });
     }
-    let head: Option<i64> =
-        query_row(tx, "SELECT head FROM groups WHERE id = ?1", params![group_id], |r| r.get(0)).optional()?;
-    if head.map(uint) != Some(prev_cursor) {
-        // Unknown group, or this blob's chain value does not extend the stored log.
+    if let Some(after) = after
+        && stored_at(after)?.is_none()
+    {
+        // The push before it failed: storing this one would put it ahead.
         return Ok(RelayStoreResult::Failed(StoreError::Io));
     }
+    let head = query_row(tx, "SELECT head, head_chain FROM groups WHERE id = ?1", params![group_id], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, Option<Vec<u8>>>(1)?))
+    })
+    .optional()?;
+    let Some((head, head_chain)) = head else { return Ok(RelayStoreResult::Failed(StoreError::Io)) };
+    let blob =
+        next_blob(group_id, uint(head), head_chain.map(array).transpose()?, push_id, stored_at_ms, envelope.clone());
     exec(
         tx,
         "INSERT INTO blobs (group_id, cursor, push_id, stored_at_ms, envelope, chain) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![group_id, int(blob.cursor), blob.push_id, int(blob.stored_at_ms), blob.envelope.0, blob.chain],
+        params![group_id, int(blob.cursor), push_id, int(stored_at_ms), envelope.0, blob.chain],
     )?;
     exec(
         tx,
         "UPDATE groups SET head = ?2, head_chain = ?3, stored_bytes = stored_bytes + ?4, stored_blobs = stored_blobs + 1
          WHERE id = ?1",
-        params![group_id, int(blob.cursor), blob.chain, int(blob.envelope.len() as u64)],
+        params![group_id, int(blob.cursor), blob.chain, int(envelope.len() as u64)],
     )?;
-    Ok(RelayStoreResult::Done)
+    Ok(RelayStoreResult::Stored { cursor: blob.cursor, chain: blob.chain })
 }
 
 fn read(
@@ -324,18 +362,23 @@ fn stored_blob(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredBlob> {
     })
 }
 
-fn prune(tx: &Db, group_id: &[u8; 32], before: u64, stored_before_ms: u64) -> rusqlite::Result<RelayStoreResult> {
+fn prune(tx: &Db, group_id: &[u8; 32], all_acked: bool, stored_before_ms: u64) -> rusqlite::Result<RelayStoreResult> {
     let Some(head) =
         query_row(tx, "SELECT head FROM groups WHERE id = ?1", params![group_id], |r| r.get::<_, i64>(0)).optional()?
     else {
         return Ok(RelayStoreResult::Failed(StoreError::Io));
     };
+    let min_acked: i64 =
+        query_row(tx, "SELECT COALESCE(MIN(acked), 0) FROM members WHERE group_id = ?1", params![group_id], |r| {
+            r.get(0)
+        })?;
+    let before = if all_acked { min_acked.min(head) + 1 } else { 0 };
     // The log keeps a suffix: everything from the first blob that is neither old enough nor
     // below `before`.
     let keep_from: Option<i64> = query_row(
         tx,
         "SELECT MIN(cursor) FROM blobs WHERE group_id = ?1 AND cursor >= ?2 AND stored_at_ms >= ?3",
-        params![group_id, int(before), int(stored_before_ms)],
+        params![group_id, before, int(stored_before_ms)],
         |r| r.get(0),
     )?;
     let keep_from = keep_from.unwrap_or(head.saturating_add(1));
@@ -373,7 +416,7 @@ fn prune(tx: &Db, group_id: &[u8; 32], before: u64, stored_before_ms: u64) -> ru
 /// Migrations of older SQLite databases; what every store does is in `contract.rs`.
 #[cfg(test)]
 mod tests {
-    use super::super::contract::{GROUP, blob, counts, linked};
+    use super::super::contract::{append, counts, linked};
     use super::*;
 
     #[test]
@@ -381,10 +424,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("relay.db");
         let mut db = SqliteStore::open(&path).unwrap();
-        let ops = [
-            RelayStoreOp::CreateGroup { group_id: GROUP, key: [2; 32] },
-            RelayStoreOp::Append { group_id: GROUP, blob: blob(1, 250), prev_cursor: 0 },
-        ];
+        let ops =
+            [RelayStoreOp::CreateGroup { group_id: super::super::contract::GROUP, key: [2; 32] }, append(1, 250, None)];
         assert!(db.execute(&ops).fatal.is_none());
         // What an older relay left: no count columns.
         db.conn
@@ -393,8 +434,7 @@ mod tests {
         drop(db);
         let mut db = SqliteStore::open(&path).unwrap();
         assert_eq!(counts(&mut db), (1, 250, 1));
-        let append = [RelayStoreOp::Append { group_id: GROUP, blob: blob(2, 50), prev_cursor: 1 }];
-        assert!(db.execute(&append).fatal.is_none());
+        assert!(db.execute(&[append(2, 50, Some(1))]).fatal.is_none());
         assert_eq!(counts(&mut db), (1, 300, 2));
     }
 
