@@ -29,4 +29,8 @@ pub struct PlantedBugs {
     /// Client: never register introduced devices' keys again (a relay restored from a backup
     /// older than a pairing refuses the paired device for good).
     pub no_reregistration: bool,
+    /// Relay over a shared store: admit devices and answer them from what this relay last
+    /// knew of the group, without reading the store (a device that moved from another relay
+    /// is told an old head).
+    pub no_shared_lookup: bool,
 }

@@ -59,11 +59,11 @@ fn a_device_shown_another_world_reports_the_fork_and_everything_converges() {
     }
     push_from(&mut world, &mut check, 0, 20);
     for _ in 0..20_000 {
-        if !world.advance(&mut check) || world.relay.store.groups.values().all(|g| g.head > seen + 5) {
+        if !world.advance(&mut check) || world.store.groups.values().all(|g| g.head > seen + 5) {
             break;
         }
     }
-    assert!(world.relay.store.groups.values().all(|g| g.head > seen), "world B outgrew what device 2 saw");
+    assert!(world.store.groups.values().all(|g| g.head > seen), "world B outgrew what device 2 saw");
     assert_eq!(reports(&world, 2), (0, 0), "device 2 has not been back yet");
 
     // Device 2 comes back: the relay's head is above anything it saw, so only the log

@@ -18,8 +18,18 @@ fn caught_within_100_seeds(bugs: PlantedBugs) -> (u64, String) {
     } else {
         Scenario::default().damage_one_in
     };
-    let scenario =
-        Scenario { steps: 2_000, adversary_percent, retention_one_in, damage_one_in, bugs, ..Scenario::default() };
+    // Only relays over a shared store look groups up.
+    let relays = if bugs.no_shared_lookup { 3 } else { 1 };
+    let damage_one_in = if relays > 1 { 0 } else { damage_one_in };
+    let scenario = Scenario {
+        steps: 2_000,
+        adversary_percent,
+        retention_one_in,
+        damage_one_in,
+        relays,
+        bugs,
+        ..Scenario::default()
+    };
     for seed in 0..100 {
         if let Err(f) = run(seed, &scenario) {
             return (seed, f.violation.0);
@@ -48,7 +58,8 @@ planted!(
     no_trust_points,
     no_store_repair,
     synced_before_checked,
-    no_reregistration
+    no_reregistration,
+    no_shared_lookup
 );
 
 #[test]

@@ -119,8 +119,7 @@ impl Checker {
             return self.check_bounds(world);
         }
         for (push_id, cursor) in &self.acked {
-            let group =
-                world.relay.store.groups.values().find(|g| g.blobs.contains_key(cursor) || *cursor < g.earliest);
+            let group = world.store.groups.values().find(|g| g.blobs.contains_key(cursor) || *cursor < g.earliest);
             let stored = group.and_then(|g| g.blobs.get(cursor));
             if stored.is_none() && group.is_some_and(|g| *cursor < g.earliest) {
                 // Pruned by retention (the relay's tests check it waits for every member).
@@ -148,7 +147,7 @@ impl Checker {
     /// the relay's promises about what it lost. Returns the rows lost.
     pub fn relay_damaged(&mut self, before: &crate::stores::RelayStore, world: &World) -> u64 {
         self.damaged = true;
-        let store = &world.relay.store;
+        let store = &world.store;
         let pruned = |cursor: u64| before.groups.values().any(|g| cursor < g.earliest.max(1));
         // Pruned before the damage, every member had it: settled for good, whatever a restored
         // backup holds (its pusher forgot it once it was pruned).
@@ -201,7 +200,7 @@ impl Checker {
                 continue;
             }
             let group_id = *m.group_id.expose();
-            let Some(g) = world.relay.store.groups.get(&group_id) else { continue };
+            let Some(g) = world.store.groups.get(&group_id) else { continue };
             let cursor = d.store.state.cursor;
             if cursor + 1 < g.earliest {
                 continue;
@@ -251,7 +250,7 @@ impl Checker {
             for &SeenHistory { device: d, cursor, chain, reports_before } in seen {
                 let Some(m) = &world.devices[d].store.state.membership else { continue };
                 let group_id = *m.group_id.expose();
-                let Some(g) = world.relay.store.groups.get(&group_id) else { continue };
+                let Some(g) = world.store.groups.get(&group_id) else { continue };
                 if !g.keys.contains(&m.access_key.public().0) {
                     // The rewritten history forgot this device: it is refused, not misled.
                     continue;
@@ -487,7 +486,7 @@ impl Checker {
     fn pruned_since(&self, push_id: &[u8; 16], world: &World) -> bool {
         let Some(cursor) = self.lost_to_damage.get(push_id) else { return false };
         let pusher = self.pushes.get(push_id).map(|(_, d)| *d);
-        let earliest = world.relay.store.groups.values().map(|g| g.earliest).max().unwrap_or(1);
+        let earliest = world.store.groups.values().map(|g| g.earliest).max().unwrap_or(1);
         *cursor < earliest
             && world.devices.iter().enumerate().all(|(i, d)| {
                 Some(i) == pusher

@@ -32,6 +32,10 @@ pub struct Scenario {
     /// command, an app the OS keeps killing): it exits as soon as it is synced and starts
     /// again for its next action (0: never).
     pub short_lived_one_in: u64,
+    /// Relays over one shared store (1: the embedded single relay). With several, devices
+    /// connect to any of them, relays crash one at a time (some right after a commit, its
+    /// outcome unknown to them), and hints of other relays' appends come late or never.
+    pub relays: usize,
     /// Deliberate bugs to switch on.
     #[cfg(feature = "planted-bugs")]
     pub bugs: zerok_core::bugs::PlantedBugs,
@@ -48,6 +52,7 @@ impl Default for Scenario {
             retention_one_in: 4,
             damage_one_in: 4,
             short_lived_one_in: 3,
+            relays: 1,
             #[cfg(feature = "planted-bugs")]
             bugs: Default::default(),
         }
@@ -121,6 +126,10 @@ impl core::fmt::Display for Failure {
 pub fn run(seed: u64, scenario: &Scenario) -> Result<Summary, Failure> {
     #[allow(unused_mut, reason = "mutated only with planted bugs")]
     let mut world = World::new(seed, scenario.devices, NetConfig::default());
+    if scenario.relays > 1 {
+        world.set_relays(scenario.relays, LOST_HINT_PERCENT);
+        world.commit_crash_one_in = COMMIT_CRASH_ONE_IN;
+    }
     #[cfg(feature = "planted-bugs")]
     world.plant(scenario.bugs);
     let retention = scenario.retention_one_in > 0 && seed % scenario.retention_one_in == 1 % scenario.retention_one_in;
@@ -154,8 +163,9 @@ pub fn run(seed: u64, scenario: &Scenario) -> Result<Summary, Failure> {
         step: world.steps,
         detail: world.describe(),
         replay_env: format!(
-            " SIM_STEPS={}{}",
+            " SIM_STEPS={}{}{}",
             scenario.steps,
+            if scenario.relays > 1 { format!(" SIM_RELAYS={}", scenario.relays) } else { String::new() },
             if scenario.adversary_percent > 0 {
                 format!(" SIM_ADVERSARY={}", scenario.adversary_percent)
             } else {
@@ -164,16 +174,20 @@ pub fn run(seed: u64, scenario: &Scenario) -> Result<Summary, Failure> {
         ),
     };
     let mid_joiner = scenario.devices.saturating_sub(1);
+    // Pairing is not shared between relays yet: with several, every device pairs through one
+    // relay before the faults, and nobody joins mid-run.
+    let several = scenario.relays > 1;
 
     world.command(0, Command::CreateGroup { admission_token: None }, &mut check);
     // Every device but the mid-run joiner pairs before the faults start.
-    if let Err(v) = converge(&mut world, &mut check, scenario.heal_steps, mid_joiner, false) {
+    if let Err(v) = converge(&mut world, &mut check, scenario.heal_steps, mid_joiner, several) {
         return Err(fail(&world, &v));
     }
+    world.reachable_relays = scenario.relays;
     let mut faults = Faults::default();
     let mut next_action_us = world.now_us;
     for step in 0..scenario.steps {
-        let allow_mid_joiner = step >= scenario.steps / 4;
+        let allow_mid_joiner = step >= scenario.steps / 4 && !several;
         drive_pairing(&mut world, &mut check, allow_mid_joiner, mid_joiner);
         // App actions and faults arrive in simulated time (about one per ACTION_GAP_US), so a
         // busy network does not squeeze the whole fault phase into a few milliseconds.
@@ -211,6 +225,10 @@ pub fn run(seed: u64, scenario: &Scenario) -> Result<Summary, Failure> {
     check.check_converged(&world);
     if let Some(v) = check.first_violation() {
         return Err(fail(&world, v));
+    }
+    // Any relay over the shared store admits every member, whichever relay admitted its key.
+    if let Some(n) = world.rejections.get("Unauthorized").filter(|_| several) {
+        return Err(fail(&world, &Violation(format!("relays refused members {n} times"))));
     }
     let members = world.devices.iter().filter(|d| d.client.as_ref().is_some_and(|c| c.membership().is_some())).count();
     // An adversarial relay may deny service (a rollback can erase the group): only honest
@@ -259,8 +277,11 @@ pub fn converge(
 ) -> Result<(), Violation> {
     let mut idle_rounds = 0;
     let limit = world.steps + max_steps;
+    // With several relays a device is synced with what its relay knows: done once every
+    // relay has caught up with the store too (its poll, if a hint was lost).
     let done = |world: &World| {
         world.devices.iter().enumerate().filter(|(i, _)| with_last || *i != last).all(|(_, d)| synced(d))
+            && world.relays_current()
     };
     while world.steps < limit {
         drive_pairing(world, check, with_last, last);
@@ -313,7 +334,7 @@ fn adversary_step(world: &mut World, check: &mut Checker, family: Family) {
             let before: Vec<Option<u64>> =
                 world.devices.iter().map(|d| d.store.state.membership.as_ref().map(|_| d.store.state.cursor)).collect();
             let corrupted = match world.adversary.as_mut() {
-                Some(adv) => adv.corrupt_at_rest(&mut world.rng, &mut world.relay.store),
+                Some(adv) => adv.corrupt_at_rest(&mut world.rng, &mut world.store),
                 None => None,
             };
             if let Some(cursor) = corrupted {
@@ -361,7 +382,7 @@ impl Damage {
         if !(10..14).contains(&roll) || world.relay_head() == 0 {
             return;
         }
-        let before = world.relay.store.clone();
+        let before = world.store.clone();
         let damaged = match world.rng.below(3) {
             0 => world.restore_backup(check),
             kind => {
@@ -451,6 +472,13 @@ fn drive_pairing(world: &mut World, check: &mut Checker, allow_last: bool, last:
     }
 }
 
+/// Percent of other relays' append hints lost, with several relays.
+const LOST_HINT_PERCENT: u64 = 20;
+
+/// With several relays, one store completion in this many crashes its relay just after the
+/// commit (during the fault phase).
+const COMMIT_CRASH_ONE_IN: u64 = 400;
+
 /// Mean simulated time between app actions in the fault phase.
 const ACTION_GAP_US: u64 = 2_000;
 
@@ -465,7 +493,7 @@ fn random_action(world: &mut World, check: &mut Checker, faults_on: bool, faults
     // A step is one network event, and a pairing takes some 30 of them: faults come at a
     // fifth of the rate of app actions so that work can also finish; repairs at full rate.
     let repair = matches!(roll, 70..=77 | 79..=82 | 86..=89 | 97..=98)
-        || (roll == 93 && world.relay.store.full)
+        || (roll == 93 && world.store.full)
         || (roll == 94 && world.devices.iter().any(|d| d.store.full));
     if roll >= 66 && !repair && world.rng.below(FAULT_DILUTION) != 0 {
         return;
@@ -509,11 +537,16 @@ fn random_action(world: &mut World, check: &mut Checker, faults_on: bool, faults
                 world.restart_device(d, check);
             }
         }
-        78 => {
-            world.crash_relay(check);
+        78 if world.relays.len() > 1 => {
+            let r = world.rng.below(world.relays.len() as u64) as usize;
+            world.crash_one_relay(r, check);
         }
+        78 => world.crash_relay(check),
         79..=82 => {
-            world.restart_relay(check);
+            let down: Vec<usize> = (0..world.relays.len()).filter(|r| world.relays[*r].relay.is_none()).collect();
+            if let Some(&r) = down.get(world.rng.below(down.len().max(1) as u64) as usize) {
+                world.restart_one_relay(r, check);
+            }
         }
         83..=85 => {
             world.devices[d].partitioned = true;
@@ -525,7 +558,7 @@ fn random_action(world: &mut World, check: &mut Checker, faults_on: bool, faults
             }
         }
         90..=92 => world.cut_device_links(d, check),
-        93 => world.relay.store.full = !world.relay.store.full,
+        93 => world.store.full = !world.store.full,
         94 => match afflicted(world, |dev| dev.store.full) {
             Some(full) => world.devices[full].store.full = false,
             None => world.devices[d].store.full = true,
@@ -549,8 +582,9 @@ fn afflicted(world: &mut World, test: impl Fn(&crate::world::Device) -> bool) ->
 }
 
 fn heal(world: &mut World, check: &mut Checker) {
+    world.commit_crash_one_in = 0;
     world.restart_relay(check);
-    world.relay.store.full = false;
+    world.store.full = false;
     for d in 0..world.devices.len() {
         world.devices[d].partitioned = false;
         world.devices[d].held = false;

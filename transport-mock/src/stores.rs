@@ -68,7 +68,17 @@ pub struct RelayStore {
 impl RelayStore {
     /// Applies one operation (at its completion time).
     pub fn apply(&mut self, op: &RelayStoreOp) -> RelayStoreResult {
-        let read_only = matches!(op, RelayStoreOp::Read { .. });
+        let read_only = matches!(op, RelayStoreOp::Read { .. } | RelayStoreOp::LoadGroup { .. });
+        // A store finds a push already stored without writing anything, full or not.
+        let duplicate = match op {
+            RelayStoreOp::Append { group_id, push_id, .. } if !self.skip_dedupe => {
+                self.groups.get(group_id).and_then(|g| g.blobs.values().find(|b| b.push_id == *push_id))
+            }
+            _ => None,
+        };
+        if let Some(b) = duplicate {
+            return RelayStoreResult::Duplicate { cursor: b.cursor };
+        }
         if self.full && !read_only {
             return RelayStoreResult::Failed(StoreError::Full);
         }

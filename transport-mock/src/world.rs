@@ -1,5 +1,5 @@
-//! The simulated world: one relay, N devices, a network and stores, all driven by one seed on
-//! a virtual clock. Every input to a state machine is an event popped from one heap ordered by
+//! The simulated world: one relay (or several over one shared store, as relays over one
+//! PostgreSQL are), N devices, a network and stores, all driven by one seed on a virtual clock. Every input to a state machine is an event popped from one heap ordered by
 //! (time, sequence number), so a seed replays exactly.
 
 use std::cmp::Reverse;
@@ -10,7 +10,7 @@ use zerok_core::client::{
 };
 use zerok_core::io::{ConnId, OpId};
 use zerok_core::keys::{DeviceSigningKey, NoiseKeypair};
-use zerok_core::relay::{Relay, RelayConfig, RelayInput, RelayOutput, RelayStoreOp, Source};
+use zerok_core::relay::{Relay, RelayConfig, RelayInput, RelayOutput, RelayStoreOp, RelayStoreResult, Source};
 use zerok_core::{CoreRng, Duration, Now};
 
 use crate::stores::{DeviceStore, RelayStore};
@@ -64,8 +64,14 @@ pub(crate) enum Ev {
         link: u64,
     },
     RelayStoreDone {
+        relay: usize,
         op: OpId,
         incarnation: u64,
+    },
+    /// Another relay's append reaches this relay as a hint (LISTEN/NOTIFY).
+    Hint {
+        relay: usize,
+        group: [u8; 32],
     },
     DeviceStoreDone {
         device: usize,
@@ -76,6 +82,7 @@ pub(crate) enum Ev {
 
 pub(crate) struct Link {
     pub device: usize,
+    pub relay: usize,
     pub client_conn: ConnId,
     pub relay_conn: ConnId,
     pub open: bool,
@@ -110,14 +117,12 @@ pub struct Device {
     last_store_done: u64,
 }
 
-/// The simulated relay.
+/// A simulated relay process (its durable store is the world's, shared by every relay).
 pub struct RelayNode {
     /// The running relay, `None` while crashed.
     pub relay: Option<Relay>,
     /// Its configuration.
     pub config: RelayConfig,
-    /// Its durable store.
-    pub store: RelayStore,
     pub(crate) pending: BTreeMap<OpId, RelayStoreOp>,
     pub(crate) incarnation: u64,
     pub(crate) timer: Option<u64>,
@@ -144,8 +149,17 @@ pub struct World {
     pub rng: CoreRng,
     /// Timing.
     pub net: NetConfig,
-    /// The relay.
-    pub relay: RelayNode,
+    /// The relays: one, or several sharing `store`.
+    pub relays: Vec<RelayNode>,
+    /// The relays' durable store.
+    pub store: RelayStore,
+    /// Percent of hints (another relay appended) that are lost.
+    pub lost_hint_percent: u64,
+    /// One store completion in this many crashes its relay right after the commit (0: never).
+    pub commit_crash_one_in: u64,
+    /// Devices connect to one of the first this many relays (pairing needs inviter and joiner
+    /// on one relay: it is not shared through the store yet).
+    pub reachable_relays: usize,
     /// The devices.
     pub devices: Vec<Device>,
     pub(crate) links: BTreeMap<u64, Link>,
@@ -183,7 +197,6 @@ impl World {
         let relay = RelayNode {
             relay: Some(Relay::new(config.clone(), rng.bytes(), now, Vec::new())),
             config,
-            store: RelayStore::default(),
             pending: BTreeMap::new(),
             incarnation: 0,
             timer: None,
@@ -219,7 +232,11 @@ impl World {
             now_us: 0,
             rng,
             net,
-            relay,
+            relays: vec![relay],
+            store: RelayStore::default(),
+            lost_hint_percent: 0,
+            commit_crash_one_in: 0,
+            reachable_relays: 1,
             devices,
             links: BTreeMap::new(),
             next_link: 1,
@@ -241,11 +258,13 @@ impl World {
     #[cfg(feature = "planted-bugs")]
     pub fn plant(&mut self, bugs: zerok_core::bugs::PlantedBugs) {
         self.bugs = bugs;
-        self.relay.config.bugs = bugs;
-        self.relay.store.skip_dedupe = bugs.skip_dedupe;
+        self.store.skip_dedupe = bugs.skip_dedupe;
         let now = self.now_for(0);
-        let seed = self.rng.bytes();
-        self.relay.relay = Some(Relay::new(self.relay.config.clone(), seed, now, self.relay.store.snapshots()));
+        for r in 0..self.relays.len() {
+            self.relays[r].config.bugs = bugs;
+            let seed = self.rng.bytes();
+            self.relays[r].relay = Some(Relay::new(self.relays[r].config.clone(), seed, now, self.store.snapshots()));
+        }
         for i in 0..self.devices.len() {
             self.devices[i].config.bugs = bugs;
             let seed = self.rng.bytes();
@@ -279,8 +298,8 @@ impl World {
     pub fn next_time(&self) -> Option<u64> {
         let heap = self.heap.peek().map(|Reverse((t, _))| *t);
         let timers = self.devices.iter().filter(|d| d.client.is_some()).filter_map(|d| d.timer);
-        let relay_timer = self.relay.relay.as_ref().and(self.relay.timer);
-        heap.into_iter().chain(timers).chain(relay_timer).min()
+        let relay_timers = self.relays.iter().filter(|r| r.relay.is_some()).filter_map(|r| r.timer);
+        heap.into_iter().chain(timers).chain(relay_timers).min()
     }
 
     /// Processes the next event or timer; false when nothing is left to happen.
@@ -297,9 +316,11 @@ impl World {
             }
             return true;
         }
-        if self.relay.relay.is_some() && self.relay.timer.is_some_and(|rt| rt <= t) {
-            self.relay.timer = None;
-            self.relay_input(RelayInput::Timeout, obs);
+        if let Some(r) = (0..self.relays.len())
+            .find(|r| self.relays[*r].relay.is_some() && self.relays[*r].timer.is_some_and(|rt| rt <= t))
+        {
+            self.relays[r].timer = None;
+            self.relay_input(r, RelayInput::Timeout, obs);
             return true;
         }
         if let Some(d) = (0..self.devices.len())
@@ -317,7 +338,13 @@ impl World {
                 if self.devices[device].incarnation != incarnation || self.devices[device].client.is_none() {
                     return;
                 }
-                if self.devices[device].partitioned || self.relay.relay.is_none() {
+                // Devices move between relays: each connection goes to any of them (the list in
+                // the connection string, or DNS), and fails if that one is down.
+                let relay = match self.reachable_relays.min(self.relays.len()) {
+                    0 | 1 => 0,
+                    n => self.rng.below(n as u64) as usize,
+                };
+                if self.devices[device].partitioned || self.relays[relay].relay.is_none() {
                     return self.device_input(device, ClientInput::Disconnected { conn }, obs);
                 }
                 let id = self.next_link;
@@ -327,6 +354,7 @@ impl World {
                     id,
                     Link {
                         device,
+                        relay,
                         client_conn: conn,
                         relay_conn,
                         open: true,
@@ -338,7 +366,7 @@ impl World {
                     },
                 );
                 let peer = self.devices[device].config.endpoint_id;
-                self.relay_input(RelayInput::Accepted { conn: relay_conn, peer, source: Source::UNKNOWN }, obs);
+                self.relay_input(relay, RelayInput::Accepted { conn: relay_conn, peer, source: Source::UNKNOWN }, obs);
                 self.device_input(device, ClientInput::Connected { conn }, obs);
             }
             Ev::Flush { link } => self.flush(link, obs),
@@ -347,8 +375,8 @@ impl World {
             Ev::CloseAtRelay { link } => {
                 if let Some(l) = self.links.get_mut(&link) {
                     l.open = false;
-                    let conn = l.relay_conn;
-                    self.relay_input(RelayInput::Closed { conn }, obs);
+                    let (relay, conn) = (l.relay, l.relay_conn);
+                    self.relay_input(relay, RelayInput::Closed { conn }, obs);
                 }
                 self.maybe_forget(link);
             }
@@ -360,22 +388,31 @@ impl World {
                 }
                 self.maybe_forget(link);
             }
-            Ev::RelayStoreDone { op, incarnation } => {
-                if incarnation != self.relay.incarnation {
+            Ev::RelayStoreDone { relay, op, incarnation } => {
+                if incarnation != self.relays[relay].incarnation {
                     return;
                 }
-                let Some(request) = self.relay.pending.remove(&op) else { return };
+                let Some(request) = self.relays[relay].pending.remove(&op) else { return };
                 #[allow(unused_mut, reason = "only an adversary rewrites results")]
-                let mut result = self.relay.store.apply(&request);
+                let mut result = self.store.apply(&request);
                 obs.relay_store(&request, &result);
+                if let (RelayStoreOp::Append { group_id, .. }, RelayStoreResult::Stored { .. }) = (&request, &result) {
+                    self.hint_others(relay, *group_id);
+                }
+                if self.commit_crash_one_in > 0 && self.rng.below(self.commit_crash_one_in) == 0 {
+                    // Committed, and the relay dies before it hears so: an outcome unknown to
+                    // it and to the device, which sends the push again (to any relay).
+                    return self.crash_one_relay(relay, obs);
+                }
                 if let (Some(adv), zerok_core::relay::RelayStoreResult::Blobs { blobs, .. }) =
                     (&mut self.adversary, &mut result)
                 {
                     adv.tamper(&mut self.rng, blobs);
                 }
                 self.trace.update(format!("{result:?}").as_bytes());
-                self.relay_input(RelayInput::StoreDone { op, result }, obs);
+                self.relay_input(relay, RelayInput::StoreDone { op, result }, obs);
             }
+            Ev::Hint { relay, group } => self.relay_input(relay, RelayInput::GroupChanged { group }, obs),
             Ev::DeviceStoreDone { device, op, incarnation } => {
                 if incarnation != self.devices[device].incarnation {
                     return;
@@ -433,9 +470,9 @@ impl World {
 
     fn deliver(&mut self, link: u64, up: bool, bytes: Vec<u8>, obs: &mut dyn Observer) {
         let Some(l) = self.links.get(&link).filter(|l| l.open) else { return };
-        let (device, client_conn, relay_conn) = (l.device, l.client_conn, l.relay_conn);
+        let (device, relay, client_conn, relay_conn) = (l.device, l.relay, l.client_conn, l.relay_conn);
         if up {
-            self.relay_input(RelayInput::Received { conn: relay_conn, bytes }, obs);
+            self.relay_input(relay, RelayInput::Received { conn: relay_conn, bytes }, obs);
         } else {
             self.device_input(device, ClientInput::Received { conn: client_conn, bytes }, obs);
         }
@@ -447,41 +484,55 @@ impl World {
         }
     }
 
-    pub(crate) fn relay_input(&mut self, input: RelayInput, obs: &mut dyn Observer) {
-        let now = self.now_for(0);
-        let Some(relay) = self.relay.relay.as_mut() else { return };
-        relay.handle_input(now, input);
-        self.drain_relay(obs);
+    /// Tells the other relays, each after a delay and some never, that `from` appended to
+    /// `group`.
+    fn hint_others(&mut self, from: usize, group: [u8; 32]) {
+        for relay in (0..self.relays.len()).filter(|r| *r != from) {
+            if self.rng.below(100) >= self.lost_hint_percent {
+                let at = self.now_us + self.latency() + self.rng.below(50_000);
+                self.schedule(at, Ev::Hint { relay, group });
+            }
+        }
     }
 
-    fn drain_relay(&mut self, _obs: &mut dyn Observer) {
+    pub(crate) fn relay_input(&mut self, r: usize, input: RelayInput, obs: &mut dyn Observer) {
+        let now = self.now_for(0);
+        let Some(relay) = self.relays[r].relay.as_mut() else { return };
+        relay.handle_input(now, input);
+        self.drain_relay(r, obs);
+    }
+
+    fn drain_relay(&mut self, r: usize, _obs: &mut dyn Observer) {
         loop {
-            let Some(relay) = self.relay.relay.as_mut() else { return };
+            let Some(relay) = self.relays[r].relay.as_mut() else { return };
             match relay.poll_output() {
                 RelayOutput::Transmit { conn, bytes } => {
-                    if let Some((&id, _)) = self.links.iter().find(|(_, l)| l.relay_conn == conn && l.open) {
+                    if let Some((&id, _)) =
+                        self.links.iter().find(|(_, l)| l.relay == r && l.relay_conn == conn && l.open)
+                    {
                         self.send_chunks(id, bytes, false);
                     }
                 }
                 RelayOutput::Close { conn } => {
-                    if let Some((&id, _)) = self.links.iter().find(|(_, l)| l.relay_conn == conn) {
+                    if let Some((&id, _)) = self.links.iter().find(|(_, l)| l.relay == r && l.relay_conn == conn) {
                         let at = self.links[&id].down_last.max(self.now_us) + self.latency();
                         self.schedule(at, Ev::CloseAtDevice { link: id });
                     }
                 }
                 RelayOutput::Store { op, request } => {
+                    let node = &mut self.relays[r];
                     let mut at = self.now_us + self.rng.below(self.net.store_delay_us + 1);
                     if matches!(request, RelayStoreOp::Append { .. }) {
-                        at = at.max(self.relay.last_append_at);
-                        self.relay.last_append_at = at;
+                        at = at.max(node.last_append_at);
+                        node.last_append_at = at;
                     }
-                    self.relay.pending.insert(op, request);
-                    let incarnation = self.relay.incarnation;
-                    self.schedule(at, Ev::RelayStoreDone { op, incarnation });
+                    node.pending.insert(op, request);
+                    let incarnation = node.incarnation;
+                    self.schedule(at, Ev::RelayStoreDone { relay: r, op, incarnation });
                 }
                 RelayOutput::Event(e) => {
                     if self.tracing {
-                        eprintln!("TRACE {} relay {e:?}", self.now_us);
+                        eprintln!("TRACE {} relay{r} {e:?}", self.now_us);
                     }
                     self.trace.update(format!("{e:?}").as_bytes());
                     if let zerok_core::relay::RelayEvent::Rejected { reason, .. } = e {
@@ -489,7 +540,7 @@ impl World {
                     }
                 }
                 RelayOutput::Timeout(deadline) => {
-                    self.relay.timer = deadline.map(|i| i.0);
+                    self.relays[r].timer = deadline.map(|i| i.0);
                     return;
                 }
             }
@@ -616,9 +667,9 @@ impl World {
     fn cut_link(&mut self, id: u64, obs: &mut dyn Observer) {
         let Some(l) = self.links.get_mut(&id) else { return };
         l.open = false;
-        let (device, client_conn, relay_conn) = (l.device, l.client_conn, l.relay_conn);
+        let (device, relay, client_conn, relay_conn) = (l.device, l.relay, l.client_conn, l.relay_conn);
         self.links.remove(&id);
-        self.relay_input(RelayInput::Closed { conn: relay_conn }, obs);
+        self.relay_input(relay, RelayInput::Closed { conn: relay_conn }, obs);
         self.device_input(device, ClientInput::Disconnected { conn: client_conn }, obs);
     }
 
@@ -628,7 +679,7 @@ impl World {
         self.devices[device].client = None;
         for id in ids {
             if let Some(l) = self.links.remove(&id) {
-                self.relay_input(RelayInput::Closed { conn: l.relay_conn }, obs);
+                self.relay_input(l.relay, RelayInput::Closed { conn: l.relay_conn }, obs);
             }
         }
         let d = &mut self.devices[device];
@@ -653,13 +704,21 @@ impl World {
         self.command(device, Command::Launch, obs);
     }
 
-    /// Crashes the relay: connections drop, unsynced writes are lost.
+    /// Crashes every relay: connections drop, unsynced writes are lost.
     pub fn crash_relay(&mut self, obs: &mut dyn Observer) {
-        self.relay.relay = None;
-        self.relay.pending.clear();
-        self.relay.incarnation += 1;
-        self.relay.timer = None;
-        let ids: Vec<u64> = self.links.keys().copied().collect();
+        for r in 0..self.relays.len() {
+            self.crash_one_relay(r, obs);
+        }
+    }
+
+    /// Crashes relay `r`: its connections drop, its writes in flight are lost.
+    pub fn crash_one_relay(&mut self, r: usize, obs: &mut dyn Observer) {
+        let node = &mut self.relays[r];
+        node.relay = None;
+        node.pending.clear();
+        node.incarnation += 1;
+        node.timer = None;
+        let ids: Vec<u64> = self.links.iter().filter(|(_, l)| l.relay == r).map(|(id, _)| *id).collect();
         for id in ids {
             if let Some(l) = self.links.remove(&id) {
                 self.device_input(l.device, ClientInput::Disconnected { conn: l.client_conn }, obs);
@@ -671,7 +730,7 @@ impl World {
     /// snapshot is kept already.
     pub fn snapshot_relay(&mut self) {
         if self.snapshot.is_none() {
-            self.snapshot = Some(self.relay.store.clone());
+            self.snapshot = Some(self.store.clone());
         }
     }
 
@@ -682,7 +741,15 @@ impl World {
 
     /// The highest head of the relay's groups in its store.
     pub fn relay_head(&self) -> u64 {
-        self.relay.store.groups.values().map(|g| g.head).max().unwrap_or(0)
+        self.store.groups.values().map(|g| g.head).max().unwrap_or(0)
+    }
+
+    /// Whether every running relay knows each group's head as the store holds it.
+    pub fn relays_current(&self) -> bool {
+        self.relays
+            .iter()
+            .filter_map(|r| r.relay.as_ref())
+            .all(|relay| self.store.groups.iter().all(|(id, g)| relay.group_head(id).is_none_or(|head| head == g.head)))
     }
 
     /// The relay "loses" everything since the snapshot: crash, restore, restart.
@@ -718,7 +785,7 @@ impl World {
     /// store checks and repairs its log chain as it opens).
     pub fn damage_relay(&mut self, obs: &mut dyn Observer, damage: impl FnOnce(&mut RelayStore, &mut CoreRng)) {
         self.crash_relay(obs);
-        damage(&mut self.relay.store, &mut self.rng);
+        damage(&mut self.store, &mut self.rng);
         self.restart_relay(obs);
     }
 
@@ -734,9 +801,16 @@ impl World {
         true
     }
 
-    /// Restarts the relay from its durable store.
+    /// Restarts every crashed relay from the durable store.
     pub fn restart_relay(&mut self, obs: &mut dyn Observer) {
-        if self.relay.relay.is_some() {
+        for r in 0..self.relays.len() {
+            self.restart_one_relay(r, obs);
+        }
+    }
+
+    /// Restarts relay `r`, if crashed, from the durable store.
+    pub fn restart_one_relay(&mut self, r: usize, obs: &mut dyn Observer) {
+        if self.relays[r].relay.is_some() {
             return;
         }
         // An honest relay's store checks its log chain as it opens (a lying one would not).
@@ -745,46 +819,81 @@ impl World {
         #[cfg(not(feature = "planted-bugs"))]
         let repair = self.adversary.is_none();
         if repair {
-            self.relay.store.repair();
+            self.store.repair();
         }
         #[cfg(feature = "planted-bugs")]
         {
-            self.relay.store.reuse_cursor_once = self.bugs.cursor_reuse_after_restart;
+            self.store.reuse_cursor_once = self.bugs.cursor_reuse_after_restart;
         }
-        let snapshots = self.relay.store.snapshots();
+        let snapshots = self.store.snapshots();
         let seed = self.rng.bytes();
-        self.relay.relay = Some(Relay::new(self.relay.config.clone(), seed, self.now_for(0), snapshots));
-        self.drain_relay(obs);
+        self.relays[r].relay = Some(Relay::new(self.relays[r].config.clone(), seed, self.now_for(0), snapshots));
+        self.drain_relay(r, obs);
     }
 
     /// Runs the relay with retention on: a blob is pruned once every member acknowledged it.
     /// Call before anything happens.
     pub fn set_retention_all_acked(&mut self) {
-        self.relay.config.limits.retention_all_acked = true;
-        let seed = self.rng.bytes();
-        self.relay.relay =
-            Some(Relay::new(self.relay.config.clone(), seed, self.now_for(0), self.relay.store.snapshots()));
+        for r in 0..self.relays.len() {
+            self.relays[r].config.limits.retention_all_acked = true;
+        }
+        self.start_relays();
+    }
+
+    /// Runs `count` relays over the one store, as relays over one PostgreSQL: each with the
+    /// shared-store behaviour (groups looked up before admitting, heads refreshed on hints and
+    /// by the poll), the same identity, and `lost_hint_percent` of hints lost. Call before
+    /// anything happens.
+    pub fn set_relays(&mut self, count: usize, lost_hint_percent: u64) {
+        let mut config = self.relays[0].config.clone();
+        config.shared_store = true;
+        let node = |config: &RelayConfig| RelayNode {
+            relay: None,
+            config: config.clone(),
+            pending: BTreeMap::new(),
+            incarnation: 0,
+            timer: None,
+            last_append_at: 0,
+        };
+        self.relays = (0..count).map(|_| node(&config)).collect();
+        self.lost_hint_percent = lost_hint_percent;
+        self.start_relays();
+    }
+
+    fn start_relays(&mut self) {
+        for r in 0..self.relays.len() {
+            let seed = self.rng.bytes();
+            let relay = Relay::new(self.relays[r].config.clone(), seed, self.now_for(0), self.store.snapshots());
+            self.relays[r].relay = Some(relay);
+        }
     }
 
     /// A short description of every node, for failure reports.
     pub fn describe(&self) -> String {
         let mut out = format!(
-            "t={}µs relay={} store_full={} heads={:?} rejections={:?} relay_conns={:?} relay_pending_ops={} links={:?} queued_events={:?}\n",
+            "t={}µs relays={:?} store_full={} heads={:?} rejections={:?} relay_conns_heads={:?} relay_pending_ops={:?} links={:?} queued_events={:?}\n",
             self.now_us,
-            if self.relay.relay.is_some() { "up" } else { "down" },
-            self.relay.store.full,
-            self.relay.store.groups.values().map(|g| g.head).collect::<Vec<_>>(),
+            self.relays.iter().map(|r| if r.relay.is_some() { "up" } else { "down" }).collect::<Vec<_>>(),
+            self.store.full,
+            self.store.groups.values().map(|g| g.head).collect::<Vec<_>>(),
             self.rejections,
-            self.relay.relay.as_ref().map(|r| r.connection_count()),
-            self.relay.pending.len(),
+            self.relays
+                .iter()
+                .map(|r| r.relay.as_ref().map(|r| (
+                    r.connection_count(),
+                    self.store.groups.keys().filter_map(|g| r.group_head(g)).collect::<Vec<_>>()
+                )))
+                .collect::<Vec<_>>(),
+            self.relays.iter().map(|r| r.pending.len()).collect::<Vec<_>>(),
             self.links
                 .values()
                 .map(|l| (
                     l.device,
+                    l.relay,
                     l.client_conn.0,
                     l.relay_conn.0,
                     l.open,
-                    self.relay.relay.as_ref().and_then(|r| r.connection_phase(l.relay_conn))
+                    self.relays[l.relay].relay.as_ref().and_then(|r| r.connection_phase(l.relay_conn))
                 ))
                 .collect::<Vec<_>>(),
             self.heap

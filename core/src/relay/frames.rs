@@ -393,6 +393,12 @@ impl Relay {
                 }
                 match result {
                     RelayStoreResult::Blobs { prev_chain, blobs, more } => {
+                        // A push of this device refused here but stored (through another relay,
+                        // its answer lost) is one the device now sees stored and never resends:
+                        // it holds nothing back any more.
+                        if let Some(Conn::Open(session)) = self.conns.get_mut(&conn) {
+                            blobs.iter().for_each(|b| session.push_order.acked(b.push_id));
+                        }
                         let prev_chain = prev_chain.unwrap_or_else(|| crate::log::genesis(&group));
                         let page = Blobs { after, prev_chain, blobs, has_more: more, max_cursor: head };
                         self.send(conn, &Frame::Blobs(page))
@@ -407,8 +413,11 @@ impl Relay {
                 if let RelayStoreResult::Group(Some(snapshot)) = &result {
                     self.group_loaded(snapshot);
                 }
-                if let Some(conn) = conn {
-                    self.looked_up(conn);
+                match (conn, &result) {
+                    (Some(conn), RelayStoreResult::Group(_)) => self.looked_up(conn),
+                    // What this relay knows may be stale: the device comes back later.
+                    (Some(conn), _) => self.close(conn),
+                    (None, _) => {}
                 }
             }
             OpCtx::SaveAck => {}
@@ -478,10 +487,12 @@ impl Relay {
         let Some(g) = self.groups.get_mut(&group) else {
             return;
         };
-        let before = g.footprint();
+        let (before, head_before) = (g.footprint(), g.head);
         let Some((push, head_moved)) = g.settle(&push_id, stored, duplicate) else {
             return;
         };
+        // Stored past blobs the pusher has not heard of (another relay's): it is told too.
+        let jumped = stored.is_some_and(|(cursor, _)| cursor > head_before + 1);
         self.total_bytes = (self.total_bytes + g.footprint()).saturating_sub(before);
         let doomed = g.take_newly_doomed();
         // Stored before this relay heard of the blobs up to it (another relay's, or this
@@ -513,7 +524,7 @@ impl Relay {
             }
         }
         if head_moved {
-            self.notify_online(group, &push.waiters);
+            self.notify_online(group, if jumped { &[] } else { &push.waiters });
         }
         if behind {
             self.refresh_group(group);

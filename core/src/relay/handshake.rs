@@ -53,7 +53,11 @@ impl Relay {
             return self.reject(conn, RejectReason::Replay);
         }
         let group = responder.auth().group_id;
-        if self.config.shared_store && responder.auth().intent != Intent::Pairing {
+        #[cfg(feature = "planted-bugs")]
+        let look_up = self.config.shared_store && !self.config.bugs.no_shared_lookup;
+        #[cfg(not(feature = "planted-bugs"))]
+        let look_up = self.config.shared_store;
+        if look_up && responder.auth().intent != Intent::Pairing {
             // Another relay may have created the group, admitted the key or appended since
             // this one last looked: the store decides, and the welcome's head is current.
             let responder = Box::new(responder);

@@ -222,7 +222,8 @@ fn the_head_is_where_the_store_appended_last() {
     let chain = [4; 32];
     w.input(RelayInput::StoreDone { op: ops[0].0, result: RelayStoreResult::Stored { cursor: 4, chain } });
     assert_eq!(w.relay.group_head(w.group.expose()), Some(4));
-    assert_eq!(w.frames(&mut a), vec![Frame::PushAck(PushAck { push_id: [1; 16], cursor: 4 })]);
+    let told = vec![Frame::PushAck(PushAck { push_id: [1; 16], cursor: 4 }), Frame::Notify(Notify { cursor: 4 })];
+    assert_eq!(w.frames(&mut a), told, "the pusher hears of the blobs before its own too");
     w.send(&mut a, Frame::Pull(Pull { after: 0, limit: 10 }));
     assert!(matches!(&w.stores[..], [(_, RelayStoreOp::Read { up_to: 4, .. })]), "{:?}", w.stores);
     w.input(RelayInput::StoreDone { op: ops[1].0, result: RelayStoreResult::Failed(StoreError::Full) });
@@ -999,4 +1000,65 @@ fn stale_deadlines_do_not_pile_up() {
     w.now.mono = w.now.mono + Duration::from_millis(2);
     w.input(RelayInput::Timeout);
     assert_eq!(w.frames(&mut inviter), vec![Frame::SlotClose(SlotClose { slot: 1, reason: SlotCloseReason::Expired })]);
+}
+
+/// Relays over one database: a key another relay admitted is admitted here once the store says
+/// so, the welcome carries the store's head, and a hint of another relay's append reaches the
+/// devices online here; a lookup the store cannot answer closes the connection.
+#[test]
+fn over_a_shared_store_the_store_admits_and_tells_the_head() {
+    let mut w = World::new(RelayLimits::default());
+    w.relay.config.shared_store = true;
+    let k = NoiseKeypair::generate(&mut w.rng);
+    let group = *w.group.expose();
+    let snapshot = |head: u64| GroupSnapshot {
+        group_id: group,
+        keys: vec![k.public().0],
+        head,
+        chain: Some([head as u8; 32]),
+        earliest: 1,
+        bytes: 0,
+        blobs: head,
+        acked: Vec::new(),
+        recent: Vec::new(),
+    };
+    let mut a = w.connect(&k, Intent::Member);
+    assert!(matches!(&w.stores[..], [(_, RelayStoreOp::LoadGroup { .. })]), "{:?}", w.stores);
+    w.complete_all(RelayStoreResult::Group(Some(snapshot(7))));
+    assert!(w.frames(&mut a).is_empty());
+    w.send(&mut a, Frame::Hello(Hello { min_version: 1, max_version: 1, acked_cursor: 7 }));
+    let welcome = w.frames(&mut a);
+    assert!(matches!(&welcome[..], [Frame::Welcome(Welcome { head: 7, .. })]), "{welcome:?}");
+    w.stores.clear();
+    w.input(RelayInput::GroupChanged { group });
+    w.input(RelayInput::GroupChanged { group });
+    assert_eq!(w.stores.len(), 1, "one read in flight per group");
+    w.complete_all(RelayStoreResult::Group(Some(snapshot(9))));
+    assert_eq!(w.frames(&mut a), vec![Frame::Notify(Notify { cursor: 9 })]);
+    let b = w.connect(&k, Intent::Member);
+    w.complete_all(RelayStoreResult::Failed(StoreError::Io));
+    assert!(w.closed.contains(&b.conn), "not admitted on what this relay last knew");
+}
+
+/// A push refused here for a store failure but stored through another relay (its answer lost
+/// with that relay): the device sees it in the log and never sends it again, so it must not
+/// hold the connection's later pushes back for ever.
+#[test]
+fn a_refused_push_seen_stored_in_a_page_holds_nothing_back() {
+    let mut w = World::new(RelayLimits::default());
+    let k = NoiseKeypair::generate(&mut w.rng);
+    let mut a = w.member(&k, true);
+    w.push(&mut a, 1, 100);
+    w.complete_all(RelayStoreResult::Failed(StoreError::Io));
+    w.frames(&mut a);
+    w.push(&mut a, 2, 100);
+    assert!(w.stores.is_empty(), "2 waits for 1's resend");
+    w.frames(&mut a);
+    w.relay.groups.get_mut(w.group.expose()).unwrap().head = 1;
+    w.send(&mut a, Frame::Pull(Pull { after: 0, limit: 10 }));
+    let blob = StoredBlob { cursor: 1, push_id: [1; 16], stored_at_ms: 0, envelope: Bytes(vec![1]), chain: [1; 32] };
+    w.complete_all(RelayStoreResult::Blobs { prev_chain: None, blobs: vec![blob], more: false });
+    w.frames(&mut a);
+    w.push(&mut a, 2, 100);
+    assert!(matches!(&w.stores[..], [(_, RelayStoreOp::Append { push_id: [2, ..], .. })]), "{:?}", w.stores);
 }
