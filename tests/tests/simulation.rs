@@ -24,6 +24,7 @@ fn sweep_three_relays() {
 }
 
 /// Runs `seeds` seeds; `every_path`: assert that each of the single-relay sweep's paths ran.
+#[allow(clippy::panic, clippy::expect_used, reason = "a test helper reports failure by panicking")]
 fn sweep_seeds(seeds: u64, scenario: &Scenario, every_path: bool) {
     let first = env_u64("SIM_FIRST_SEED", 0);
     let threads = std::thread::available_parallelism().map(|n| n.get() as u64).unwrap_or(1);
