@@ -290,7 +290,7 @@ const CHANGED: &str = "zerok_group_changed";
 
 const NOTIFY: &str = "SELECT pg_notify('zerok_group_changed', encode(g, 'hex')) FROM unnest($1::BYTEA[]) AS g";
 
-/// Listens on [`CHANGED`] on a thread of its own (connecting again with backoff whenever the
+/// Listens on the `zerok_group_changed` channel on a thread of its own (connecting again with backoff whenever the
 /// connection is lost) and calls `changed` with each group another relay appended to. Stops
 /// when `changed` returns false.
 pub fn listen(url: &str, mut changed: impl FnMut([u8; 32]) -> bool + Send + 'static) {
