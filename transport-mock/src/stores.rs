@@ -103,11 +103,8 @@ impl RelayStore {
             },
             RelayStoreOp::Append { group_id, push_id, stored_at_ms, envelope, after } => {
                 let Some(g) = self.groups.get_mut(group_id) else { return RelayStoreResult::Failed(StoreError::Io) };
-                let stored_at = |id: &[u8; 16]| g.blobs.iter().find(|(_, b)| b.push_id == *id).map(|(c, _)| *c);
-                if let Some(cursor) = stored_at(push_id).filter(|_| !self.skip_dedupe) {
-                    return RelayStoreResult::Duplicate { cursor };
-                }
-                if after.is_some_and(|a| stored_at(&a).is_none()) {
+                // A push already stored was answered above, before the full disk.
+                if after.is_some_and(|a| !g.blobs.values().any(|b| b.push_id == a)) {
                     return RelayStoreResult::Failed(StoreError::Io);
                 }
                 let (mut head, mut head_chain) = (g.head, g.head_chain);
